@@ -1,0 +1,332 @@
+package ocf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeService is the state behind testAgent: what a real service's
+// process table or files would say.
+type fakeService struct {
+	mu        sync.Mutex
+	state     State
+	validate  error // returned by Validate
+	monitor   error // returned by Monitor
+	startErr  error
+	stopErr   error
+	readyIn   int // monitors that still report Stopped after start
+	calls     []string
+	panicking bool
+}
+
+func (s *fakeService) record(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, name)
+}
+
+type testConfig struct {
+	Name  string
+	Count int
+	On    bool
+	Mode  string
+	Port  int
+	Wait  time.Duration
+	Hosts []string
+}
+
+func testAgent(s *fakeService) *Agent[testConfig] {
+	return &Agent[testConfig]{
+		Name: "t", Version: "1.2.3", ShortDesc: "test agent", LongDesc: "A test agent.",
+		Params: func(c *testConfig) []Param {
+			return []Param{
+				String(&c.Name, "name", "Name", Required(), UniqueGroup("name")),
+				String(&c.Name, "old_name", "Old name", Deprecated("name", "Use name.")),
+				Int(&c.Count, "count", "Count", Default("3"), Range(1, 5), Reloadable()),
+				Bool(&c.On, "on", "On", Default("false")),
+				Select(&c.Mode, "mode", "Mode", []string{"tcp", "http"}, Default("tcp")),
+				Port(&c.Port, "port", "Port"),
+				Duration(&c.Wait, "wait", "Wait", Default("1s")),
+				List(&c.Hosts, "hosts", "Hosts"),
+			}
+		},
+		Validate: func(ctx context.Context, r *Request[testConfig]) error { s.record("validate"); return s.validate },
+		Start: func(ctx context.Context, r *Request[testConfig]) error {
+			s.record("start")
+			if s.panicking {
+				panic("boom")
+			}
+			if s.startErr != nil {
+				return s.startErr
+			}
+			s.mu.Lock()
+			s.state = Running
+			s.mu.Unlock()
+			return nil
+		},
+		Stop: func(ctx context.Context, r *Request[testConfig]) error {
+			s.record("stop")
+			if s.stopErr != nil {
+				return s.stopErr
+			}
+			s.mu.Lock()
+			s.state = Stopped
+			s.mu.Unlock()
+			return nil
+		},
+		Monitor: func(ctx context.Context, r *Request[testConfig]) (State, error) {
+			s.record("monitor")
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.readyIn > 0 {
+				s.readyIn--
+				return Stopped, nil
+			}
+			return s.state, s.monitor
+		},
+		Promote: func(ctx context.Context, r *Request[testConfig]) error { s.state = Promoted; return nil },
+		Demote:  func(ctx context.Context, r *Request[testConfig]) error { s.state = Running; return nil },
+		Notify:  func(ctx context.Context, r *Request[testConfig]) error { return errors.New("ignored") },
+	}
+}
+
+type result struct {
+	Code   Code
+	Reason string
+}
+
+func run(t *testing.T, a Runner, action string, env map[string]string) (result, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	vars := map[string]string{"OCF_RESOURCE_INSTANCE": "r1", "OCF_RESKEY_name": "x", "HA_RSCTMP": t.TempDir()}
+	for k, v := range env {
+		if v == "<unset>" {
+			delete(vars, k)
+			continue
+		}
+		vars[k] = v
+	}
+	code := a.Run(context.Background(), Invocation{Args: []string{"agent", action}, Env: MapEnv(vars), Stdout: &stdout, Stderr: &stderr})
+	reason := ""
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if r, ok := strings.CutPrefix(line, "ocf-exit-reason:"); ok {
+			reason = r
+		}
+	}
+	return result{code, reason}, stdout.String()
+}
+
+var (
+	probe     = map[string]string{}
+	recurring = map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
+	missing   = Errorf(ErrInstalled, "binary foo not found; install it")
+	badArgs   = Errorf(ErrArgs, "config file /etc/foo missing")
+)
+
+func TestContextRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		svc     fakeService
+		action  string
+		env     map[string]string
+		want    Code
+		reason  string // substring of the exit reason; "" means none written
+		noCalls bool
+	}{
+		{name: "probe stopped", action: "monitor", env: probe, want: NotRunning},
+		{name: "probe running", svc: fakeService{state: Running}, action: "monitor", env: probe, want: Success},
+		{name: "probe with interval 0", action: "monitor", env: map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}, want: NotRunning},
+		{name: "probe software missing", svc: fakeService{validate: missing}, action: "monitor", env: probe, want: NotRunning},
+		{name: "probe config missing", svc: fakeService{validate: badArgs}, action: "monitor", env: probe, want: NotRunning},
+		{name: "recurring monitor software missing", svc: fakeService{validate: missing}, action: "monitor", env: recurring, want: ErrInstalled, reason: "binary foo not found"},
+		{name: "recurring monitor config missing", svc: fakeService{validate: badArgs}, action: "monitor", env: recurring, want: ErrArgs, reason: "config file"},
+		{name: "recurring monitor stopped", action: "monitor", env: recurring, want: NotRunning},
+		{name: "monitor promoted", svc: fakeService{state: Promoted}, action: "monitor", env: recurring, want: RunningPromoted},
+		{name: "monitor degraded", svc: fakeService{state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: recurring, want: Degraded, reason: "no leader"},
+		{name: "monitor degraded promoted", svc: fakeService{state: Promoted, monitor: Errorf(Degraded, "lagging")}, action: "monitor", env: recurring, want: DegradedPromoted, reason: "lagging"},
+		{name: "monitor failed promoted", svc: fakeService{state: Promoted, monitor: errors.New("replication broken")}, action: "monitor", env: recurring, want: FailedPromoted, reason: "replication broken"},
+		{name: "monitor failure", svc: fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: ErrGeneric, reason: "port closed"},
+		{name: "monitor not running sentinel", svc: fakeService{state: Running, monitor: ErrNotRunning}, action: "monitor", env: recurring, want: NotRunning},
+		{name: "stop software missing", svc: fakeService{validate: missing}, action: "stop", want: Success},
+		{name: "stop stopped", action: "stop", want: Success},
+		{name: "stop returns not running", svc: fakeService{stopErr: ErrNotRunning}, action: "stop", want: Success},
+		{name: "stop fails", svc: fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: ErrGeneric, reason: "cannot kill"},
+		{name: "start software missing", svc: fakeService{validate: missing}, action: "start", want: ErrInstalled, reason: "install it"},
+		{name: "start config missing", svc: fakeService{validate: badArgs}, action: "start", want: ErrArgs},
+		{name: "start", action: "start", want: Success},
+		{name: "start waits for monitor", svc: fakeService{readyIn: 3}, action: "start", want: Success},
+		{name: "start never ready", svc: fakeService{readyIn: 1 << 30}, action: "start", env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"}, want: ErrGeneric, reason: "did not complete before the operation timeout"},
+		{name: "start fails fast on hard monitor error", svc: fakeService{monitor: Errorf(ErrPerm, "permission denied")}, action: "start", want: ErrPerm, reason: "permission denied"},
+		{name: "start returns not running", svc: fakeService{startErr: ErrNotRunning}, action: "start", want: ErrGeneric, reason: "not running"},
+		{name: "validate software missing", svc: fakeService{validate: missing}, action: "validate-all", want: ErrInstalled},
+		{name: "validate level 0 skips local checks", svc: fakeService{validate: missing}, action: "validate-all", env: map[string]string{"OCF_CHECK_LEVEL": "0"}, want: Success},
+		{name: "missing required param", action: "start", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
+		{name: "missing required param on probe", action: "monitor", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
+		{name: "deprecated alias satisfies required", action: "validate-all", env: map[string]string{"OCF_RESKEY_name": "<unset>", "OCF_RESKEY_old_name": "y"}, want: Success},
+		{name: "bad integer", action: "start", env: map[string]string{"OCF_RESKEY_count": "many"}, want: ErrConfigured, reason: `parameter count="many" is invalid: not an integer`},
+		{name: "integer out of range", action: "validate-all", env: map[string]string{"OCF_RESKEY_count": "9"}, want: ErrConfigured, reason: "must be from 1 to 5"},
+		{name: "bad boolean", action: "validate-all", env: map[string]string{"OCF_RESKEY_on": "maybe"}, want: ErrConfigured, reason: "use true or false"},
+		{name: "bad select", action: "validate-all", env: map[string]string{"OCF_RESKEY_mode": "udp"}, want: ErrConfigured, reason: "not one of tcp, http"},
+		{name: "bad port", action: "validate-all", env: map[string]string{"OCF_RESKEY_port": "70000"}, want: ErrConfigured, reason: "from 1 to 65535"},
+		{name: "bad duration", action: "validate-all", env: map[string]string{"OCF_RESKEY_wait": "soon"}, want: ErrConfigured, reason: "not a duration"},
+		{name: "bad trace_ra", action: "validate-all", env: map[string]string{"OCF_RESKEY_trace_ra": "sometimes"}, want: ErrConfigured, reason: "trace_ra"},
+		{name: "unknown action", action: "frobnicate", want: ErrUnimplemented, reason: "not implemented", noCalls: true},
+		{name: "no action", action: "", want: ErrArgs, noCalls: true},
+		{name: "help", action: "--help", want: Success, noCalls: true},
+		{name: "notify errors are ignored", action: "notify", want: Success},
+		{name: "promote", svc: fakeService{state: Running}, action: "promote", want: Success},
+		{name: "demote", svc: fakeService{state: Promoted}, action: "demote", want: Success},
+		{name: "reload-agent without handler", action: "reload-agent", want: Success},
+		{name: "panic", svc: fakeService{panicking: true}, action: "start", want: ErrGeneric, reason: "internal error in t start: boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := run(t, testAgent(&tt.svc), tt.action, tt.env)
+			if got.Code != tt.want {
+				t.Errorf("rc = %v, want %v (reason %q)", got.Code, tt.want, got.Reason)
+			}
+			if tt.reason == "" && got.Reason != "" && got.Code != Success {
+				// A clean "not running" needs no reason; others may have one.
+				if got.Code == NotRunning {
+					t.Errorf("unexpected exit reason %q", got.Reason)
+				}
+			}
+			if tt.reason != "" && !strings.Contains(got.Reason, tt.reason) {
+				t.Errorf("exit reason = %q, want it to contain %q", got.Reason, tt.reason)
+			}
+			if tt.noCalls && len(tt.svc.calls) > 0 {
+				t.Errorf("agent functions called: %v", tt.svc.calls)
+			}
+		})
+	}
+}
+
+func TestStopVerifiesStopped(t *testing.T) {
+	// Stop "succeeds" but the service stays up: the SDK must not believe it.
+	s := &fakeService{state: Running}
+	a := testAgent(s)
+	a.Stop = func(ctx context.Context, r *Request[testConfig]) error { return nil }
+	got, _ := run(t, a, "stop", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"})
+	if got.Code != ErrGeneric || !strings.Contains(got.Reason, "stop did not complete") {
+		t.Errorf("got %+v, want ErrGeneric with a stop reason", got)
+	}
+}
+
+func TestDecodedValues(t *testing.T) {
+	var got testConfig
+	a := testAgent(&fakeService{})
+	a.Start = func(ctx context.Context, r *Request[testConfig]) error { got = *r.Config; return nil }
+	a.Monitor = func(ctx context.Context, r *Request[testConfig]) (State, error) { return Running, nil }
+	res, _ := run(t, a, "start", map[string]string{
+		"OCF_RESKEY_name": "n", "OCF_RESKEY_old_name": "ignored", "OCF_RESKEY_on": "YES",
+		"OCF_RESKEY_port": "8080", "OCF_RESKEY_wait": "1m30s", "OCF_RESKEY_hosts": "a, b c",
+	})
+	if res.Code != Success {
+		t.Fatalf("start: %+v", res)
+	}
+	want := testConfig{Name: "n", Count: 3, On: true, Mode: "tcp", Port: 8080, Wait: 90 * time.Second, Hosts: []string{"a", "b", "c"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	tests := []struct{ timeout, want time.Duration }{
+		{20 * time.Second, 18 * time.Second},
+		{5 * time.Second, 4500 * time.Millisecond},
+		{120 * time.Second, 115 * time.Second},
+		{600 * time.Millisecond, 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := deadline(tt.timeout); got != tt.want {
+			t.Errorf("deadline(%v) = %v, want %v", tt.timeout, got, tt.want)
+		}
+	}
+}
+
+func TestActionContextHasDeadline(t *testing.T) {
+	var left time.Duration
+	a := testAgent(&fakeService{})
+	a.Validate = func(ctx context.Context, r *Request[testConfig]) error {
+		d, _ := ctx.Deadline()
+		left = time.Until(d)
+		return nil
+	}
+	run(t, a, "validate-all", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "30000"})
+	if left < 25*time.Second || left > 27*time.Second {
+		t.Errorf("time left = %v, want about 27s (30s minus a 3s margin)", left)
+	}
+}
+
+func TestExitReasonPrefixAndOneLine(t *testing.T) {
+	var stderr bytes.Buffer
+	s := &fakeService{startErr: errors.New("line one\nline two")}
+	code := testAgent(s).Run(context.Background(), Invocation{
+		Args:   []string{"t", "start"},
+		Env:    MapEnv(map[string]string{"OCF_RESKEY_name": "x", "OCF_EXIT_REASON_PREFIX": "REASON:", "HA_RSCTMP": t.TempDir()}),
+		Stderr: &stderr,
+	})
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if code != ErrGeneric || lines[len(lines)-1] != "REASON:line one line two" {
+		t.Errorf("rc %v, stderr:\n%s", code, stderr.String())
+	}
+}
+
+func TestCheck(t *testing.T) {
+	a := testAgent(&fakeService{})
+	if err := a.Check(); err != nil {
+		t.Fatalf("valid agent: %v", err)
+	}
+	broken := *a
+	broken.Demote = nil
+	broken.Params = func(c *testConfig) []Param {
+		return []Param{
+			Int(&c.Count, "count", "Count", Default("x")),
+			String(&c.Name, "count", "Again", Required(), Default("y")),
+			String(&c.Name, "old", "Old", Deprecated("nonexistent", "")),
+		}
+	}
+	err := broken.Check()
+	for _, want := range []string{"Promote and Demote", "default \"x\"", "declared twice", "required and has a default", "undeclared nonexistent"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestLoggingTargets(t *testing.T) {
+	dir := t.TempDir()
+	s := &fakeService{startErr: Errorf(ErrGeneric, "disk full")}
+	var stderr bytes.Buffer
+	env := map[string]string{"OCF_RESKEY_name": "x", "OCF_RESOURCE_INSTANCE": "r1", "HA_RSCTMP": dir,
+		"HA_LOGFILE": dir + "/ha.log", "HA_DEBUGLOG": dir + "/debug.log", "HA_debug": "1",
+		"OCF_TRACE_RA": "1", "OCF_TRACE_FILE": dir + "/trace"}
+	testAgent(s).Run(context.Background(), Invocation{Args: []string{"t", "start"}, Env: MapEnv(env), Stderr: &stderr})
+	for file, want := range map[string]string{"ha.log": "disk full", "debug.log": "level=DEBUG", "trace": "name=x"} {
+		data := readFile(t, dir+"/"+file)
+		if !strings.Contains(data, want) || !strings.Contains(data, "rsc=t(r1)") {
+			t.Errorf("%s = %q, want %q tagged with the resource", file, data, want)
+		}
+	}
+	// With a log file configured, stderr carries only the exit reason.
+	if got := strings.TrimSpace(stderr.String()); got != "ocf-exit-reason:disk full" {
+		t.Errorf("stderr = %q", got)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

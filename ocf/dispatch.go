@@ -1,0 +1,178 @@
+package ocf
+
+import (
+	"context"
+		"fmt"
+	"time"
+)
+
+// dispatch decodes parameters, validates, runs the action and applies
+// Pacemaker's context rules to the result. It returns the exit status and
+// the error behind it, if any.
+func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) (Code, error) {
+	deprecated, err := decodeParams(params, r.Env, r.Env.Instance())
+	if err != nil {
+		return ErrConfigured, err
+	}
+	for _, name := range deprecated {
+		r.Log.Warn("deprecated parameter in use", "param", name)
+	}
+
+	if r.Action == ActionValidateAll {
+		// Level 0 asks for syntax only: decoding above was all of it.
+		if level, set := r.Env.CheckLevel(); set && level == 0 {
+			return Success, nil
+		}
+	}
+	if a.Validate != nil {
+		if err := a.Validate(ctx, r); err != nil {
+			return a.contextRule(r, CodeOf(err), err)
+		}
+	}
+
+	switch r.Action {
+	case ActionValidateAll:
+		return Success, nil
+	case ActionStart:
+		return a.start(ctx, r)
+	case ActionStop:
+		return a.stop(ctx, r)
+	case ActionMonitor:
+		st, err := a.Monitor(ctx, r)
+		return a.monitorResult(r, st, err)
+	case ActionPromote:
+		return a.transition(ctx, r, a.Promote, Promoted)
+	case ActionDemote:
+		return a.transition(ctx, r, a.Demote, Running)
+	case ActionNotify:
+		if err := a.Notify(ctx, r); err != nil {
+			r.Log.Warn("notify failed; Pacemaker ignores notify results", "err", err)
+		}
+		return Success, nil
+	case ActionReloadAgent:
+		if a.ReloadAgent == nil {
+			return Success, nil
+		}
+		return a.simple(ctx, r, a.ReloadAgent)
+	case ActionMigrateTo:
+		return a.simple(ctx, r, a.MigrateTo)
+	case ActionMigrateFrom:
+		return a.simple(ctx, r, a.MigrateFrom)
+	}
+	return ErrUnimplemented, fmt.Errorf("action %s is not implemented", r.Action)
+}
+
+// contextRule maps a validation failure by action, as Pacemaker expects:
+// what is missing on this node means "not running" to a probe and "done"
+// to a stop, so a node without the software never blocks recovery.
+func (a *Agent[C]) contextRule(r *Request[C], code Code, err error) (Code, error) {
+	if !code.environmental() {
+		return code, err
+	}
+	switch {
+	case r.Action == ActionStop:
+		return Success, err
+	case r.probe:
+		return NotRunning, err
+	}
+	return code, err
+}
+
+// monitorResult turns a monitor's state and error into an exit status.
+func (a *Agent[C]) monitorResult(r *Request[C], st State, err error) (Code, error) {
+	code := CodeOf(err)
+	switch {
+	case err == nil:
+		return [...]Code{NotRunning, Success, RunningPromoted}[st], nil
+	case code == NotRunning:
+		return NotRunning, err
+	case code == Degraded || code == DegradedPromoted:
+		if st == Promoted {
+			return DegradedPromoted, err
+		}
+		return Degraded, err
+	case code.environmental():
+		return a.contextRule(r, code, err)
+	case st == Promoted && code == ErrGeneric:
+		return FailedPromoted, err
+	}
+	return code, err
+}
+
+// simple runs an action whose error is its whole result. "Not running" is
+// a failure for every action but monitor and stop.
+func (a *Agent[C]) simple(ctx context.Context, r *Request[C], f Func[C]) (Code, error) {
+	err := f(ctx, r)
+	if code := CodeOf(err); code != NotRunning {
+		return code, err
+	}
+	return ErrGeneric, fmt.Errorf("%s: resource is not running: %w", r.Action, err)
+}
+
+func (a *Agent[C]) start(ctx context.Context, r *Request[C]) (Code, error) {
+	if code, err := a.simple(ctx, r, a.Start); code != Success {
+		return code, err
+	}
+	return a.await(ctx, r, "start", func(st State) bool { return st == Running || st == Promoted })
+}
+
+func (a *Agent[C]) stop(ctx context.Context, r *Request[C]) (Code, error) {
+	err := a.Stop(ctx, r)
+	switch code := CodeOf(err); {
+	case code == NotRunning:
+		// Stop of a stopped resource is a success, never 7.
+	case code.environmental():
+		r.Log.Info("nothing to stop on this node", "reason", ReasonOf(err))
+	case code != Success:
+		return code, err
+	}
+	return a.await(ctx, r, "stop", func(st State) bool { return st == Stopped })
+}
+
+func (a *Agent[C]) transition(ctx context.Context, r *Request[C], f Func[C], want State) (Code, error) {
+	if code, err := a.simple(ctx, r, f); code != Success {
+		return code, err
+	}
+	return a.await(ctx, r, r.Action, func(st State) bool { return st == want })
+}
+
+// await polls Monitor until done accepts the state, so that an action
+// returns only when a monitor would agree. It fails fast on errors that
+// cannot pass by waiting (anything but a generic failure), and with the
+// last reason seen when the deadline comes.
+func (a *Agent[C]) await(ctx context.Context, r *Request[C], what string, done func(State) bool) (Code, error) {
+	mr := *r
+	mr.probe = false
+	mr.checkLevel = 0
+	wait := 50 * time.Millisecond
+	var last error
+	for {
+		st, err := a.Monitor(ctx, &mr)
+		code := CodeOf(err)
+		switch {
+		case code == NotRunning:
+			st, err = Stopped, nil
+		case code == Degraded || code == DegradedPromoted:
+			err = nil // running with a warning is running
+		case what == "stop" && code.environmental():
+			return Success, nil
+		}
+		if err == nil && done(st) {
+			return Success, nil
+		}
+		if err != nil && code != ErrGeneric {
+			return code, fmt.Errorf("%s: %w", what, err)
+		}
+		if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("resource is %v", st)
+		}
+		select {
+		case <-ctx.Done():
+			return ErrGeneric, fmt.Errorf("%s did not complete before the operation timeout: %w", what, last)
+		case <-time.After(wait):
+		}
+		wait = min(wait*3/2, time.Second)
+	}
+}

@@ -1,0 +1,209 @@
+// Package ocftest checks that an agent behaves as Pacemaker expects. An
+// agent's own go test calls Conformance, which runs the ocf-tester
+// sequence in-process with OCF 1.1 awareness, and, where the tools are
+// installed, OCFTester and CrmValidate run the real ones against the
+// installed binary.
+package ocftest
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ha-framework/ha-framework/ocf"
+)
+
+// Schema is the official OCF 1.1 meta-data schema (RELAX NG).
+//
+//go:embed schema/ra-api.rng
+var Schema []byte
+
+// PcsSchema is where pcs keeps the schema it enforces.
+const PcsSchema = "/usr/share/pcs/data/ocf-1.1.rng"
+
+// Config is how to run the agent under test.
+type Config struct {
+	// Name is the agent's name (OCF_RESOURCE_TYPE).
+	Name string
+	// Params are the instance parameters (ocf-tester's -o name=value).
+	Params map[string]string
+	// Env adds or overrides variables; HA_RSCTMP defaults to a fresh
+	// temporary directory.
+	Env map[string]string
+}
+
+// Result is one invocation's outcome.
+type Result struct {
+	Code   ocf.Code
+	Reason string // the last exit reason on stderr
+	Stdout string
+	Stderr string
+}
+
+// Runner runs actions of one agent under one configuration.
+type Runner struct {
+	agent ocf.Runner
+	env   map[string]string
+}
+
+// NewRunner prepares in-process invocations of a with cfg.
+func NewRunner(t testing.TB, a ocf.Runner, cfg Config) *Runner {
+	t.Helper()
+	env := map[string]string{
+		"OCF_ROOT":                    "/usr/lib/ocf",
+		"OCF_RA_VERSION_MAJOR":        "1",
+		"OCF_RA_VERSION_MINOR":        "1",
+		"OCF_RESOURCE_INSTANCE":       "ocftest",
+		"OCF_RESOURCE_TYPE":           cfg.Name,
+		"OCF_RESOURCE_PROVIDER":       "ha-framework",
+		"OCF_RESKEY_CRM_meta_timeout": "20000",
+		"HA_RSCTMP":                   t.TempDir(),
+	}
+	for k, v := range cfg.Params {
+		env["OCF_RESKEY_"+k] = v
+	}
+	for k, v := range cfg.Env {
+		env[k] = v
+	}
+	return &Runner{agent: a, env: env}
+}
+
+// Run performs action with extra variables on top of the configuration;
+// an extra value of "" unsets the variable.
+func (r *Runner) Run(action string, extra map[string]string) Result {
+	env := make(map[string]string, len(r.env)+len(extra))
+	for k, v := range r.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := r.agent.Run(context.Background(), ocf.Invocation{
+		Args: []string{"agent", action}, Env: ocf.MapEnv(env), Stdout: &stdout, Stderr: &stderr,
+	})
+	res := Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+	prefix := env["OCF_EXIT_REASON_PREFIX"]
+	if prefix == "" {
+		prefix = "ocf-exit-reason:"
+	}
+	for _, line := range strings.Split(res.Stderr, "\n") {
+		if reason, ok := strings.CutPrefix(line, prefix); ok {
+			res.Reason = reason
+		}
+	}
+	return res
+}
+
+var (
+	recurring = map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
+	probe     = map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}
+)
+
+// Conformance runs the ocf-tester sequence in-process, each step a
+// subtest: declaration check, meta-data valid against the schemas,
+// validate-all, monitor and probe of a stopped resource (also with every
+// binary "missing"), stop when stopped, start twice, monitor, probe,
+// notify, reload-agent, promote and demote, stop twice. The resource is
+// stopped again at the end, even when a step fails.
+func Conformance(t *testing.T, a ocf.Runner, cfg Config) {
+	t.Helper()
+	r := NewRunner(t, a, cfg)
+	actions := a.Advertised()
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+
+	step := func(name, action string, extra map[string]string, want ...ocf.Code) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			t.Helper()
+			got := r.Run(action, extra)
+			if !slices.Contains(want, got.Code) {
+				t.Fatalf("%s returned %v, want %v; exit reason %q; stderr:\n%s", action, got.Code, want, got.Reason, got.Stderr)
+			}
+		})
+	}
+	t.Run("declaration", func(t *testing.T) {
+		if err := a.Check(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("meta-data", func(t *testing.T) {
+		got := r.Run(ocf.ActionMetaData, map[string]string{"OCF_OUTPUT_FORMAT": "text", "OCF_TESTER_FAIL_HAVE_BINARY": "1"})
+		if got.Code != ocf.Success {
+			t.Fatalf("meta-data returned %v", got.Code)
+		}
+		ValidateMetadata(t, []byte(got.Stdout))
+	})
+	step("validate-all", ocf.ActionValidateAll, nil, ocf.Success)
+	step("monitor when stopped", ocf.ActionMonitor, recurring, ocf.NotRunning)
+	step("probe when stopped", ocf.ActionMonitor, probe, ocf.NotRunning)
+	step("probe without binaries", ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "0", "OCF_TESTER_FAIL_HAVE_BINARY": "1"}, ocf.NotRunning, ocf.ErrInstalled)
+	step("stop when stopped", ocf.ActionStop, nil, ocf.Success)
+	step("stop without binaries", ocf.ActionStop, map[string]string{"OCF_TESTER_FAIL_HAVE_BINARY": "1"}, ocf.Success)
+	step("start", ocf.ActionStart, nil, ocf.Success)
+	step("monitor after start", ocf.ActionMonitor, recurring, ocf.Success)
+	step("probe after start", ocf.ActionMonitor, probe, ocf.Success)
+	step("deep monitor", ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_CHECK_LEVEL": "10"}, ocf.Success, ocf.Degraded)
+	step("start again", ocf.ActionStart, nil, ocf.Success)
+	step("monitor after second start", ocf.ActionMonitor, recurring, ocf.Success)
+	if slices.Contains(actions, ocf.ActionNotify) {
+		step("notify", ocf.ActionNotify, map[string]string{
+			"OCF_RESKEY_CRM_meta_notify_type": "post", "OCF_RESKEY_CRM_meta_notify_operation": "start",
+		}, ocf.Success)
+	}
+	if slices.Contains(actions, ocf.ActionReloadAgent) {
+		step("reload-agent", ocf.ActionReloadAgent, nil, ocf.Success)
+		step("monitor after reload-agent", ocf.ActionMonitor, recurring, ocf.Success)
+	}
+	if slices.Contains(actions, ocf.ActionPromote) {
+		step("promote", ocf.ActionPromote, nil, ocf.Success)
+		step("monitor promoted", ocf.ActionMonitor, recurring, ocf.RunningPromoted)
+		step("promote again", ocf.ActionPromote, nil, ocf.Success)
+		step("demote", ocf.ActionDemote, nil, ocf.Success)
+		step("monitor demoted", ocf.ActionMonitor, recurring, ocf.Success)
+		step("demote again", ocf.ActionDemote, nil, ocf.Success)
+	}
+	step("stop", ocf.ActionStop, nil, ocf.Success)
+	step("monitor after stop", ocf.ActionMonitor, recurring, ocf.NotRunning)
+	step("stop again", ocf.ActionStop, nil, ocf.Success)
+	step("monitor after second stop", ocf.ActionMonitor, recurring, ocf.NotRunning)
+	step("unknown action", "no-such-action", nil, ocf.ErrUnimplemented)
+}
+
+// ValidateMetadata checks meta-data XML against the official OCF 1.1
+// schema and, when pcs is installed, the schema pcs enforces. It needs
+// xmllint (Debian package libxml2-utils) and skips, saying so, without it.
+func ValidateMetadata(t testing.TB, xml []byte) {
+	t.Helper()
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Skip("xmllint not installed (apt-get install libxml2-utils): meta-data not checked against the schemas")
+	}
+	official := filepath.Join(t.TempDir(), "ra-api.rng")
+	if err := os.WriteFile(official, Schema, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	schemas := []string{official}
+	if _, err := os.Stat(PcsSchema); err == nil {
+		schemas = append(schemas, PcsSchema)
+	} else {
+		t.Logf("pcs not installed: %s not checked", PcsSchema)
+	}
+	for _, schema := range schemas {
+		cmd := exec.Command(xmllint, "--noout", "--relaxng", schema, "-")
+		cmd.Stdin = bytes.NewReader(xml)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("meta-data does not validate against %s: %v\n%s", schema, err, out)
+		}
+	}
+}

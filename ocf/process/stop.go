@@ -1,0 +1,294 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ErrStillRunning is wrapped by the error of Stop and StopGroup when the
+// process (or group) was still alive when they gave up. For a stop action
+// this must become a failure: Pacemaker then fences the node rather than
+// start the resource a second time elsewhere.
+var ErrStillRunning = errors.New("process still running")
+
+const (
+	// stopPoll is how often Stop looks whether the process is gone.
+	// Signals give no completion notice for a process that is not our
+	// child, so polling is the only portable way; 50 ms keeps a stop
+	// snappy without measurable load.
+	stopPoll = 50 * time.Millisecond
+	// defaultGrace is the grace period when ctx has no deadline.
+	defaultGrace = 10 * time.Second
+)
+
+// StopOptions tunes Stop and StopGroup. The zero value sends SIGTERM and
+// escalates to SIGKILL halfway to ctx's deadline.
+type StopOptions struct {
+	// Signal asks the process to exit. 0 means SIGTERM; some daemons
+	// want another (SIGQUIT for a graceful nginx, SIGINT for postgres'
+	// fast shutdown).
+	Signal syscall.Signal
+	// Grace is how long the process has to exit after Signal before
+	// SIGKILL. 0 means half the time left until ctx's deadline, leaving
+	// the other half to see SIGKILL through, or 10 s if ctx has no
+	// deadline. A negative Grace sends SIGKILL right after Signal.
+	Grace time.Duration
+}
+
+// grace resolves the grace period for a stop starting now.
+func (o StopOptions) grace(ctx context.Context) time.Duration {
+	switch {
+	case o.Grace < 0:
+		return 0
+	case o.Grace > 0:
+		return o.Grace
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl)/2, 0)
+	}
+	return defaultGrace
+}
+
+// Stop ends the process pid: it sends opts.Signal (SIGTERM by default),
+// waits up to the grace period for the process to go, then sends SIGKILL
+// and waits until it is gone or ctx is done. A zombie counts as gone: it
+// no longer runs and only waits for its parent.
+//
+// Signals go through a pidfd where the kernel supports it (Linux 5.3), so
+// that if the process exits and its pid is reused during the grace
+// period, SIGKILL does not reach the newcomer. Stop signals pid alone;
+// see StopGroup for a daemon together with the processes it forked.
+//
+// If ctx ends before the grace period is over, Stop returns without
+// sending SIGKILL: ending ctx is how the caller says to stop trying. With
+// a ctx that has no deadline, Stop waits for a process that even SIGKILL
+// does not end (stuck in uninterruptible sleep) as long as it lives.
+//
+// Return values:
+//   - nil: the process is verified gone (or was never running).
+//   - an error wrapping ErrStillRunning and ctx.Err(): ctx ended while the
+//     process still ran. The message says whether SIGKILL was sent.
+//   - an error wrapping syscall.EPERM: the agent may not signal pid.
+//   - an error: pid is not positive, is the agent itself or init, or the
+//     process could not be examined.
+func Stop(ctx context.Context, pid int, opts StopOptions) error {
+	if err := checkPID(pid); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	if pid == 1 || pid == os.Getpid() {
+		return fmt.Errorf("stop: refusing to stop pid %d (init or the agent itself)", pid)
+	}
+	// FindProcess never fails on Unix; with pidfd support it pins the
+	// process so that later signals cannot hit a reused pid.
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return fmt.Errorf("stop process %d: %w", pid, err)
+	}
+	defer p.Release()
+	return stop(ctx, &procTarget{pid: pid, p: p}, opts)
+}
+
+// StopGroup is Stop for the whole process group pgid: it signals every
+// member at once and waits until no member runs. A daemon started by
+// StartDaemon leads its own group, numbered by its pid, so
+// StopGroup(ctx, pid, opts) also ends the helpers it forked, which Stop
+// would leave running, and ends the group's leftovers if the leader
+// itself has already died. Members that moved to another group or
+// session (with setsid or setpgid) are not reached.
+//
+// Group signals use the bare pgid, so unlike Stop they are not protected
+// against reuse of the number by a new group. Whether members are gone is
+// read from /proc (members that are zombies count as gone); without /proc
+// a zombie member counts as running.
+//
+// Return values are those of Stop, for the group instead of the process;
+// StopGroup also refuses the agent's own process group, which Pacemaker
+// makes the agent lead.
+func StopGroup(ctx context.Context, pgid int, opts StopOptions) error {
+	if err := checkPID(pgid); err != nil {
+		return fmt.Errorf("stop group: %w", err)
+	}
+	if pgid == 1 || pgid == syscall.Getpgrp() {
+		return fmt.Errorf("stop group: refusing to stop process group %d (init's or the agent's own)", pgid)
+	}
+	return stop(ctx, groupTarget(pgid), opts)
+}
+
+// target abstracts what Stop and StopGroup signal and watch.
+type target interface {
+	// signal sends sig; gone reports that there was nothing left to
+	// signal.
+	signal(sig syscall.Signal) (gone bool, err error)
+	// gone reports whether nothing of the target runs any more.
+	gone() (bool, error)
+	// String names the target in errors.
+	String() string
+}
+
+// stop runs the TERM, wait, KILL, wait sequence shared by Stop and
+// StopGroup.
+func stop(ctx context.Context, t target, opts StopOptions) error {
+	if gone, err := t.gone(); err != nil || gone {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w, no signal sent: %w", t, ErrStillRunning, err)
+	}
+	sig := opts.Signal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	grace := opts.grace(ctx)
+	if gone, err := t.signal(sig); err != nil || gone {
+		return err
+	}
+	gone, err := waitGone(ctx, t, grace)
+	if err != nil || gone {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w after %s, SIGKILL not sent: %w", t, ErrStillRunning, sigName(sig), err)
+	}
+	if gone, err := t.signal(syscall.SIGKILL); err != nil || gone {
+		return err
+	}
+	gone, err = waitGone(ctx, t, -1)
+	if err != nil || gone {
+		return err
+	}
+	return fmt.Errorf("%s: %w after %s and SIGKILL: %w", t, ErrStillRunning, sigName(sig), ctx.Err())
+}
+
+// waitGone polls t until it is gone, ctx is done, or limit has passed (a
+// negative limit means no limit). It returns (false, nil) when it gave
+// up, leaving the caller to tell a timeout from a done ctx.
+func waitGone(ctx context.Context, t target, limit time.Duration) (bool, error) {
+	var expired <-chan time.Time
+	if limit >= 0 {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	ticker := time.NewTicker(stopPoll)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// The process may have gone in the last moments; saying
+			// so beats a failed stop, which means fencing.
+			return t.gone()
+		case <-expired:
+			return t.gone()
+		case <-ticker.C:
+			if gone, err := t.gone(); err != nil || gone {
+				return gone, err
+			}
+		}
+	}
+}
+
+// procTarget is a single process, held through an os.Process so that a
+// pidfd protects signals against pid reuse.
+type procTarget struct {
+	pid int
+	p   *os.Process
+}
+
+func (t *procTarget) String() string { return "process " + strconv.Itoa(t.pid) }
+
+func (t *procTarget) signal(sig syscall.Signal) (bool, error) {
+	err := t.p.Signal(sig)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, os.ErrProcessDone):
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s: send %s: %w", t, sigName(sig), err)
+	}
+}
+
+func (t *procTarget) gone() (bool, error) {
+	err := t.p.Signal(syscall.Signal(0))
+	switch {
+	case err == nil, errors.Is(err, syscall.EPERM):
+		return !notZombie(t.pid), nil
+	case errors.Is(err, os.ErrProcessDone):
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s: %w", t, err)
+	}
+}
+
+// groupTarget is a process group, addressed by its number.
+type groupTarget int
+
+func (t groupTarget) String() string { return "process group " + strconv.Itoa(int(t)) }
+
+func (t groupTarget) signal(sig syscall.Signal) (bool, error) {
+	err := syscall.Kill(-int(t), sig)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, syscall.ESRCH):
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s: send %s: %w", t, sigName(sig), err)
+	}
+}
+
+func (t groupTarget) gone() (bool, error) {
+	err := syscall.Kill(-int(t), 0)
+	switch {
+	case errors.Is(err, syscall.ESRCH):
+		return true, nil
+	case err != nil && !errors.Is(err, syscall.EPERM):
+		return false, fmt.Errorf("%s: %w", t, err)
+	}
+	// kill(2) also succeeds while only zombies remain in the group, so
+	// look for a member that still runs.
+	running, err := groupRunning(int(t))
+	if err != nil {
+		// /proc unreadable: trust kill(2), which found members.
+		return false, nil
+	}
+	return !running, nil
+}
+
+// groupRunning reports whether any process in /proc belongs to process
+// group pgid and is not a zombie.
+func groupRunning(pgid int) (bool, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue // not a process directory
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // exited while we looked
+			}
+			return false, err
+		}
+		if st.pgrp == pgid && !dead(st.state) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sigName formats a signal for errors; syscall.Signal's own String gives
+// only a description such as "terminated".
+func sigName(sig syscall.Signal) string {
+	return fmt.Sprintf("signal %d (%v)", int(sig), sig)
+}
