@@ -260,11 +260,10 @@ func (a *Agent[C]) implements(action string) bool {
 func (a *Agent[C]) actions() []Action {
 	monitors := []Action{{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second}}
 	if a.Promote != nil {
-		// Pacemaker needs distinct intervals per role.
-		monitors = []Action{
-			{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second, Role: RolePromoted},
-			{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 11 * time.Second, Role: RoleUnpromoted},
-		}
+		// Pacemaker needs distinct intervals per role. The unpromoted one
+		// carries no role: a monitor with role Unpromoted never runs when
+		// the resource is used as a plain primitive (Started).
+		monitors = append(monitors, Action{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 9 * time.Second, Role: RolePromoted})
 	}
 	defaults := []Action{
 		{Name: ActionStart, Timeout: 20 * time.Second},

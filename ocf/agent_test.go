@@ -134,7 +134,7 @@ var (
 func TestContextRules(t *testing.T) {
 	tests := []struct {
 		name    string
-		svc     fakeService
+		svc     *fakeService
 		action  string
 		env     map[string]string
 		want    Code
@@ -142,32 +142,32 @@ func TestContextRules(t *testing.T) {
 		noCalls bool
 	}{
 		{name: "probe stopped", action: "monitor", env: probe, want: NotRunning},
-		{name: "probe running", svc: fakeService{state: Running}, action: "monitor", env: probe, want: Success},
+		{name: "probe running", svc: &fakeService{state: Running}, action: "monitor", env: probe, want: Success},
 		{name: "probe with interval 0", action: "monitor", env: map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}, want: NotRunning},
-		{name: "probe software missing", svc: fakeService{validate: missing}, action: "monitor", env: probe, want: NotRunning},
-		{name: "probe config missing", svc: fakeService{validate: badArgs}, action: "monitor", env: probe, want: NotRunning},
-		{name: "recurring monitor software missing", svc: fakeService{validate: missing}, action: "monitor", env: recurring, want: ErrInstalled, reason: "binary foo not found"},
-		{name: "recurring monitor config missing", svc: fakeService{validate: badArgs}, action: "monitor", env: recurring, want: ErrArgs, reason: "config file"},
+		{name: "probe software missing", svc: &fakeService{validate: missing}, action: "monitor", env: probe, want: NotRunning},
+		{name: "probe config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: probe, want: NotRunning},
+		{name: "recurring monitor software missing", svc: &fakeService{validate: missing}, action: "monitor", env: recurring, want: ErrInstalled, reason: "binary foo not found"},
+		{name: "recurring monitor config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: recurring, want: ErrArgs, reason: "config file"},
 		{name: "recurring monitor stopped", action: "monitor", env: recurring, want: NotRunning},
-		{name: "monitor promoted", svc: fakeService{state: Promoted}, action: "monitor", env: recurring, want: RunningPromoted},
-		{name: "monitor degraded", svc: fakeService{state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: recurring, want: Degraded, reason: "no leader"},
-		{name: "monitor degraded promoted", svc: fakeService{state: Promoted, monitor: Errorf(Degraded, "lagging")}, action: "monitor", env: recurring, want: DegradedPromoted, reason: "lagging"},
-		{name: "monitor failed promoted", svc: fakeService{state: Promoted, monitor: errors.New("replication broken")}, action: "monitor", env: recurring, want: FailedPromoted, reason: "replication broken"},
-		{name: "monitor failure", svc: fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: ErrGeneric, reason: "port closed"},
-		{name: "monitor not running sentinel", svc: fakeService{state: Running, monitor: ErrNotRunning}, action: "monitor", env: recurring, want: NotRunning},
-		{name: "stop software missing", svc: fakeService{validate: missing}, action: "stop", want: Success},
+		{name: "monitor promoted", svc: &fakeService{state: Promoted}, action: "monitor", env: recurring, want: RunningPromoted},
+		{name: "monitor degraded", svc: &fakeService{state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: recurring, want: Degraded, reason: "no leader"},
+		{name: "monitor degraded promoted", svc: &fakeService{state: Promoted, monitor: Errorf(Degraded, "lagging")}, action: "monitor", env: recurring, want: DegradedPromoted, reason: "lagging"},
+		{name: "monitor failed promoted", svc: &fakeService{state: Promoted, monitor: errors.New("replication broken")}, action: "monitor", env: recurring, want: FailedPromoted, reason: "replication broken"},
+		{name: "monitor failure", svc: &fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: ErrGeneric, reason: "port closed"},
+		{name: "monitor not running sentinel", svc: &fakeService{state: Running, monitor: ErrNotRunning}, action: "monitor", env: recurring, want: NotRunning},
+		{name: "stop software missing", svc: &fakeService{validate: missing}, action: "stop", want: Success},
 		{name: "stop stopped", action: "stop", want: Success},
-		{name: "stop returns not running", svc: fakeService{stopErr: ErrNotRunning}, action: "stop", want: Success},
-		{name: "stop fails", svc: fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: ErrGeneric, reason: "cannot kill"},
-		{name: "start software missing", svc: fakeService{validate: missing}, action: "start", want: ErrInstalled, reason: "install it"},
-		{name: "start config missing", svc: fakeService{validate: badArgs}, action: "start", want: ErrArgs},
+		{name: "stop returns not running", svc: &fakeService{stopErr: ErrNotRunning}, action: "stop", want: Success},
+		{name: "stop fails", svc: &fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: ErrGeneric, reason: "cannot kill"},
+		{name: "start software missing", svc: &fakeService{validate: missing}, action: "start", want: ErrInstalled, reason: "install it"},
+		{name: "start config missing", svc: &fakeService{validate: badArgs}, action: "start", want: ErrArgs},
 		{name: "start", action: "start", want: Success},
-		{name: "start waits for monitor", svc: fakeService{readyIn: 3}, action: "start", want: Success},
-		{name: "start never ready", svc: fakeService{readyIn: 1 << 30}, action: "start", env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"}, want: ErrGeneric, reason: "did not complete before the operation timeout"},
-		{name: "start fails fast on hard monitor error", svc: fakeService{monitor: Errorf(ErrPerm, "permission denied")}, action: "start", want: ErrPerm, reason: "permission denied"},
-		{name: "start returns not running", svc: fakeService{startErr: ErrNotRunning}, action: "start", want: ErrGeneric, reason: "not running"},
-		{name: "validate software missing", svc: fakeService{validate: missing}, action: "validate-all", want: ErrInstalled},
-		{name: "validate level 0 skips local checks", svc: fakeService{validate: missing}, action: "validate-all", env: map[string]string{"OCF_CHECK_LEVEL": "0"}, want: Success},
+		{name: "start waits for monitor", svc: &fakeService{readyIn: 3}, action: "start", want: Success},
+		{name: "start never ready", svc: &fakeService{readyIn: 1 << 30}, action: "start", env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"}, want: ErrGeneric, reason: "did not complete before the operation timeout"},
+		{name: "start fails fast on hard monitor error", svc: &fakeService{monitor: Errorf(ErrPerm, "permission denied")}, action: "start", want: ErrPerm, reason: "permission denied"},
+		{name: "start returns not running", svc: &fakeService{startErr: ErrNotRunning}, action: "start", want: ErrGeneric, reason: "not running"},
+		{name: "validate software missing", svc: &fakeService{validate: missing}, action: "validate-all", want: ErrInstalled},
+		{name: "validate level 0 skips local checks", svc: &fakeService{validate: missing}, action: "validate-all", env: map[string]string{"OCF_CHECK_LEVEL": "0"}, want: Success},
 		{name: "missing required param", action: "start", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
 		{name: "missing required param on probe", action: "monitor", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
 		{name: "deprecated alias satisfies required", action: "validate-all", env: map[string]string{"OCF_RESKEY_name": "<unset>", "OCF_RESKEY_old_name": "y"}, want: Success},
@@ -182,14 +182,17 @@ func TestContextRules(t *testing.T) {
 		{name: "no action", action: "", want: ErrArgs, noCalls: true},
 		{name: "help", action: "--help", want: Success, noCalls: true},
 		{name: "notify errors are ignored", action: "notify", want: Success},
-		{name: "promote", svc: fakeService{state: Running}, action: "promote", want: Success},
-		{name: "demote", svc: fakeService{state: Promoted}, action: "demote", want: Success},
+		{name: "promote", svc: &fakeService{state: Running}, action: "promote", want: Success},
+		{name: "demote", svc: &fakeService{state: Promoted}, action: "demote", want: Success},
 		{name: "reload-agent without handler", action: "reload-agent", want: Success},
-		{name: "panic", svc: fakeService{panicking: true}, action: "start", want: ErrGeneric, reason: "internal error in t start: boom"},
+		{name: "panic", svc: &fakeService{panicking: true}, action: "start", want: ErrGeneric, reason: "internal error in t start: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _ := run(t, testAgent(&tt.svc), tt.action, tt.env)
+			if tt.svc == nil {
+				tt.svc = &fakeService{}
+			}
+			got, _ := run(t, testAgent(tt.svc), tt.action, tt.env)
 			if got.Code != tt.want {
 				t.Errorf("rc = %v, want %v (reason %q)", got.Code, tt.want, got.Reason)
 			}

@@ -2,7 +2,7 @@ package ocf
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"time"
 )
 

@@ -60,6 +60,12 @@ type Daemon struct {
 // /dev/null; stdout and stderr go to spec.LogFile or /dev/null; it
 // inherits no other file descriptor (Go opens every file close-on-exec).
 //
+// Signal dispositions are not all reset: the daemon inherits the signal
+// mask the agent was started with, and SIGHUP and SIGINT stay ignored in
+// it if they were ignored when the agent started, because the Go runtime
+// keeps those two as inherited and exec keeps ignored signals ignored.
+// Choose StopOptions.Signal accordingly.
+//
 // Nothing waits for the daemon: it is not a child the agent must reap.
 // If it exits while the agent still runs, it stays a zombie until the
 // agent exits and init collects it; Alive, Status and Stop count a

@@ -57,8 +57,7 @@ logging {
 	mv -f "${tmp}" "${CONF}"
 }
 
-# One node has no fencing device (without stonith-enabled=false nothing
-# starts) and no peer to wait for (dc-deadtime defaults to 20 s per start).
+# One node has no fencing device (nothing would start) and no peer to wait 20 s for.
 set_options() {
 	local opt
 	for opt in stonith-enabled=false dc-deadtime=2s; do
@@ -74,7 +73,7 @@ seed_cib() {
 	tmp=$(mktemp "${CIB}.XXXXXX") # mode 0600, as pacemaker-based wants it
 	cibadmin --empty >"${tmp}"
 	(export CIB_file=${tmp}; set_options)
-	chown hacluster:haclient "${tmp}"
+	chown hacluster:haclient "${tmp}" # fails without the user the package creates
 	mv -f "${tmp}" "${CIB}"
 }
 
@@ -92,27 +91,25 @@ wait_ready() {
 }
 
 cmd_up() {
-	local started=()
+	local did=''
 	mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents
 	if ! pgrep -x corosync >/dev/null; then
 		write_conf
 		corosync >>/var/log/corosync/corosync.out 2>&1 # it daemonizes itself
 		poll 30 corosync-cfgtool -s || die "corosync not up; see /var/log/corosync/"
-		started+=("corosync=$(pgrep -xo corosync)")
+		echo "corosync=$(pgrep -xo corosync)" >"${STARTED}" # a fresh cluster: forget old pids
+		did+=' corosync'
 	fi
 	if ! pgrep -x pacemakerd >/dev/null; then
-		id hacluster >/dev/null || die "user hacluster missing: reinstall pacemaker"
 		seed_cib
 		# setsid: its own session, so the caller's end does not take it down.
 		setsid nohup pacemakerd </dev/null >>/var/log/pacemaker/pacemakerd.out 2>&1 &
-		started+=("pacemakerd=$!")
+		echo "pacemakerd=$!" >>"${STARTED}"
+		did+=' pacemakerd'
 	fi
-	# A full start forgets stale pids; completing a half-started one appends.
-	[[ ${#started[@]} -eq 2 ]] && rm -f "${STARTED}"
-	((${#started[@]} == 0)) || printf '%s\n' "${started[@]}" >>"${STARTED}"
 	wait_ready
 	set_options
-	log "${started[*]:+started ${started[*]%%=*}; }node $(crm_node -n) online with DC after ${SECONDS}s"
+	log "started${did:- nothing, cluster already running}; node $(crm_node -n) online with DC after ${SECONDS}s"
 }
 
 # pid_of NAME [--force]: the pid `up` recorded for NAME if it still runs; any NAME if forced.

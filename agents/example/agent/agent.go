@@ -13,13 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/cluster"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
-
-// Version is stamped at build time.
-var Version = "0.0.0-dev"
 
 // Config is the decoded instance parameters.
 type Config struct {
@@ -31,7 +29,7 @@ type Config struct {
 // New returns the agent declaration.
 func New() *ocf.Agent[Config] {
 	return &ocf.Agent[Config]{
-		Name: "example", Version: Version,
+		Name: "example", Version: version.Version,
 		ShortDesc: "Example stateful pseudo-resource",
 		LongDesc:  "A resource that only records its state in a file; the template for agents built with the ha-framework SDK.",
 		Params: func(c *Config) []ocf.Param {

@@ -1,0 +1,71 @@
+# ha-framework: build, test and install the OCF SDK's agents.
+# `make test` is what CI runs on a fresh Debian 12 machine: it installs what
+# it needs, starts a single-node Pacemaker, and runs every test.
+
+GO       ?= go
+PREFIX   ?= /usr
+DESTDIR  ?=
+OCFDIR   := $(DESTDIR)$(PREFIX)/lib/ocf/resource.d/ha-framework
+AGENTS   := $(notdir $(patsubst %/main.go,%,$(wildcard agents/*/main.go)))
+COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X github.com/ha-framework/ha-framework/internal/version.Commit=$(COMMIT)
+FUZZTIME ?= 15s
+
+export CGO_ENABLED := 0
+
+.PHONY: all build test unit lint static fuzz integration install metadata bench demo deps cluster-up cluster-down clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./agents/,$(AGENTS))
+
+# Everything CI runs.
+test: deps lint build static unit fuzz install cluster-up integration
+
+deps:
+	testcluster/scripts/install-deps.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Every agent binary must be static: a node may have nothing but the kernel
+# and the software the agent manages.
+static: build
+	@for a in $(AGENTS); do \
+		if ldd bin/$$a >/dev/null 2>&1; then \
+			echo "bin/$$a is not static"; exit 1; fi; done; echo "static: $(AGENTS)"
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./ocf
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
+
+integration:
+	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/...
+
+install: build
+	install -d $(OCFDIR)
+	for a in $(AGENTS); do install -m 0755 bin/$$a $(OCFDIR)/$$a; done
+
+metadata: build
+	for a in $(AGENTS); do bin/$$a meta-data > metadata/$$a.xml; done
+
+bench: deps build
+	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
+
+demo: deps install cluster-up
+	testcluster/scripts/demo.sh
+
+cluster-up:
+	testcluster/scripts/pacemaker.sh up
+
+cluster-down:
+	testcluster/scripts/pacemaker.sh down
+
+clean:
+	rm -rf bin

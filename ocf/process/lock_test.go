@@ -1,0 +1,192 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// lockHelperEnv, when set in the environment, makes TestLockHelperProcess
+// act as a second agent holding the lock named by its value.
+const lockHelperEnv = "PROCESS_TEST_LOCK_HELPER"
+
+func TestLockExcludesGoroutines(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rsc.lock")
+	unlock, err := Lock(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second holder times out while the first holds the lock.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	if _, err := Lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock() on a held lock = %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(begin); took < 150*time.Millisecond || took > 500*time.Millisecond {
+		t.Errorf("Lock() gave up after %v, want about 150ms", took)
+	}
+
+	// A waiter gets the lock soon after it is released.
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		released <- time.Now()
+		if err := unlock(); err != nil {
+			t.Errorf("unlock() = %v", err)
+		}
+	}()
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock2, err := Lock(ctx, path)
+	if err != nil {
+		t.Fatalf("Lock() after release = %v", err)
+	}
+	got := time.Now()
+	if rel := <-released; got.Before(rel) {
+		t.Errorf("second Lock() acquired at %v, before the release at %v", got, rel)
+	}
+	if err := unlock2(); err != nil {
+		t.Errorf("unlock() = %v", err)
+	}
+	// unlock is safe to call twice, e.g. deferred and explicit.
+	if err := unlock2(); err != nil {
+		t.Errorf("second unlock() = %v, want the first result (nil)", err)
+	}
+}
+
+func TestLockExcludesProcesses(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rsc.lock")
+	// Another agent process, holding the lock until its stdin closes.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
+	cmd.Env = append(os.Environ(), lockHelperEnv+"="+path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("helper said %q, %v; want \"locked\"", line, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if _, err := Lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock() held by another process = %v, want DeadlineExceeded", err)
+	}
+
+	// Once the helper releases (and exits), the lock is ours.
+	stdin.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock, err := Lock(ctx, path)
+	if err != nil {
+		t.Fatalf("Lock() after the other process released = %v", err)
+	}
+	_ = unlock()
+}
+
+// TestLockHelperProcess is not a test: TestLockExcludesProcesses runs the
+// test binary with lockHelperEnv set to make it a second lock holder.
+func TestLockHelperProcess(t *testing.T) {
+	path := os.Getenv(lockHelperEnv)
+	if path == "" {
+		t.Skip("helper process for TestLockExcludesProcesses only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock, err := Lock(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("locked")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLockNotInherited checks that a daemon started while the lock is held
+// does not keep it: otherwise every later action of the resource would
+// wait for the daemon to exit.
+func TestLockNotInherited(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rsc.lock")
+	unlock, err := Lock(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := startSleep(t)
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if target == path {
+			t.Errorf("daemon inherited the lock file as fd %s", fd.Name())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	unlock, err = Lock(ctx, path)
+	if err != nil {
+		t.Fatalf("Lock() while the daemon runs = %v, want the lock", err)
+	}
+	_ = unlock()
+}
+
+func TestLockFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rsc.lock")
+	unlock, err := Lock(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("lock file removed on unlock: %v", err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("lock file mode = %v, want 0600", got)
+	}
+
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Lock(canceled, path); !errors.Is(err, context.Canceled) {
+		t.Errorf("Lock() with a done ctx = %v, want Canceled", err)
+	}
+	if _, err := Lock(context.Background(), filepath.Join(dir, "missing", "rsc.lock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Lock() in a missing directory = %v, want ErrNotExist", err)
+	}
+}

@@ -1,0 +1,209 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestStop(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		start   func(t *testing.T) int
+		timeout time.Duration
+		opts    StopOptions
+		// minTime and maxTime bound how long Stop may take, which shows
+		// when it escalated.
+		minTime, maxTime time.Duration
+	}{
+		{
+			name:    "honours SIGTERM",
+			start:   startSleep,
+			timeout: time.Second,
+			maxTime: 300 * time.Millisecond,
+		},
+		{
+			name:    "ignores SIGTERM, escalates after grace",
+			start:   func(t *testing.T) int { pid, _ := startStubborn(t); return pid },
+			timeout: 1500 * time.Millisecond,
+			opts:    StopOptions{Grace: 200 * time.Millisecond},
+			minTime: 200 * time.Millisecond,
+			maxTime: 600 * time.Millisecond,
+		},
+		{
+			name:    "default grace is half the time left",
+			start:   func(t *testing.T) int { pid, _ := startStubborn(t); return pid },
+			timeout: 800 * time.Millisecond,
+			minTime: 350 * time.Millisecond,
+			maxTime: 750 * time.Millisecond,
+		},
+		{
+			name:    "negative grace kills at once",
+			start:   func(t *testing.T) int { pid, _ := startStubborn(t); return pid },
+			timeout: time.Second,
+			opts:    StopOptions{Grace: -1},
+			maxTime: 300 * time.Millisecond,
+		},
+		{
+			// The shell ignores SIGTERM but not SIGUSR1: a quick stop
+			// despite a long grace shows SIGUSR1 was sent. (Not SIGINT:
+			// run in the background, go test may inherit it ignored and
+			// pass that on.)
+			name:    "custom signal",
+			start:   func(t *testing.T) int { pid, _ := startStubborn(t); return pid },
+			timeout: time.Second,
+			opts:    StopOptions{Signal: syscall.SIGUSR1, Grace: time.Hour},
+			maxTime: 300 * time.Millisecond,
+		},
+		{
+			name:    "zombie is already gone",
+			start:   zombiePID,
+			timeout: time.Second,
+			opts:    StopOptions{Grace: time.Hour},
+			maxTime: 50 * time.Millisecond,
+		},
+		{
+			name:    "reaped process is already gone",
+			start:   deadPID,
+			timeout: time.Second,
+			maxTime: 50 * time.Millisecond,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pid := tt.start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
+			defer cancel()
+			begin := time.Now()
+			err := Stop(ctx, pid, tt.opts)
+			took := time.Since(begin)
+			if err != nil {
+				t.Fatalf("Stop(%d) = %v, want nil", pid, err)
+			}
+			if mustAlive(t, pid) {
+				t.Errorf("process %d still alive after Stop returned nil", pid)
+			}
+			if took < tt.minTime || (tt.maxTime > 0 && took > tt.maxTime) {
+				t.Errorf("Stop took %v, want between %v and %v", took, tt.minTime, tt.maxTime)
+			}
+		})
+	}
+}
+
+func TestStopGivesUpAtDeadline(t *testing.T) {
+	t.Parallel()
+	pid, _ := startStubborn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := Stop(ctx, pid, StopOptions{Grace: time.Hour})
+	took := time.Since(begin)
+	if !errors.Is(err, ErrStillRunning) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop() = %v, want ErrStillRunning and DeadlineExceeded", err)
+	}
+	if took > 600*time.Millisecond {
+		t.Errorf("Stop took %v past a 300ms deadline", took)
+	}
+	// Ending ctx before the grace period means "stop trying", not "kill".
+	if !mustAlive(t, pid) {
+		t.Error("process killed although ctx ended during the grace period")
+	}
+}
+
+func TestStopContextAlreadyDone(t *testing.T) {
+	t.Parallel()
+	pid := startSleep(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Stop(ctx, pid, StopOptions{})
+	if !errors.Is(err, ErrStillRunning) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Stop() = %v, want ErrStillRunning and Canceled", err)
+	}
+	if !mustAlive(t, pid) {
+		t.Error("process signalled although ctx was done")
+	}
+	// Stopping something already gone needs no time, so it succeeds even
+	// with a done ctx.
+	if err := Stop(ctx, deadPID(t), StopOptions{}); err != nil {
+		t.Errorf("Stop(dead pid) with done ctx = %v, want nil", err)
+	}
+}
+
+func TestStopRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		stop func(ctx context.Context, pid int, opts StopOptions) error
+		pid  int
+	}{
+		{name: "zero would be our group", stop: Stop, pid: 0},
+		{name: "minus one would be everyone", stop: Stop, pid: -1},
+		{name: "init", stop: Stop, pid: 1},
+		{name: "the agent itself", stop: Stop, pid: os.Getpid()},
+		{name: "group zero", stop: StopGroup, pid: 0},
+		{name: "negative group", stop: StopGroup, pid: -5},
+		{name: "the agent's own group", stop: StopGroup, pid: syscall.Getpgrp()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.stop(context.Background(), tt.pid, StopOptions{Grace: -1})
+			if err == nil || errors.Is(err, ErrStillRunning) {
+				t.Errorf("stop(%d) = %v, want a refusal", tt.pid, err)
+			}
+		})
+	}
+}
+
+func TestStopGroup(t *testing.T) {
+	t.Parallel()
+	pid, childFile := startStubborn(t)
+	child, err := ReadPIDFile(childFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := StopGroup(ctx, pid, StopOptions{Grace: 100 * time.Millisecond}); err != nil {
+		t.Fatalf("StopGroup() = %v, want nil", err)
+	}
+	for _, p := range []int{pid, child} {
+		if mustAlive(t, p) {
+			t.Errorf("process %d of the group still alive", p)
+		}
+	}
+	// Stopping it again is a no-op.
+	if err := StopGroup(ctx, pid, StopOptions{}); err != nil {
+		t.Errorf("second StopGroup() = %v, want nil", err)
+	}
+}
+
+// TestStopLeavesGroup shows why StopGroup exists: Stop ends only the
+// daemon, and what it forked keeps running.
+func TestStopLeavesGroup(t *testing.T) {
+	t.Parallel()
+	pid, childFile := startStubborn(t)
+	child, err := ReadPIDFile(childFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := Stop(ctx, pid, StopOptions{Grace: -1}); err != nil {
+		t.Fatalf("Stop() = %v, want nil", err)
+	}
+	if !mustAlive(t, child) {
+		t.Errorf("child %d died with its parent; expected it to survive Stop", child)
+	}
+	// The leader is gone, yet StopGroup still finds and ends the rest.
+	if err := StopGroup(ctx, pid, StopOptions{Grace: -1}); err != nil {
+		t.Fatalf("StopGroup() = %v, want nil", err)
+	}
+	if mustAlive(t, child) {
+		t.Errorf("child %d survived StopGroup", child)
+	}
+}
