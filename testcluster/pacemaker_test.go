@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/ha-framework/ha-framework/agents"
+	"github.com/ha-framework/ha-framework/ocf/cluster"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
 
@@ -252,4 +254,37 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, 
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("gave up after %v waiting for %s; last state: %s", limit, what, last)
+}
+
+func TestClusterCLI(t *testing.T) {
+	requireCluster(t)
+	ctx := context.Background()
+	var c cluster.CLI
+	node, err := c.LocalNode(ctx)
+	if err != nil || node == "" {
+		t.Fatalf("LocalNode = %q, %v", node, err)
+	}
+	rsc := uniqueID(t, "hafw-score") + ":0"
+	t.Cleanup(func() { _ = c.DeletePromotionScore(ctx, rsc, "") })
+	if _, err := c.PromotionScore(ctx, rsc, ""); !errors.Is(err, cluster.ErrNoValue) {
+		t.Errorf("score before setting: %v, want ErrNoValue", err)
+	}
+	if err := c.SetPromotionScore(ctx, rsc, "", 42); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.PromotionScore(ctx, rsc, node); err != nil || got != 42 {
+		t.Errorf("score = %d, %v; want 42", got, err)
+	}
+	if err := c.DeletePromotionScore(ctx, rsc, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeletePromotionScore(ctx, rsc, ""); err != nil {
+		t.Errorf("deleting an absent score: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	if _, err := c.LocalNode(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("LocalNode after the deadline: %v", err)
+	}
 }
