@@ -3,6 +3,7 @@
 package agents
 
 import (
+	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
 	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
 	"github.com/ha-framework/ha-framework/ocf"
 )
@@ -11,13 +12,12 @@ import (
 type Shipped struct {
 	Name  string     // the binary's name: ocf:ha-framework:NAME
 	Agent ocf.Runner // the declaration, to run in-process
-	// Params is a working configuration, for conformance tests.
-	Params map[string]string
 }
 
 // All returns every shipped agent, in name order.
 func All() []Shipped {
 	return []Shipped{
-		{Name: "example", Agent: exampleagent.New(), Params: map[string]string{"label": "conformance"}},
+		{Name: "consul", Agent: consulagent.New()},
+		{Name: "example", Agent: exampleagent.New()},
 	}
 }

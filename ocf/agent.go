@@ -56,9 +56,9 @@ type Agent[C any] struct {
 	// meta-data, and for validate-all unless OCF_CHECK_LEVEL is 0. Return
 	// errors with ErrInstalled, ErrArgs or ErrPerm for local problems and
 	// ErrConfigured for parameter combinations that can never work: the
-	// SDK maps them by context (a probe reports "not running", a stop
-	// succeeds, a start fails on this node only). Keep it cheap: it runs
-	// on every monitor.
+	// SDK maps them by context (a probe reports "not running", a start
+	// fails on this node only; a stop runs anyway and succeeds if Stop
+	// reports the same). Keep it cheap: it runs on every monitor.
 	Validate Func[C]
 
 	// Start brings the resource up. After it returns nil the SDK polls

@@ -156,6 +156,8 @@ func TestContextRules(t *testing.T) {
 		{name: "monitor failure", svc: &fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: ErrGeneric, reason: "port closed"},
 		{name: "monitor not running sentinel", svc: &fakeService{state: Running, monitor: ErrNotRunning}, action: "monitor", env: recurring, want: NotRunning},
 		{name: "stop software missing", svc: &fakeService{validate: missing}, action: "stop", want: Success},
+		{name: "stop software missing still stops", svc: &fakeService{validate: missing, state: Running, stopErr: errors.New("kill failed")}, action: "stop", want: ErrGeneric, reason: "kill failed"},
+		{name: "stop software missing, stop reports it too", svc: &fakeService{validate: missing, state: Running, stopErr: missing}, action: "stop", want: Success},
 		{name: "stop stopped", action: "stop", want: Success},
 		{name: "stop returns not running", svc: &fakeService{stopErr: ErrNotRunning}, action: "stop", want: Success},
 		{name: "stop fails", svc: &fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: ErrGeneric, reason: "cannot kill"},

@@ -26,7 +26,14 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	}
 	if a.Validate != nil {
 		if err := a.Validate(ctx, r); err != nil {
-			return a.contextRule(r, CodeOf(err), err)
+			code := CodeOf(err)
+			// A stop still runs when something is missing here: a
+			// daemon outlives the removal of its binary or configuration,
+			// and only Stop can tell, from its pid file.
+			if r.Action != ActionStop || !code.environmental() {
+				return a.contextRule(r, code, err)
+			}
+			r.Log.Info("stopping despite an incomplete setup on this node", "reason", ReasonOf(err))
 		}
 	}
 
@@ -122,7 +129,9 @@ func (a *Agent[C]) stop(ctx context.Context, r *Request[C]) (Code, error) {
 	case code == NotRunning:
 		// Stop of a stopped resource is a success, never 7.
 	case code.environmental():
+		// Stop itself says nothing of this resource can exist here.
 		r.Log.Info("nothing to stop on this node", "reason", ReasonOf(err))
+		return Success, nil
 	case code != Success:
 		return code, err
 	}

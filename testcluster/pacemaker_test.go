@@ -44,22 +44,27 @@ func TestStaticBinaries(t *testing.T) {
 	}
 }
 
-func TestOCFTester(t *testing.T) {
-	for _, s := range agents.All() {
-		t.Run(s.Name, func(t *testing.T) {
-			state := t.TempDir()
-			env := map[string]string{"HA_RSCTMP": state}
-			ocftest.OCFTester(t, filepath.Join(ocfDir, s.Name), ocftest.Config{Name: s.Name, Params: s.Params, Env: env})
-			// ocf-tester ends with migrate_from, which may leave it running.
-			cmd := exec.Command(filepath.Join(ocfDir, s.Name), "stop")
-			cmd.Env = append(os.Environ(), "HA_RSCTMP="+state, "OCF_RESOURCE_INSTANCE=ocftest-"+s.Name)
-			for k, v := range s.Params {
-				cmd.Env = append(cmd.Env, "OCF_RESKEY_"+k+"="+v)
-			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("stop after ocf-tester: %v\n%s", err, out)
-			}
-		})
+func TestOCFTesterExample(t *testing.T) {
+	ocfTester(t, "example", map[string]string{"label": "conformance"}, map[string]string{"HA_RSCTMP": t.TempDir()})
+}
+
+// ocfTester runs the real ocf-tester on an installed agent, and stops the
+// resource afterwards: ocf-tester ends with migrate_from, which may leave
+// it running.
+func ocfTester(t *testing.T, name string, params, env map[string]string) {
+	t.Helper()
+	path := filepath.Join(ocfDir, name)
+	ocftest.OCFTester(t, path, ocftest.Config{Name: name, Params: params, Env: env})
+	cmd := exec.Command(path, "stop")
+	cmd.Env = append(os.Environ(), "OCF_RESOURCE_INSTANCE=ocftest-"+name)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range params {
+		cmd.Env = append(cmd.Env, "OCF_RESKEY_"+k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("stop after ocf-tester: %v\n%s", err, out)
 	}
 }
 

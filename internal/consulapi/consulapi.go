@@ -1,0 +1,57 @@
+// Package consulapi builds Consul API clients for agent invocations: bound
+// to the action's deadline, with the ACL token read from a file and passed
+// in a header, never in a URL, argv or the environment.
+package consulapi
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Options say how to reach a Consul agent's HTTP API.
+type Options struct {
+	// Address is host:port, http://host:port or https://host:port.
+	Address string
+	// Token is the ACL token ("" for none), already read from its file.
+	Token string
+	// CAFile, CertFile and KeyFile configure TLS for https addresses.
+	CAFile, CertFile, KeyFile string
+}
+
+// New returns a client whose every request ends by ctx's deadline, or
+// within limit when ctx has none.
+func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, error) {
+	cfg := api.DefaultNonPooledConfig()
+	// DefaultConfig reads CONSUL_* variables; an agent's behaviour must
+	// come from its parameters only.
+	cfg.Address, cfg.Scheme, cfg.Token, cfg.TokenFile = o.Address, "http", o.Token, ""
+	cfg.Namespace, cfg.Partition, cfg.Datacenter = "", "", ""
+	cfg.TLSConfig = api.TLSConfig{CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile}
+	switch {
+	case strings.HasPrefix(o.Address, "https://"):
+		cfg.Scheme, cfg.Address = "https", strings.TrimPrefix(o.Address, "https://")
+	case strings.HasPrefix(o.Address, "http://"):
+		cfg.Address = strings.TrimPrefix(o.Address, "http://")
+	}
+	if d, ok := ctx.Deadline(); ok {
+		limit = time.Until(d)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("no time left to reach Consul: %w", context.DeadlineExceeded)
+	}
+	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("consul TLS settings: %w", err)
+	}
+	hc.Timeout = limit
+	cfg.HttpClient = hc
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
+	}
+	return c, nil
+}
