@@ -6,6 +6,8 @@ GO       ?= go
 PREFIX   ?= /usr
 DESTDIR  ?=
 OCFDIR   := $(DESTDIR)$(PREFIX)/lib/ocf/resource.d/ha-framework
+CRMDIR   := $(DESTDIR)$(PREFIX)/share/crmsh/scripts
+CRMSH    := $(notdir $(patsubst %/main.yml,%,$(wildcard crmsh/*/main.yml)))
 AGENTS   := $(notdir $(patsubst %/main.go,%,$(wildcard agents/*/main.go)))
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/ha-framework/ha-framework/internal/version.Commit=$(COMMIT)
@@ -51,6 +53,7 @@ integration:
 install: build
 	install -d $(OCFDIR)
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(OCFDIR)/$$a; done
+	for s in $(CRMSH); do install -d $(CRMDIR)/ha-framework-$$s && install -m 0644 crmsh/$$s/main.yml $(CRMDIR)/ha-framework-$$s/main.yml; done
 
 metadata: build
 	for a in $(AGENTS); do bin/$$a meta-data > metadata/$$a.xml; done

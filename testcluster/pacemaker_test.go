@@ -293,3 +293,19 @@ func TestClusterCLI(t *testing.T) {
 		t.Errorf("LocalNode after the deadline: %v", err)
 	}
 }
+
+// TestCrmshScript creates the example through its crmsh cluster script, as
+// a crmsh user would.
+func TestCrmshScript(t *testing.T) {
+	requireCluster(t)
+	id := uniqueID(t, "hafw-crm")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "crm", "script", "run", "ha-framework-example", "id="+id, "label=crmsh")
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("crm script run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { deleteResource(t, id) })
+	waitFor(t, 60*time.Second, "started", func() (bool, string) { r := role(t, id); return r == "Started", r })
+}
