@@ -15,7 +15,7 @@ FUZZTIME ?= 15s
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint static fuzz integration install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit lint static fuzz consul integration install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
 
@@ -24,7 +24,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./agents/,$(AGENTS))
 
 # Everything CI runs.
-test: deps lint build static unit fuzz install cluster-up integration
+test: deps lint build static unit fuzz install cluster-up consul integration
 
 deps:
 	testcluster/scripts/install-deps.sh
@@ -46,6 +46,10 @@ static: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
+
+# The real Consul the tests run, built once from testcluster/tools and cached.
+consul:
+	testcluster/scripts/build-consul.sh >/dev/null
 
 integration:
 	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/...

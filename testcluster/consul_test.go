@@ -1,0 +1,208 @@
+//go:build integration
+
+package testcluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
+	"github.com/ha-framework/ha-framework/testcluster/consultest"
+)
+
+// consulServer returns the parameters of one Consul server of a loopback
+// cluster of `expect` servers: free ports, its own data directory, and
+// Raft timing for production (raft_multiplier 1) from an extra file.
+func consulServer(t *testing.T, name string, expect int, join []string) (map[string]string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	extra := filepath.Join(dir, "extra.hcl")
+	if err := os.WriteFile(extra, []byte("performance { raft_multiplier = 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 4)
+	params := map[string]string{
+		"binary": consultest.Binary(t), "mode": "server", "node_name": name,
+		"data_dir": filepath.Join(dir, "data"), "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
+		"http_port": ports[0], "server_port": ports[1], "serf_lan_port": ports[2], "serf_wan_port": ports[3],
+		"dns_port": "-1", "bootstrap_expect": strconv.Itoa(expect), "extra_config": extra,
+		"log_file": filepath.Join(dir, "consul.log"),
+	}
+	if len(join) > 0 {
+		params["retry_join"] = strings.Join(join, ",")
+	}
+	return params, "127.0.0.1:" + ports[2]
+}
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var ports []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+var (
+	recurring = map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
+	deep      = map[string]string{"OCF_RESKEY_CRM_meta_interval": "60000", "OCF_CHECK_LEVEL": "10"}
+)
+
+// TestConsulConformance runs the ocf-tester sequence in-process against a
+// real single-server Consul.
+func TestConsulConformance(t *testing.T) {
+	params, _ := consulServer(t, "conformance", 1, nil)
+	ocftest.Conformance(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params,
+		Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"}})
+}
+
+// TestConsulOCFTester runs the real ocf-tester on the installed agent.
+func TestConsulOCFTester(t *testing.T) {
+	params, _ := consulServer(t, "ocftester", 1, nil)
+	ocfTester(t, "consul", params, map[string]string{"HA_RSCTMP": t.TempDir()})
+}
+
+// TestConsulThreeServers starts a 3-server cluster with the agent, stops
+// one server, and checks the survivors keep a leader and a passing
+// monitor while the stopped one reports "not running".
+func TestConsulThreeServers(t *testing.T) {
+	names := []string{"s1", "s2", "s3"}
+	params := make([]map[string]string, 3)
+	serf := make([]string, 3)
+	for i, n := range names {
+		params[i], serf[i] = consulServer(t, n, 3, nil)
+	}
+	runners := make([]*ocftest.Runner, 3)
+	state := t.TempDir()
+	for i := range params {
+		var join []string
+		for j := range serf {
+			if j != i {
+				join = append(join, serf[j])
+			}
+		}
+		params[i]["retry_join"] = strings.Join(join, ",")
+		runners[i] = ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params[i],
+			Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "90000", "OCF_RESOURCE_INSTANCE": "consul:" + strconv.Itoa(i), "HA_RSCTMP": state}})
+	}
+	t.Cleanup(func() {
+		for _, r := range runners {
+			r.Run("stop", nil)
+		}
+	})
+
+	// Each start waits for a leader, which needs all three: start them as
+	// Pacemaker starts clone instances on three nodes, at once.
+	began := time.Now()
+	var wg sync.WaitGroup
+	results := make([]ocftest.Result, 3)
+	for i, r := range runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = r.Run("start", nil) }()
+	}
+	wg.Wait()
+	for i, res := range results {
+		if res.Code != ocf.Success {
+			t.Fatalf("start %s: %v %q", names[i], res.Code, res.Reason)
+		}
+	}
+	t.Logf("3-server cluster started with a leader in %v", time.Since(began).Round(time.Millisecond))
+	for i, r := range runners {
+		if got := r.Run("monitor", deep); got.Code != ocf.Success {
+			t.Errorf("deep monitor %s: %v %q", names[i], got.Code, got.Reason)
+		}
+	}
+	t.Logf("consul server RSS with the agent's defaults: %s", rss(readPID(t, filepath.Join(state, "consul-consul:0.pid"))))
+
+	if got := runners[2].Run("stop", nil); got.Code != ocf.Success {
+		t.Fatalf("stop s3: %v %q", got.Code, got.Reason)
+	}
+	if got := runners[2].Run("monitor", recurring); got.Code != ocf.NotRunning {
+		t.Errorf("monitor of the stopped server: %v, want not running", got.Code)
+	}
+	for i := range 2 {
+		if got := runners[i].Run("monitor", recurring); got.Code != ocf.Success {
+			t.Errorf("monitor %s after s3 stopped: %v %q", names[i], got.Code, got.Reason)
+		}
+		// Depth 10 still finds a leader; autopilot may call s3 unhealthy,
+		// which is degraded, never a failure that would restart it.
+		waitFor(t, 30*time.Second, "survivor sees a leader", func() (bool, string) {
+			got := runners[i].Run("monitor", deep)
+			return got.Code == ocf.Success || got.Code == ocf.Degraded, got.Code.String() + " " + got.Reason
+		})
+	}
+}
+
+// rss reads a process's resident memory from /proc.
+func rss(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// TestConsulOnPacemaker creates the agent with pcs, kills Consul with
+// SIGKILL and checks Pacemaker restarts it.
+func TestConsulOnPacemaker(t *testing.T) {
+	requireCluster(t)
+	id := uniqueID(t, "hafw-consul")
+	params, _ := consulServer(t, id, 1, nil)
+	args := []string{"resource", "create", id, "ocf:ha-framework:consul"}
+	for k, v := range params {
+		args = append(args, k+"="+v)
+	}
+	args = append(args, "op", "monitor", "interval=2s", "timeout=20s", "op", "start", "timeout=60s", "--wait=90")
+	pcs(t, args...)
+	t.Cleanup(func() { deleteResource(t, id) })
+	waitFor(t, 90*time.Second, "consul started", func() (bool, string) { r := role(t, id); return r == "Started", r })
+
+	pidfile := filepath.Join("/run/resource-agents", "consul-"+id+".pid")
+	before := readPID(t, pidfile)
+	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "Pacemaker restarts consul", func() (bool, string) {
+		now, _ := os.ReadFile(pidfile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(now)))
+		return pid != 0 && pid != before && role(t, id) == "Started" && failCount(t, id) > 0,
+			fmt.Sprintf("pid %d (was %d), role %s, failcount %d", pid, before, role(t, id), failCount(t, id))
+	})
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
