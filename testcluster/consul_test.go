@@ -3,9 +3,11 @@
 package testcluster
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -205,4 +207,25 @@ func readPID(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// TestConsulCrmshScript deploys the agent as a clone with its crmsh
+// cluster script.
+func TestConsulCrmshScript(t *testing.T) {
+	requireCluster(t)
+	id := uniqueID(t, "hafw-crmconsul")
+	params, _ := consulServer(t, id, 1, nil)
+	args := []string{"script", "run", "ha-framework-consul", "id=" + id}
+	for k, v := range params {
+		args = append(args, k+"="+v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "crm", args...)
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("crm script run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { deleteResource(t, id+"-clone") })
+	waitFor(t, 90*time.Second, "clone started", func() (bool, string) { r := role(t, id); return r == "Started", r })
 }
