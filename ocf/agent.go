@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // State is what a monitor found.
@@ -100,6 +102,7 @@ type Request[C any] struct {
 	// Log is tagged with the resource; it writes where Pacemaker expects.
 	Log *slog.Logger
 
+	agent      string
 	probe      bool
 	checkLevel int
 }
@@ -116,8 +119,24 @@ func (r *Request[C]) CheckLevel() int { return r.checkLevel }
 // StatePath returns a per-resource path under the state directory
 // (HA_RSCTMP), such as "/run/resource-agents/example-db.state" for suffix
 // ".state". Clone instances get their own.
-func (r *Request[C]) StatePath(agent, suffix string) string {
-	return filepath.Join(r.Env.StateDir(), agent+"-"+safeName(r.Env.Instance())+suffix)
+func (r *Request[C]) StatePath(suffix string) string {
+	return filepath.Join(r.Env.StateDir(), r.agent+"-"+safeName(r.Env.Instance())+suffix)
+}
+
+// Lock takes this resource's exclusive lock, a file under the state
+// directory, waiting at most until ctx ends. Pacemaker never runs two
+// actions of one resource at once on a node, but an administrator's
+// crm_resource --force-start beside it can; actions that must not overlap
+// take the lock first and call unlock when done.
+func (r *Request[C]) Lock(ctx context.Context) (unlock func() error, err error) {
+	if err := os.MkdirAll(r.Env.StateDir(), 0o755); err != nil {
+		return nil, Errorf(ErrPerm, "creating state directory: %w", err)
+	}
+	unlock, err = process.Lock(ctx, r.StatePath(".lock"))
+	if err != nil {
+		return nil, Errorf(ErrGeneric, "another action of this resource holds its lock: %w", err)
+	}
+	return unlock, nil
 }
 
 // LookPath finds a binary like exec.LookPath, but fails with ErrInstalled
@@ -358,7 +377,7 @@ func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 
 	interval := inv.Env.Interval()
 	level, _ := inv.Env.CheckLevel()
-	r := &Request[C]{Action: action, Config: cfg, Env: inv.Env, Log: log,
+	r := &Request[C]{Action: action, Config: cfg, Env: inv.Env, Log: log, agent: a.Name,
 		probe: action == ActionMonitor && interval == 0, checkLevel: level}
 
 	ctx, cancel := context.WithDeadline(ctx, time.Now().Add(deadline(inv.Env.Timeout())))

@@ -335,3 +335,38 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+func TestLockExcludes(t *testing.T) {
+	dir := t.TempDir()
+	held := make(chan struct{})
+	release := make(chan struct{})
+	second := make(chan Code)
+	a := testAgent(&fakeService{})
+	a.Start = func(ctx context.Context, r *Request[testConfig]) error {
+		unlock, err := r.Lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if r.Config.Name == "first" {
+			close(held)
+			<-release
+		}
+		return nil
+	}
+	a.Monitor = func(ctx context.Context, r *Request[testConfig]) (State, error) { return Running, nil }
+	runAs := func(name, timeout string) Code {
+		return a.Run(context.Background(), Invocation{Args: []string{"t", "start"}, Env: MapEnv(map[string]string{
+			"OCF_RESKEY_name": name, "HA_RSCTMP": dir, "OCF_RESOURCE_INSTANCE": "r1", "OCF_RESKEY_CRM_meta_timeout": timeout})})
+	}
+	go func() { runAs("first", "20000") }()
+	<-held
+	go func() { second <- runAs("second", "1000") }()
+	if got := <-second; got != ErrGeneric {
+		t.Errorf("second start while the lock is held: %v, want a timeout failure", got)
+	}
+	close(release)
+	if got := runAs("third", "5000"); got != Success {
+		t.Errorf("start after release: %v", got)
+	}
+}

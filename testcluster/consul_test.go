@@ -5,7 +5,6 @@ package testcluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,36 +31,19 @@ func consulServer(t *testing.T, name string, expect int, join []string) (map[str
 	if err := os.WriteFile(extra, []byte("performance { raft_multiplier = 1 }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 4)
+	ports := consultest.FreePorts(t, 4)
 	params := map[string]string{
 		"binary": consultest.Binary(t), "mode": "server", "node_name": name,
 		"data_dir": filepath.Join(dir, "data"), "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
-		"http_port": ports[0], "server_port": ports[1], "serf_lan_port": ports[2], "serf_wan_port": ports[3],
+		"http_port": strconv.Itoa(ports[0]), "server_port": strconv.Itoa(ports[1]),
+		"serf_lan_port": strconv.Itoa(ports[2]), "serf_wan_port": strconv.Itoa(ports[3]),
 		"dns_port": "-1", "bootstrap_expect": strconv.Itoa(expect), "extra_config": extra,
 		"log_file": filepath.Join(dir, "consul.log"),
 	}
 	if len(join) > 0 {
 		params["retry_join"] = strings.Join(join, ",")
 	}
-	return params, "127.0.0.1:" + ports[2]
-}
-
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var ports []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return params, "127.0.0.1:" + strconv.Itoa(ports[2])
 }
 
 var (

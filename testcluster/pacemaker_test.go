@@ -309,3 +309,23 @@ func TestCrmshScript(t *testing.T) {
 	t.Cleanup(func() { deleteResource(t, id) })
 	waitFor(t, 60*time.Second, "started", func() (bool, string) { r := role(t, id); return r == "Started", r })
 }
+
+// TestInstalledMetadata: what the installed (version-stamped) binaries
+// print, as any user, is exactly the committed meta-data.
+func TestInstalledMetadata(t *testing.T) {
+	for _, s := range agents.All() {
+		cmd := exec.Command("su", "nobody", "-s", "/bin/sh", "-c", filepath.Join(ocfDir, s.Name)+" meta-data")
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "OCF_OUTPUT_FORMAT=text"}
+		got, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s meta-data as nobody: %v", s.Name, err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", "metadata", s.Name+".xml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s: installed binary's meta-data differs from metadata/%s.xml; run make metadata", s.Name, s.Name)
+		}
+	}
+}

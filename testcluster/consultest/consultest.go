@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -250,11 +251,36 @@ func start(t testing.TB, n int, opts *Options, dev bool) *Cluster {
 	})
 	t.Cleanup(c.stopAll)
 
+	// Ports are free when picked but only bound when consul starts: if
+	// something takes one in between, start over with other ports.
+	prefix := nodePrefix(t.Name())
+	for attempt := 1; ; attempt++ {
+		err := c.launch(root, prefix, n, dev)
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatalf("consultest: %v", err)
+		}
+		t.Logf("consultest: attempt %d: %v; retrying with other ports", attempt, err)
+		c.stopAll()
+		for _, a := range c.Agents {
+			if err := os.RemoveAll(a.Dir); err != nil {
+				t.Fatalf("consultest: %v", err)
+			}
+		}
+	}
+}
+
+var errPortTaken = errors.New("port taken")
+
+// launch configures and starts n agents and waits for their leader.
+func (c *Cluster) launch(root, prefix string, n int, dev bool) error {
 	ports, err := freePorts(4 * n)
 	if err != nil {
-		t.Fatalf("consultest: %v", err)
+		return err
 	}
-	prefix := nodePrefix(t.Name())
+	c.Agents = nil
 	for i := range n {
 		dir := filepath.Join(root, fmt.Sprintf("consul%d", i))
 		a := &Agent{
@@ -278,16 +304,16 @@ func start(t testing.TB, n int, opts *Options, dev bool) *Cluster {
 			}
 		}
 		if err := c.writeConfig(a, n, join, dev); err != nil {
-			t.Fatalf("consultest: %v", err)
+			return err
 		}
 	}
 	for i := range c.Agents {
 		if err := c.startAgent(i); err != nil {
-			t.Fatalf("consultest: %v", err)
+			return err
 		}
 	}
-	c.waitLeader(c.opts.LeaderTimeout, allIndexes(n))
-	return c
+	_, err = c.awaitLeader(c.opts.LeaderTimeout, allIndexes(n))
+	return err
 }
 
 // writeConfig renders the agent's config. Timings are the fastest Consul lets
@@ -504,20 +530,35 @@ func (c *Cluster) WaitLeader(within time.Duration) int {
 
 func (c *Cluster) waitLeader(within time.Duration, among []int) int {
 	c.t.Helper()
+	leader, err := c.awaitLeader(within, among)
+	if err != nil {
+		c.t.Fatalf("consultest: %v", err)
+	}
+	return leader
+}
+
+// awaitLeader polls until all of among agree on a running leader. It gives up
+// at once when one of them exits, with errPortTaken when its log says so.
+func (c *Cluster) awaitLeader(within time.Duration, among []int) (int, error) {
 	deadline := time.Now().Add(within)
 	for {
 		leader, why := c.agreedLeader(among)
 		if why == "" {
-			return leader
+			return leader, nil
 		}
 		for _, i := range among {
 			if a := c.Agents[i]; !a.Running() {
-				c.t.Fatalf("consultest: %s exited (%v) while waiting for a leader; its log ends:\n%s",
-					a.Name, a.cmd.ProcessState, c.logTail(a, 30))
+				log := c.logTail(a, 30)
+				err := fmt.Errorf("%s exited (%v) while waiting for a leader; its log ends:\n%s",
+					a.Name, a.cmd.ProcessState, log)
+				if strings.Contains(log, "address already in use") {
+					err = fmt.Errorf("%w: %w", errPortTaken, err)
+				}
+				return -1, err
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("consultest: no leader within %s: %s", within, why)
+			return -1, fmt.Errorf("no leader within %s: %s", within, why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -593,8 +634,22 @@ func tail(b []byte, lines int) string {
 	return strings.Join(all, "\n")
 }
 
+// FreePorts returns n distinct ports that are free on 127.0.0.1 for both TCP
+// and UDP, for tests that start consul (or anything else) themselves.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := freePorts(n)
+	if err != nil {
+		t.Fatalf("consultest: %v", err)
+	}
+	return ports
+}
+
 // freePorts returns n distinct ports that are free on 127.0.0.1 for both TCP
-// and UDP (Serf uses both on one port). All are held until all are found.
+// and UDP (Serf uses both on one port); all are held until all are found.
+// They are picked at random below the kernel's ephemeral range, so that
+// outgoing connections (which take their local port from that range, as do
+// listeners on port 0) cannot take one before consul binds it.
 func freePorts(n int) ([]int, error) {
 	var closers []io.Closer
 	defer func() {
@@ -602,25 +657,55 @@ func freePorts(n int) ([]int, error) {
 			c.Close()
 		}
 	}()
+	lo, hi := 10000, ephemeralLow()
+	if hi-lo < 1000 {
+		lo, hi = 0, 0 // no room below: let the kernel pick
+	}
+	seen := map[int]bool{}
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
-		if tries > 10*n {
+		if tries > 100*n {
 			return nil, fmt.Errorf("cannot find %d free ports on 127.0.0.1", n)
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port := 0
+		if hi > lo {
+			port = lo + mrand.IntN(hi-lo)
+			if seen[port] {
+				continue
+			}
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		closers = append(closers, l)
-		port := l.Addr().(*net.TCPAddr).Port
+		port = l.Addr().(*net.TCPAddr).Port
+		seen[port] = true
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			continue // UDP port taken: keep the TCP one held, try another
+			continue // UDP side taken: keep the TCP side held, try another
 		}
 		closers = append(closers, u)
 		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return lo
 }
 
 // nodePrefix makes a valid DNS label from the test name, with a random

@@ -4,9 +4,12 @@ package consultest
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,4 +101,32 @@ func vmRSS(t *testing.T, pid int) string {
 		}
 	}
 	return "unknown"
+}
+
+// TestPortTaken: an agent whose port is taken exits, and start-up reports it
+// as errPortTaken (which StartCluster retries with other ports).
+func TestPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ports := FreePorts(t, 3)
+	dir := t.TempDir()
+	a := &Agent{
+		Name: nodePrefix(t.Name()), HTTPPort: l.Addr().(*net.TCPAddr).Port,
+		SerfLANPort: ports[0], SerfWANPort: ports[1], ServerPort: ports[2],
+		Dir: dir, DataDir: filepath.Join(dir, "data"), LogFile: filepath.Join(dir, "consul.log"),
+	}
+	c := &Cluster{Agents: []*Agent{a}, t: t, bin: Binary(t), opts: Options{LogLevel: "info", StopTimeout: 10 * time.Second}}
+	t.Cleanup(c.stopAll)
+	if err := c.writeConfig(a, 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.startAgent(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.awaitLeader(30*time.Second, []int{0}); !errors.Is(err, errPortTaken) {
+		t.Fatalf("awaitLeader: %v, want errPortTaken", err)
+	}
 }

@@ -109,7 +109,7 @@ func absolute(v string) error {
 type paths struct{ config, pid string }
 
 func pathsOf(r *request) paths {
-	base := r.StatePath("consul", "")
+	base := r.StatePath("")
 	return paths{config: base + ".json", pid: base + ".pid"}
 }
 
@@ -172,6 +172,11 @@ func (c *Config) client(ctx context.Context, rt runtime) (*api.Client, error) {
 }
 
 func start(ctx context.Context, r *request) error {
+	unlock, err := r.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rt, p := r.Config.rt, pathsOf(r)
 	if st, _, _ := process.Status(p.pid, process.MatchExecutable(rt.binary)); st == process.Running {
 		return waitReady(ctx, r, rt, p, 0)
@@ -358,6 +363,11 @@ func deepCheck(c *api.Client, r *request, self map[string]map[string]any) error 
 }
 
 func stop(ctx context.Context, r *request) error {
+	unlock, err := r.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	p := pathsOf(r)
 	// Without a binary there is nothing to match the pid file against:
 	// stop what the pid file names if it is alive.

@@ -46,7 +46,7 @@ func New() *ocf.Agent[Config] {
 		},
 		Validate: func(ctx context.Context, r *ocf.Request[Config]) error {
 			if r.Config.StateFile == "" {
-				r.Config.StateFile = r.StatePath("example", ".state")
+				r.Config.StateFile = r.StatePath(".state")
 			}
 			if !filepath.IsAbs(r.Config.StateFile) {
 				return ocf.Errorf(ocf.ErrConfigured, "parameter state=%q must be an absolute path", r.Config.StateFile)
