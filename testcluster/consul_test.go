@@ -5,6 +5,7 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,4 +211,84 @@ func TestConsulCrmshScript(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteResource(t, id+"-clone") })
 	waitFor(t, 90*time.Second, "clone started", func() (bool, string) { r := role(t, id); return r == "Started", r })
+}
+
+// TestConsulTokenStaysSecret runs Consul with ACLs on (default deny) and
+// the agent's token in token_file: the agent's API calls work with it and
+// fail without it, and the token never shows in any process's argv or
+// environment, in the agent's output or logs, or in a file the agent
+// wrote with a mode wider than 0600.
+func TestConsulTokenStaysSecret(t *testing.T) {
+	const token = "6f1f0e0a-5a7e-4c8e-9d1b-2c3d4e5f6a7b"
+	params, _ := consulServer(t, "acl", 1, nil)
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl.hcl")
+	aclConfig := `acl { enabled = true
+  default_policy = "deny"
+  tokens { initial_management = "` + token + `"
+    agent = "` + token + `" } }
+performance { raft_multiplier = 1 }
+`
+	if err := os.WriteFile(acl, []byte(aclConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	params["extra_config"] = acl
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	params["token_file"] = tokenFile
+	state := t.TempDir()
+	env := map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000", "HA_RSCTMP": state,
+		"HA_LOGFILE": filepath.Join(dir, "ha.log"), "HA_debug": "1", "OCF_TRACE_RA": "1", "OCF_TRACE_FILE": filepath.Join(dir, "trace")}
+	r := ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params, Env: env})
+	t.Cleanup(func() { r.Run("stop", nil) })
+	var outputs []string
+	for _, action := range []string{"start", "monitor"} {
+		got := r.Run(action, deep)
+		outputs = append(outputs, got.Stdout, got.Stderr)
+		if got.Code != ocf.Success {
+			t.Fatalf("%s with the token: %v %q", action, got.Code, got.Reason)
+		}
+	}
+	without := r.Run("monitor", map[string]string{"OCF_RESKEY_token_file": "", "OCF_RESKEY_CRM_meta_interval": "10000"})
+	if without.Code != ocf.ErrGeneric || !strings.Contains(without.Reason, "HTTP API") {
+		t.Errorf("monitor without the token: %v %q, want a failure from the HTTP API (ACL denies)", without.Code, without.Reason)
+	}
+
+	// Every process: argv and environment.
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		for _, f := range []string{"cmdline", "environ"} {
+			data, _ := os.ReadFile(filepath.Join(p, f))
+			if strings.Contains(string(data), token) {
+				cmd, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+				t.Errorf("token in %s/%s (%q)", p, f, strings.ReplaceAll(string(cmd), "\x00", " "))
+			}
+		}
+	}
+	// What the agent printed and logged.
+	for _, out := range outputs {
+		if strings.Contains(out, token) {
+			t.Errorf("token in the agent's output")
+		}
+	}
+	for _, f := range []string{filepath.Join(dir, "ha.log"), filepath.Join(dir, "trace"), params["log_file"]} {
+		data, _ := os.ReadFile(f)
+		if strings.Contains(string(data), token) {
+			t.Errorf("token in %s", f)
+		}
+	}
+	// Files the agent wrote: none with the token may be wider than 0600.
+	_ = filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		info, _ := d.Info()
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), token) && info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s holds the token with mode %v", path, info.Mode().Perm())
+		}
+		return nil
+	})
 }
