@@ -62,8 +62,12 @@ install: build
 metadata: build
 	for a in $(AGENTS); do bin/$$a meta-data > metadata/$$a.xml; done
 
-bench: deps build
+# Per-call cost, each candidate measured side by side with /bin/true in one
+# run: meta-data and monitor of the example against the shell Dummy agents,
+# then a running Consul's monitor.
+bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
 
 demo: deps install cluster-up
 	testcluster/scripts/demo.sh

@@ -25,7 +25,7 @@ import (
 // consulServer returns the parameters of one Consul server of a loopback
 // cluster of `expect` servers: free ports, its own data directory, and
 // Raft timing for production (raft_multiplier 1) from an extra file.
-func consulServer(t *testing.T, name string, expect int, join []string) (map[string]string, string) {
+func consulServer(t testing.TB, name string, expect int, join []string) (map[string]string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	extra := filepath.Join(dir, "extra.hcl")

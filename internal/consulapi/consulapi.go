@@ -6,6 +6,7 @@ package consulapi
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ type Options struct {
 
 // New returns a client whose every request ends by ctx's deadline, or
 // within limit when ctx has none.
-func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, error) {
+func New(ctx context.Context, o Options, limit time.Duration) (c *api.Client, err error) {
 	cfg := api.DefaultNonPooledConfig()
 	// DefaultConfig reads CONSUL_* variables; an agent's behaviour must
 	// come from its parameters only.
@@ -43,14 +44,17 @@ func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, erro
 	if limit <= 0 {
 		return nil, fmt.Errorf("no time left to reach Consul: %w", context.DeadlineExceeded)
 	}
-	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
-	if err != nil {
-		return nil, fmt.Errorf("consul TLS settings: %w", err)
+	// Plain HTTP needs no TLS setup; skipping it spares every monitor the
+	// cost of loading the system's root certificates.
+	hc := &http.Client{Transport: cfg.Transport}
+	if cfg.Scheme == "https" || o.CAFile != "" || o.CertFile != "" {
+		if hc, err = api.NewHttpClient(cfg.Transport, cfg.TLSConfig); err != nil {
+			return nil, fmt.Errorf("consul TLS settings: %w", err)
+		}
 	}
 	hc.Timeout = limit
 	cfg.HttpClient = hc
-	c, err := api.NewClient(cfg)
-	if err != nil {
+	if c, err = api.NewClient(cfg); err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
 	}
 	return c, nil
