@@ -46,13 +46,14 @@ static: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
 
 # The real Consul the tests run, built once from testcluster/tools and cached.
 consul:
 	testcluster/scripts/build-consul.sh >/dev/null
 
 integration:
-	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/...
+	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/... ./agents/...
 
 install: build
 	install -d $(OCFDIR)

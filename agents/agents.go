@@ -4,6 +4,7 @@ package agents
 
 import (
 	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
+	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
 	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
 	"github.com/ha-framework/ha-framework/ocf"
 )
@@ -18,6 +19,7 @@ type Shipped struct {
 func All() []Shipped {
 	return []Shipped{
 		{Name: "consul", Agent: consulagent.New()},
+		{Name: "directory-registration", Agent: registration.New()},
 		{Name: "example", Agent: exampleagent.New()},
 	}
 }

@@ -94,6 +94,9 @@ type Agent[C any] struct {
 
 // Request is one invocation of an action.
 type Request[C any] struct {
+	// Action is the action Pacemaker asked for. When the SDK polls Monitor
+	// after a start, stop, promote or demote, Action is still that action,
+	// so Monitor can tell such a check from a scheduled monitor.
 	Action string
 	// Config holds the decoded parameters.
 	Config *C

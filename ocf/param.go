@@ -168,9 +168,15 @@ func Duration(dst *time.Duration, name, short string, opts ...Option) Param {
 // List declares a list of words separated by commas or white space.
 func List(dst *[]string, name, short string, opts ...Option) Param {
 	return newParam(name, "string", "a list separated by commas or spaces", short, func(v string) error {
-		*dst = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+		*dst = SplitList(v)
 		return nil
 	}, opts)
+}
+
+// SplitList splits a List parameter's raw value into its words, as List
+// decodes it; for Check functions, which see the raw value.
+func SplitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 }
 
 // ParseDuration reads a non-negative duration written as bare seconds

@@ -19,9 +19,10 @@ import (
 //
 // Errors, all *Error naming param and the fix:
 //   - ErrConfigured: path is not absolute (the same on every node);
-//   - ErrArgs: missing, not a regular file, empty, owned by another user,
-//     or readable or writable by group or others (mode wider than 0600);
-//   - ErrPerm: this process may not read it.
+//   - ErrArgs: missing, unreadable by this process, not a regular file,
+//     empty, owned by another user, or readable or writable by group or
+//     others (mode wider than 0600). All are this node's problem, so a
+//     probe reads them as "not running" rather than banning the resource.
 func ReadSecretFile(path, param string) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", Errorf(ErrConfigured, "parameter %s=%q must be an absolute path", param, path)
@@ -31,7 +32,7 @@ func ReadSecretFile(path, param string) (string, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return "", &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s does not exist on this node; create it with mode 0600", param, path), Err: err}
 	case errors.Is(err, fs.ErrPermission):
-		return "", &Error{Code: ErrPerm, Reason: fmt.Sprintf("%s file %s is not readable by the agent; run the agent as root or fix its owner", param, path), Err: err}
+		return "", &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s is not readable by the agent; run the agent as root or fix its owner", param, path), Err: err}
 	case err != nil:
 		return "", &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s: %v", param, path, err), Err: err}
 	}

@@ -30,7 +30,10 @@ func New(ctx context.Context, o Options, limit time.Duration) (c *api.Client, er
 	// DefaultConfig reads CONSUL_* variables; an agent's behaviour must
 	// come from its parameters only.
 	cfg.Address, cfg.Scheme, cfg.Token, cfg.TokenFile = o.Address, "http", o.Token, ""
-	cfg.Namespace, cfg.Partition, cfg.Datacenter = "", "", ""
+	cfg.Namespace, cfg.Partition, cfg.Datacenter, cfg.HttpAuth = "", "", "", nil
+	// The local agent is reached directly, whatever proxy the
+	// environment names.
+	cfg.Transport.Proxy = nil
 	cfg.TLSConfig = api.TLSConfig{CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile}
 	switch {
 	case strings.HasPrefix(o.Address, "https://"):

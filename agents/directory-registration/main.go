@@ -1,0 +1,11 @@
+// Command directory-registration is the OCF resource agent
+// ocf:ha-framework:directory-registration.
+package main
+
+import (
+	"os"
+
+	"github.com/ha-framework/ha-framework/agents/directory-registration/agent"
+)
+
+func main() { os.Exit(agent.New().Main()) }
