@@ -247,7 +247,9 @@ performance { raft_multiplier = 1 }
 	for _, action := range []string{"start", "monitor"} {
 		got := r.Run(action, deep)
 		outputs = append(outputs, got.Stdout, got.Stderr)
-		if got.Code != ocf.Success {
+		// Autopilot may still call a server that just won its election
+		// unhealthy: degraded, which is fine here.
+		if got.Code != ocf.Success && got.Code != ocf.Degraded {
 			t.Fatalf("%s with the token: %v %q", action, got.Code, got.Reason)
 		}
 	}
