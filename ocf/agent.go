@@ -59,8 +59,10 @@ type Agent[C any] struct {
 	// errors with ErrInstalled, ErrArgs or ErrPerm for local problems and
 	// ErrConfigured for parameter combinations that can never work: the
 	// SDK maps them by context (a probe reports "not running", a start
-	// fails on this node only; a stop runs anyway and succeeds if Stop
-	// reports the same). Keep it cheap: it runs on every monitor.
+	// fails on this node only). A stop runs whatever Validate or decoding
+	// found, because a failed stop gets the node fenced: Stop must cope
+	// with a partial configuration. Keep Validate cheap: it runs on every
+	// monitor.
 	Validate Func[C]
 
 	// Start brings the resource up. After it returns nil the SDK polls

@@ -11,11 +11,17 @@ import (
 // the error behind it, if any.
 func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) (Code, error) {
 	deprecated, err := decodeParams(params, r.Env, r.Env.Instance())
-	if err != nil {
-		return ErrConfigured, err
-	}
 	for _, name := range deprecated {
 		r.Log.Warn("deprecated parameter in use", "param", name)
+	}
+	// A stop never fails over its parameters: a failed stop gets the node
+	// fenced, and a typo in a changed parameter must not. Stop does its
+	// best with what decoded (a bad value keeps its default).
+	if err != nil && r.Action != ActionStop {
+		return ErrConfigured, err
+	}
+	if err != nil {
+		r.Log.Warn("stopping with invalid parameters", "reason", ReasonOf(err))
 	}
 
 	if r.Action == ActionValidateAll {
@@ -26,14 +32,13 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	}
 	if a.Validate != nil {
 		if err := a.Validate(ctx, r); err != nil {
-			code := CodeOf(err)
-			// A stop still runs when something is missing here: a
-			// daemon outlives the removal of its binary or configuration,
-			// and only Stop can tell, from its pid file.
-			if r.Action != ActionStop || !code.environmental() {
-				return a.contextRule(r, code, err)
+			// A stop still runs whatever Validate found: a daemon
+			// outlives the removal of its binary or configuration, and
+			// only Stop can tell, from its pid file.
+			if r.Action != ActionStop {
+				return a.contextRule(r, CodeOf(err), err)
 			}
-			r.Log.Info("stopping despite an incomplete setup on this node", "reason", ReasonOf(err))
+			r.Log.Info("stopping despite an incomplete setup", "reason", ReasonOf(err))
 		}
 	}
 

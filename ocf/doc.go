@@ -15,7 +15,8 @@
 //     a stop, and as an error to a recurring monitor, a start and validate-all.
 //   - Parameters that are invalid in themselves give ErrConfigured with a
 //     one-line exit reason naming the parameter, its value, and what is
-//     allowed.
+//     allowed; except on stop, which runs with what it could decode (a
+//     failed stop gets the node fenced, and a typo must not).
 //   - Every action gets a context whose deadline is the operation timeout
 //     (OCF_RESKEY_CRM_meta_timeout) less a margin, so the agent finishes
 //     before Pacemaker kills its process group.

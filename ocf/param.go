@@ -198,9 +198,16 @@ func ParseDuration(s string) (time.Duration, error) {
 
 // decodeParams sets every declared parameter from env. A deprecated name
 // stands in for the parameter that replaced it only while the new name is
-// unset. It returns an *Error with ErrConfigured naming the first bad
-// parameter, and the deprecated names in use.
-func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []string, err error) {
+// unset. It decodes every parameter even after a bad one, which keeps its
+// default (if any), so that a stop can still do its best; the error, an
+// *Error with ErrConfigured, names the first bad parameter. It also
+// returns the deprecated names in use.
+func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []string, first error) {
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
 	for _, p := range params {
 		if p.deprecated && p.replacedBy != "" {
 			continue // decoded through the parameter that replaced it
@@ -220,9 +227,10 @@ func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []s
 		}
 		if !ok {
 			if p.required {
-				return nil, &Error{Code: ErrConfigured, Reason: fmt.Sprintf(
+				fail(&Error{Code: ErrConfigured, Reason: fmt.Sprintf(
 					"parameter %s is required but not set; set it with: pcs resource update %s %s=VALUE",
-					p.name, resourceID(instance), p.name)}
+					p.name, resourceID(instance), p.name)})
+				continue
 			}
 			if !p.hasDefault {
 				continue
@@ -231,10 +239,13 @@ func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []s
 		}
 		if err := p.apply(v); err != nil {
 			p.name = name
-			return nil, &Error{Code: ErrConfigured, Reason: invalidReason(p, v, err), Err: err}
+			fail(&Error{Code: ErrConfigured, Reason: invalidReason(p, v, err), Err: err})
+			if p.hasDefault {
+				_ = p.apply(p.def)
+			}
 		}
 	}
-	return deprecatedInUse, nil
+	return deprecatedInUse, first
 }
 
 func (p Param) apply(v string) error {
