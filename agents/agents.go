@@ -6,6 +6,7 @@ import (
 	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
 	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
 	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
+	haproxydynamic "github.com/ha-framework/ha-framework/agents/haproxy-dynamic/agent"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 
@@ -21,5 +22,6 @@ func All() []Shipped {
 		{Name: "consul", Agent: consulagent.New()},
 		{Name: "directory-registration", Agent: registration.New()},
 		{Name: "example", Agent: exampleagent.New()},
+		{Name: "haproxy-dynamic", Agent: haproxydynamic.New()},
 	}
 }

@@ -5,10 +5,10 @@
 # the network, so a second run takes well under a second.
 set -euo pipefail
 
-# hyperfine is packaged in bookworm (1.15) and drives the benchmarks.
+# haproxy is what ocf:ha-framework:haproxy-dynamic runs.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
-	libxml2-utils hyperfine
+	libxml2-utils haproxy
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -1,0 +1,543 @@
+// Package agent is ocf:ha-framework:haproxy-dynamic: HAProxy with one
+// frontend per routed service, whose backends a companion watcher keeps
+// equal to the service's passing instances in Consul, live, through
+// HAProxy's runtime API. A client calls 127.0.0.1:PORT and reaches the
+// healthy instances wherever Pacemaker runs them.
+//
+// Processes: HAProxy's master (haproxy -W -db, started detached with
+// setsid; its pid is the master's for the whole life of the resource,
+// since a reload re-executes the master in place) with its workers, and
+// the watcher (this binary with the hidden argument "watch"), each with a
+// pid file in state_dir.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxyapi"
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
+	"github.com/ha-framework/ha-framework/internal/version"
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/process"
+)
+
+type request = ocf.Request[Config]
+
+// WatchCommand is argv[1] of the watcher daemon. Pacemaker never passes
+// it, and the OCF dispatcher would answer it "unimplemented", so Main
+// handles it before the SDK.
+const WatchCommand = "watch"
+
+// consulWait is the blocking queries' wait: the longest a healthy watcher
+// goes without news from Consul, which bounds how stale its last sync may
+// be before the monitor suspects it.
+const consulWait = 30 * time.Second
+
+// New returns the agent declaration.
+func New() *ocf.Agent[Config] {
+	return &ocf.Agent[Config]{
+		Name: "haproxy-dynamic", Version: version.Version,
+		ShortDesc:   "HAProxy routing local ports to the passing instances of Consul services",
+		LongDesc:    longDesc,
+		Params:      params,
+		Actions:     actions,
+		Validate:    validate,
+		Start:       start,
+		Stop:        stop,
+		Monitor:     monitor,
+		ReloadAgent: reload,
+	}
+}
+
+// Main runs the agent, or the watcher when argv[1] is WatchCommand; main
+// passes its result to os.Exit.
+func Main() int {
+	if len(os.Args) == 3 && os.Args[1] == WatchCommand {
+		return watch(os.Args[2])
+	}
+	return New().Main()
+}
+
+func watch(configPath string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("watcher", configPath)
+	c, err := watcher.LoadConfig(configPath)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	log.Info("watching Consul", "routes", len(c.Routes), "consul", c.ConsulAddress)
+	if err := watcher.Run(ctx, c, log); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+const longDesc = `Runs HAProxy with one frontend per routed service, listening on a local address (127.0.0.1:PORT), and keeps each backend equal to the passing instances of the service in Consul, live: ` +
+	`a watcher follows Consul with blocking queries and applies changes through HAProxy's runtime API (fill a free server slot, or drain a departed instance and then put it in maintenance), without reloading. ` +
+	`HAProxy is reloaded seamlessly (master-worker, listening sockets passed on, server states kept through server-state-file) only when a backend needs more slots than it has, or by reload-agent when the routes change. ` +
+	`When Consul cannot be reached the backends keep the last known instances, and the monitor reports degraded. ` +
+	`Monitor depth 0 checks HAProxy's master, the watcher, and the runtime socket; depth 10 also checks the watcher synced recently and that HAProxy serves exactly Consul's passing instances. ` +
+	`Run it as a clone on every node, after consul: ` +
+	`pcs: "pcs resource create routes ocf:ha-framework:haproxy-dynamic routes=web=127.0.0.1:8081/http,db=127.0.0.1:5433/tcp token_file=/etc/ha-framework/consul-read.token clone", "pcs constraint order start consul-clone then routes-clone". ` +
+	`crmsh: "crm configure primitive routes ocf:ha-framework:haproxy-dynamic params routes=web=127.0.0.1:8081/http op monitor interval=10s timeout=20s op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10", "crm configure clone routes-clone routes", "crm configure order routes-after-consul Mandatory: consul-clone routes-clone".`
+
+// runtime is what validate resolves for the actions.
+type runtime struct {
+	routes  []routes.Route
+	haproxy string // absolute path
+	// routesErr is a routes fault a probe or a stop set aside: neither
+	// needs the routes to find and end the processes.
+	routesErr error
+	paths     paths
+}
+
+// paths are the files of one resource.
+type paths struct {
+	dir, config, masterPID, stateFile, watcherConfig, watcherPID, status, haproxyLog, watcherLog, socket string
+}
+
+func newPaths(dir, socket string) paths {
+	if socket == "" {
+		socket = filepath.Join(dir, "admin.sock")
+	}
+	j := func(n string) string { return filepath.Join(dir, n) }
+	return paths{dir: dir, config: j("haproxy.cfg"), masterPID: j("haproxy.pid"), stateFile: j("server-state"),
+		watcherConfig: j("watcher.json"), watcherPID: j("watcher.pid"), status: j("status.json"),
+		haproxyLog: j("haproxy.log"), watcherLog: j("watcher.log"), socket: socket}
+}
+
+// maxSocketPath is the longest runtime socket path HAProxy 2.6 accepts
+// (measured with haproxy -c): sun_path's 107 usable bytes less room for
+// the ".<pid>.tmp" name it binds first and renames.
+const maxSocketPath = 97
+
+func validate(ctx context.Context, r *request) error {
+	c := r.Config
+	dir := c.StateDir
+	if dir == "" {
+		dir = r.StatePath(".d")
+		if err := noSpace(dir); err != nil {
+			return ocf.Errorf(ocf.ErrArgs, "state directory %s (from HA_RSCTMP) %v; set parameter state_dir", dir, err)
+		}
+	}
+	c.rt.paths = newPaths(dir, c.Socket)
+	if len(c.rt.paths.socket) > maxSocketPath {
+		return ocf.Errorf(ocf.ErrArgs, "runtime socket path %s is longer than %d bytes, the limit of HAProxy's unix sockets; set parameter socket or state_dir to a shorter path", c.rt.paths.socket, maxSocketPath)
+	}
+	if c.TokenFile != "" {
+		if _, err := ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {
+			return err
+		}
+	}
+	rs, err := loadRoutes(c)
+	if err != nil && (r.IsProbe() || r.Action == ocf.ActionStop) {
+		// A broken route must not keep a probe from seeing running
+		// processes, nor a stop from ending them (a failed stop gets
+		// the node fenced).
+		c.rt.routesErr = err
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	c.rt.routes = rs
+	haproxy, err := r.LookPath(c.Binary, "binary")
+	if err != nil {
+		return err
+	}
+	if c.rt.haproxy, err = filepath.Abs(haproxy); err != nil {
+		return ocf.Errorf(ocf.ErrInstalled, "binary %s: %w", haproxy, err)
+	}
+	return nil
+}
+
+// loadRoutes reads routes or routes_file. A fault in the parameter holds
+// on every node (ErrConfigured); the file is this node's (ErrInstalled when
+// missing, ErrArgs when unreadable or invalid).
+func loadRoutes(c *Config) ([]routes.Route, error) {
+	switch {
+	case c.Routes != "" && c.RoutesFile != "":
+		return nil, ocf.Errorf(ocf.ErrConfigured, "parameters routes and routes_file exclude each other; unset one")
+	case c.Routes != "":
+		rs, err := routes.Parse(c.Routes)
+		if err != nil {
+			return nil, ocf.Errorf(ocf.ErrConfigured, "parameter routes: %v", err)
+		}
+		return rs, nil
+	case c.RoutesFile != "":
+		data, err := os.ReadFile(c.RoutesFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, ocf.Errorf(ocf.ErrInstalled, "routes_file %s does not exist on this node; create it or fix routes_file", c.RoutesFile)
+		case err != nil:
+			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s cannot be read on this node: %v", c.RoutesFile, err)
+		}
+		rs, err := routes.ParseFile(data)
+		if err != nil {
+			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s: %v", c.RoutesFile, err)
+		}
+		return rs, nil
+	}
+	return nil, ocf.Errorf(ocf.ErrConfigured, "no routes; set parameter routes (e.g. routes=web=127.0.0.1:8081/http) or routes_file")
+}
+
+func (c *Config) watcherConfig() *watcher.Config {
+	p := c.rt.paths
+	return &watcher.Config{
+		Settings: haproxycfg.Settings{Routes: c.rt.routes, Socket: p.socket, StateFile: p.stateFile, Slots: c.Slots,
+			HardStopAfter: c.HardStopAfter, TimeoutConnect: c.TimeoutConnect, TimeoutIdle: c.TimeoutIdle},
+		Haproxy: c.rt.haproxy, ConfigFile: p.config, MasterPIDFile: p.masterPID, StatusFile: p.status,
+		ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile, Datacenter: c.Datacenter, Tag: c.Tag,
+		Wait: consulWait, DrainPeriod: c.DrainPeriod,
+	}
+}
+
+func (c *Config) haproxyStatus() (process.State, int, error) {
+	return process.Status(c.rt.paths.masterPID, func(pid int) (bool, error) {
+		// The haproxy binary, whatever binary is now: a running
+		// resource outlives a change of the parameter.
+		return process.MatchCmdline(func(argv []string) bool {
+			return filepath.Base(argv[0]) == "haproxy" || argv[0] == c.rt.haproxy
+		})(pid)
+	})
+}
+
+func (c *Config) watcherStatus() (process.State, int, error) {
+	return process.Status(c.rt.paths.watcherPID, process.MatchCmdline(func(argv []string) bool {
+		return len(argv) == 3 && argv[1] == WatchCommand && argv[2] == c.rt.paths.watcherConfig
+	}))
+}
+
+func start(ctx context.Context, r *request) error {
+	unlock, err := r.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c := r.Config
+	p := c.rt.paths
+	hs, _, err := c.haproxyStatus()
+	if err != nil {
+		return err
+	}
+	if hs != process.Running {
+		if err := os.MkdirAll(p.dir, 0o700); err != nil {
+			return ocf.Errorf(ocf.ErrPerm, "creating state_dir %s: %w", p.dir, err)
+		}
+		if err := checkPorts(c.rt.routes, nil); err != nil {
+			return err
+		}
+		// A fresh start begins from empty slots: a state file left by an
+		// earlier run would restore instances that may be long gone.
+		for _, f := range []string{p.stateFile, p.status, p.masterPID} {
+			_ = os.Remove(f)
+		}
+		wc := c.watcherConfig()
+		if err := watcher.Install(ctx, wc, nil); err != nil {
+			return &ocf.Error{Code: ocf.ErrArgs, Reason: "the rendered configuration is refused by this node's HAProxy: " + err.Error(), Err: err}
+		}
+		if _, err := process.StartDaemon(ctx, process.Daemon{
+			Path: c.rt.haproxy, Args: []string{"-W", "-db", "-f", p.config},
+			PIDFile: p.masterPID, LogFile: p.haproxyLog,
+		}); err != nil {
+			return ocf.Errorf(ocf.ErrGeneric, "starting %s: %w", c.rt.haproxy, err)
+		}
+		if err := awaitSocket(ctx, c); err != nil {
+			return err
+		}
+	}
+	return startWatcher(ctx, r)
+}
+
+// awaitSocket waits until HAProxy answers on its socket, and fails fast,
+// with HAProxy's own complaint, when the master exits meanwhile (a port
+// taken between the check and the bind, a socket directory it cannot
+// write).
+func awaitSocket(ctx context.Context, c *Config) error {
+	hc := haproxyapi.Client{Socket: c.rt.paths.socket, Timeout: time.Second}
+	for {
+		if _, err := hc.Info(ctx); err == nil {
+			return nil
+		}
+		if st, _, _ := c.haproxyStatus(); st != process.Running {
+			return ocf.Errorf(ocf.ErrArgs, "haproxy exited at start: %s", lastAlert(c.rt.paths.haproxyLog))
+		}
+		select {
+		case <-ctx.Done():
+			return ocf.Errorf(ocf.ErrGeneric, "haproxy did not answer on %s before the start timeout", c.rt.paths.socket)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lastAlert is the last ALERT line of HAProxy's log, for an exit reason.
+func lastAlert(logFile string) string {
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		return "see " + logFile
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "[ALERT]") && !strings.Contains(lines[i], "Fatal errors") {
+			return strings.TrimSpace(lines[i]) + " (" + logFile + ")"
+		}
+	}
+	return "see " + logFile
+}
+
+func startWatcher(ctx context.Context, r *request) error {
+	c := r.Config
+	p := c.rt.paths
+	if ws, _, err := c.watcherStatus(); err != nil || ws == process.Running {
+		return err
+	}
+	if err := watcher.WriteConfig(p.watcherConfig, c.watcherConfig()); err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "writing the watcher's configuration: %w", err)
+	}
+	_ = os.Remove(p.status)
+	self, err := os.Executable()
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "finding the agent's own binary for the watcher: %w", err)
+	}
+	if _, err := process.StartDaemon(ctx, process.Daemon{
+		Path: self, Args: []string{WatchCommand, p.watcherConfig}, PIDFile: p.watcherPID, LogFile: p.watcherLog,
+	}); err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "starting the watcher: %w", err)
+	}
+	return nil
+}
+
+// checkPorts fails with ErrArgs when a route's listen address is taken on
+// this node, except addresses in keep (HAProxy's own, on reload).
+func checkPorts(rs []routes.Route, keep []routes.Route) error {
+	for _, rt := range rs {
+		if slices.ContainsFunc(keep, func(k routes.Route) bool { return k.Listen == rt.Listen }) {
+			continue
+		}
+		l, err := net.Listen("tcp", rt.Listen.String())
+		if err != nil {
+			return ocf.Errorf(ocf.ErrArgs, "route %s cannot listen on %s on this node: %v; free the port or choose another in routes", rt.Service, rt.Listen, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+func stop(ctx context.Context, r *request) error {
+	unlock, err := r.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c := r.Config
+	p := c.rt.paths
+	// The watcher first: it would otherwise see HAProxy go and log errors,
+	// or worse, reload a master that is stopping.
+	if ws, pid, err := c.watcherStatus(); err != nil {
+		return err
+	} else if ws == process.Running {
+		if err := process.Stop(ctx, pid, process.StopOptions{Grace: 5 * time.Second}); err != nil {
+			return ocf.Errorf(ocf.ErrGeneric, "stopping the watcher %d: %w", pid, err)
+		}
+	}
+	if hs, pid, err := c.haproxyStatus(); err != nil {
+		return err
+	} else if hs == process.Running {
+		// SIGUSR1 is HAProxy's soft stop: listeners close at once and
+		// sessions finish, for at most hard-stop-after. The whole group
+		// is signalled so that workers go even if the master dies first.
+		grace := c.HardStopAfter + 2*time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			grace = min(grace, time.Until(dl)/2)
+		}
+		if err := process.StopGroup(ctx, pid, process.StopOptions{Signal: syscall.SIGUSR1, Grace: grace}); err != nil {
+			return ocf.Errorf(ocf.ErrGeneric, "stopping haproxy (master %d): %w", pid, err)
+		}
+	}
+	for _, f := range []string{p.watcherPID, p.masterPID, p.status} {
+		_ = os.Remove(f)
+	}
+	return nil
+}
+
+func monitor(ctx context.Context, r *request) (ocf.State, error) {
+	c := r.Config
+	p := c.rt.paths
+	hs, hpid, err := c.haproxyStatus()
+	if err != nil {
+		return ocf.Stopped, err
+	}
+	ws, wpid, err := c.watcherStatus()
+	if err != nil {
+		return ocf.Stopped, err
+	}
+	switch {
+	case hs != process.Running && ws != process.Running:
+		if c.rt.routesErr != nil && r.Action == ocf.ActionMonitor && !r.IsProbe() {
+			return ocf.Stopped, c.rt.routesErr
+		}
+		return ocf.Stopped, nil
+	case hs != process.Running:
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy is not running (%s) but its watcher %d is; see %s", hs, wpid, p.haproxyLog)
+	case ws != process.Running:
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the watcher is not running (%s) beside haproxy %d: backends no longer follow Consul; see %s", ws, hpid, p.watcherLog)
+	}
+	hc := haproxyapi.Client{Socket: p.socket, Timeout: 3 * time.Second}
+	if _, err := hc.Info(ctx); err != nil {
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy %d does not answer on its runtime socket: %w", hpid, err)
+	}
+	st, err := watcher.ReadStatus(p.status)
+	if errors.Is(err, watcher.ErrNoStatus) || (err == nil && r.Action == ocf.ActionStart && !allTried(st, c.rt.routes)) {
+		if r.Action == ocf.ActionStart {
+			// Start returns once each route had an answer (or an
+			// error) from Consul, so that a started resource routes.
+			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "waiting for the watcher's first answer from Consul")
+		}
+		return ocf.Running, nil
+	}
+	if err != nil {
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "reading the watcher's status: %w", err)
+	}
+	if r.CheckLevel() >= 10 {
+		if err := deepCheck(ctx, r, st, hc); err != nil {
+			return ocf.Running, err
+		}
+	}
+	switch {
+	case st.ConsulError != "":
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "Consul cannot be reached (%s); HAProxy keeps the instances of the last sync at %s", st.ConsulError, syncTime(st))
+	case st.ApplyError != "":
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "the watcher cannot apply changes to HAProxy: %s; see %s", st.ApplyError, p.watcherLog)
+	}
+	return ocf.Running, nil
+}
+
+func allTried(st *watcher.Status, rs []routes.Route) bool {
+	for _, rt := range rs {
+		s := st.Routes[rt.Service]
+		if s.LastSync.IsZero() && s.Error == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func syncTime(st *watcher.Status) string {
+	if st.LastSync.IsZero() {
+		return "never"
+	}
+	return st.LastSync.Format(time.RFC3339)
+}
+
+func reload(ctx context.Context, r *request) error {
+	unlock, err := r.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c := r.Config
+	p := c.rt.paths
+	if hs, _, err := c.haproxyStatus(); err != nil || hs != process.Running {
+		// reload-agent must not start anything: the next start uses the
+		// new parameters.
+		r.Log.Info("haproxy is not running; the new parameters apply at the next start")
+		return err
+	}
+	old, err := watcher.LoadConfig(p.watcherConfig)
+	var keep []routes.Route
+	if err == nil {
+		keep = old.Routes
+	}
+	if err := checkPorts(c.rt.routes, keep); err != nil {
+		return err
+	}
+	if ws, pid, err := c.watcherStatus(); err != nil {
+		return err
+	} else if ws == process.Running {
+		if err := process.Stop(ctx, pid, process.StopOptions{Grace: 5 * time.Second}); err != nil {
+			return ocf.Errorf(ocf.ErrGeneric, "stopping the watcher %d: %w", pid, err)
+		}
+	}
+	if err := watcher.Reload(ctx, c.watcherConfig(), nil); err != nil {
+		// The old watcher configuration still matches the running
+		// HAProxy when the new configuration was refused.
+		code := ocf.ErrGeneric
+		if strings.Contains(err.Error(), "haproxy refuses") {
+			code = ocf.ErrArgs
+		}
+		if serr := startWatcher(ctx, r); serr != nil {
+			r.Log.Error("restarting the watcher failed", "err", serr)
+		}
+		return &ocf.Error{Code: code, Reason: "reload: " + err.Error(), Err: err}
+	}
+	return startWatcher(ctx, r)
+}
+
+// deepCheck compares HAProxy's serving servers with Consul's passing
+// instances and the watcher's last sync with the clock.
+func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyapi.Client) error {
+	c := r.Config
+	fresh := consulWait + consulWait/16 + 15*time.Second
+	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
+		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), c.rt.paths.watcherLog)
+	}
+	passing, err := consulPassing(ctx, c)
+	if err != nil {
+		return ocf.Errorf(ocf.Degraded, "Consul cannot be reached: %v; HAProxy keeps the instances of the last sync at %s", err, syncTime(st))
+	}
+	// The watcher applies a change within milliseconds of Consul's
+	// answer; a difference that outlasts a few retries is real.
+	var diff string
+	for attempt := 0; attempt < 10; attempt++ {
+		if diff, err = compare(ctx, hc, c.rt.routes, passing); err == nil && diff == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			attempt = 10
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "reading HAProxy's servers: %w", err)
+	}
+	return ocf.Errorf(ocf.Degraded, "HAProxy does not serve Consul's passing instances: %s; see %s", diff, c.rt.paths.watcherLog)
+}
+
+func compare(ctx context.Context, hc haproxyapi.Client, rs []routes.Route, passing map[string][]string) (string, error) {
+	servers, err := hc.ServersState(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	var diffs []string
+	for _, rt := range rs {
+		var serving []string
+		for _, s := range servers {
+			if s.Backend == haproxycfg.BackendName(rt.Service) && s.Serving() {
+				serving = append(serving, s.Addr.String())
+			}
+		}
+		slices.Sort(serving)
+		if want := passing[rt.Service]; !slices.Equal(want, serving) {
+			diffs = append(diffs, fmt.Sprintf("%s serves [%s], Consul passes [%s]", rt.Service, strings.Join(serving, " "), strings.Join(want, " ")))
+		}
+	}
+	return strings.Join(diffs, "; "), nil
+}

@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
+)
+
+func TestDeclaration(t *testing.T) {
+	if err := New().Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadInput needs no HAProxy: every case fails before one would start.
+func TestBadInput(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	badFile := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(badFile, []byte(`{"routes":[{"service":"a","listen":"80","balance":"nope"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loose := filepath.Join(dir, "token")
+	if err := os.WriteFile(loose, []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}
+	tests := []struct {
+		name   string
+		params map[string]string
+		action string
+		extra  map[string]string
+		want   ocf.Code
+		reason string
+	}{
+		{"no routes", map[string]string{}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "no routes; set parameter routes"},
+		{"malformed routes", map[string]string{"routes": "web:8081"}, ocf.ActionStart, nil, ocf.ErrConfigured, "parameter routes=\"web:8081\" is invalid"},
+		{"unknown balance", map[string]string{"routes": "web=8081/http/fastest"}, ocf.ActionStart, nil, ocf.ErrConfigured, `unknown option "fastest"`},
+		{"two routes on one port", map[string]string{"routes": "a=8081,b=127.0.0.1:8081"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "both listen on 127.0.0.1:8081"},
+		{"routes and routes_file", map[string]string{"routes": "a=1", "routes_file": badFile}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "exclude each other"},
+		{"routes_file missing", map[string]string{"routes_file": "/nonexistent/routes.json"}, ocf.ActionStart, nil, ocf.ErrInstalled, "does not exist on this node"},
+		{"routes_file invalid", map[string]string{"routes_file": badFile}, ocf.ActionStart, nil, ocf.ErrArgs, `unknown balance algorithm "nope"`},
+		{"routes_file invalid, probe", map[string]string{"routes_file": badFile}, ocf.ActionMonitor, probe, ocf.NotRunning, ""},
+		{"routes_file relative", map[string]string{"routes_file": "routes.json"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "must be an absolute path"},
+		{"haproxy missing", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStart, nil, ocf.ErrInstalled, "set parameter binary"},
+		{"haproxy missing, probe", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionMonitor, probe, ocf.NotRunning, ""},
+		{"haproxy missing, stop", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStop, nil, ocf.Success, ""},
+		{"port in use", map[string]string{"routes": "a=" + busy.Addr().String(), "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.ErrArgs, "cannot listen on " + busy.Addr().String()},
+		{"slots out of range", map[string]string{"routes": "a=1", "slots": "0"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "parameter slots"},
+		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "https is not supported"},
+		{"token file readable by others", map[string]string{"routes": "a=1", "token_file": loose}, ocf.ActionStart, nil, ocf.ErrArgs, "chmod 600"},
+		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.ErrArgs, "longer than 97 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "haproxy-dynamic", Params: tt.params})
+			got := r.Run(tt.action, tt.extra)
+			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
+				t.Fatalf("%s = %v %q, want %v with a reason containing %q\n%s", tt.action, got.Code, got.Reason, tt.want, tt.reason, got.Stderr)
+			}
+			if strings.Contains(got.Reason, "\n") {
+				t.Errorf("reason spans lines: %q", got.Reason)
+			}
+		})
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "haproxy-dynamic"})
+	got := r.Run(ocf.ActionMetaData, nil)
+	if got.Code != ocf.Success {
+		t.Fatalf("meta-data: %v", got.Code)
+	}
+	ocftest.ValidateMetadata(t, []byte(got.Stdout))
+}

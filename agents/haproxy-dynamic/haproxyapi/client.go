@@ -1,0 +1,256 @@
+// Package haproxyapi talks to HAProxy's runtime API (the "stats socket"):
+// one connection per command in non-interactive mode, so a command never
+// waits behind another and HAProxy ends each answer by closing. Parsers
+// are separate from the I/O and tested on captured outputs.
+package haproxyapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client sends commands to the socket at Socket.
+type Client struct {
+	Socket string
+	// Timeout bounds a command when ctx has no earlier deadline; 0 means
+	// 5 s. The runtime API answers in microseconds unless HAProxy is
+	// stuck, and a stuck HAProxy must not hang a monitor.
+	Timeout time.Duration
+}
+
+// maxAnswer bounds what a command may return: show stat of thousands of
+// servers stays far below.
+const maxAnswer = 16 << 20
+
+// Do sends one command and returns HAProxy's answer.
+func (c Client) Do(ctx context.Context, cmd string) (string, error) {
+	if strings.ContainsAny(cmd, "\n;") {
+		return "", fmt.Errorf("runtime API command %q holds a newline or ';'", cmd)
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return "", fmt.Errorf("runtime API socket %s: %w", c.Socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return "", fmt.Errorf("runtime API %q: %w", cmd, err)
+	}
+	out, err := io.ReadAll(io.LimitReader(conn, maxAnswer))
+	if err != nil {
+		return "", fmt.Errorf("runtime API %q: %w", cmd, err)
+	}
+	return string(out), nil
+}
+
+// Info returns "show info" as a map (Pid, Version, Uptime_sec, ...).
+func (c Client) Info(ctx context.Context) (map[string]string, error) {
+	out, err := c.Do(ctx, "show info")
+	if err != nil {
+		return nil, err
+	}
+	info := ParseInfo(out)
+	if info["Pid"] == "" {
+		return nil, fmt.Errorf("runtime API show info: unexpected answer %q", firstLine(out))
+	}
+	return info, nil
+}
+
+// ParseInfo reads "show info" output.
+func ParseInfo(out string) map[string]string {
+	info := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
+			info[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return info
+}
+
+// Admin state bits of "show servers state" (srv_admin_state), from
+// HAProxy's include/haproxy/server-t.h.
+const (
+	AdminForcedMaint    = 0x01 // set server state maint
+	AdminInheritedMaint = 0x02 // tracked server in maintenance
+	AdminConfigMaint    = 0x04 // "disabled" in the configuration
+	AdminForcedDrain    = 0x08 // set server state drain
+	AdminInheritedDrain = 0x10
+	AdminResolveMaint   = 0x20 // DNS resolution failed
+	AdminHostnameMaint  = 0x40
+
+	maintMask = AdminForcedMaint | AdminInheritedMaint | AdminResolveMaint | AdminHostnameMaint
+	drainMask = AdminForcedDrain | AdminInheritedDrain
+)
+
+// ServerState is one line of "show servers state".
+type ServerState struct {
+	Backend string
+	Server  string
+	Addr    netip.AddrPort
+	// OpState is srv_op_state: 0 stopped, 1 starting, 2 running, 3
+	// stopping.
+	OpState int
+	Admin   int
+}
+
+// Maint reports whether the server takes no traffic by administration.
+func (s ServerState) Maint() bool { return s.Admin&maintMask != 0 }
+
+// Draining reports whether the server is in drain (weight 0: only
+// existing and persistent sessions).
+func (s ServerState) Draining() bool { return !s.Maint() && s.Admin&drainMask != 0 }
+
+// Serving reports whether new traffic may go to the server.
+func (s ServerState) Serving() bool { return !s.Maint() && !s.Draining() }
+
+// ServersState returns the servers of backend ("" for all).
+func (c Client) ServersState(ctx context.Context, backend string) ([]ServerState, error) {
+	cmd := "show servers state"
+	if backend != "" {
+		cmd += " " + backend
+	}
+	out, err := c.Do(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServersState(out)
+}
+
+// ParseServersState reads "show servers state" output, version 1, by
+// its header's column names, so added columns do not break it.
+func ParseServersState(out string) ([]ServerState, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || strings.TrimSpace(lines[0]) != "1" || !strings.HasPrefix(lines[1], "# ") {
+		return nil, fmt.Errorf("show servers state: unexpected answer %q", firstLine(out))
+	}
+	col := map[string]int{}
+	for i, name := range strings.Fields(strings.TrimPrefix(lines[1], "# ")) {
+		col[name] = i
+	}
+	for _, name := range []string{"be_name", "srv_name", "srv_addr", "srv_port", "srv_op_state", "srv_admin_state"} {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("show servers state: no column %s", name)
+		}
+	}
+	var states []ServerState
+	for _, line := range lines[2:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < len(col) {
+			return nil, fmt.Errorf("show servers state: short line %q", line)
+		}
+		addr, err := netip.ParseAddr(f[col["srv_addr"]])
+		if err != nil {
+			return nil, fmt.Errorf("show servers state: address in %q: %v", line, err)
+		}
+		port, err1 := strconv.ParseUint(f[col["srv_port"]], 10, 16)
+		op, err2 := strconv.Atoi(f[col["srv_op_state"]])
+		admin, err3 := strconv.Atoi(f[col["srv_admin_state"]])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("show servers state: %q: %v", line, err)
+		}
+		states = append(states, ServerState{
+			Backend: f[col["be_name"]], Server: f[col["srv_name"]],
+			Addr: netip.AddrPortFrom(addr, uint16(port)), OpState: op, Admin: admin,
+		})
+	}
+	return states, nil
+}
+
+// SetAddr points backend/server at addr.
+func (c Client) SetAddr(ctx context.Context, backend, server string, addr netip.AddrPort) error {
+	cmd := fmt.Sprintf("set server %s/%s addr %s port %d", backend, server, addr.Addr(), addr.Port())
+	out, err := c.Do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	// HAProxy answers a change with "IP changed from ..." or "no need to
+	// change the addr, port changed from ...", and nothing when nothing
+	// changed; anything else is a refusal.
+	if s := strings.TrimSpace(out); s != "" && !strings.Contains(s, "changed from") {
+		return fmt.Errorf("runtime API %q: %s", cmd, firstLine(s))
+	}
+	return nil
+}
+
+// SetState sets backend/server to ready, drain or maint.
+func (c Client) SetState(ctx context.Context, backend, server, state string) error {
+	cmd := fmt.Sprintf("set server %s/%s state %s", backend, server, state)
+	out, err := c.Do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if s := strings.TrimSpace(out); s != "" {
+		return fmt.Errorf("runtime API %q: %s", cmd, firstLine(s))
+	}
+	return nil
+}
+
+// Sessions returns the current sessions (scur) per "backend/server" from
+// show stat, to tell when a draining server is idle.
+func (c Client) Sessions(ctx context.Context) (map[string]int, error) {
+	out, err := c.Do(ctx, "show stat")
+	if err != nil {
+		return nil, err
+	}
+	return ParseSessions(out)
+}
+
+// ParseSessions reads the CSV of show stat.
+func ParseSessions(out string) (map[string]int, error) {
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("show stat: %v", err)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("show stat: empty answer")
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	px, sv, scur := col["pxname"], col["svname"], col["scur"]
+	if _, ok := col["scur"]; !ok {
+		return nil, errors.New("show stat: no scur column")
+	}
+	sessions := map[string]int{}
+	for _, row := range rows[1:] {
+		if len(row) <= max(px, sv, scur) || row[sv] == "FRONTEND" || row[sv] == "BACKEND" {
+			continue
+		}
+		n, _ := strconv.Atoi(row[scur])
+		sessions[row[px]+"/"+row[sv]] = n
+	}
+	return sessions, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}

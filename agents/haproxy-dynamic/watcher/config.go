@@ -1,0 +1,118 @@
+// Package watcher keeps HAProxy's backends equal to the passing instances
+// of their Consul services. It runs as a daemon beside HAProxy (the agent
+// binary started with the hidden argument "watch"), follows Consul with
+// blocking queries, one per route, and applies changes through HAProxy's
+// runtime API: fill a free slot and set it ready, drain a departed
+// instance and put it in maintenance once idle. It reloads HAProxy only
+// when a backend runs out of slots.
+//
+// It never empties a backend because Consul cannot be reached: an error
+// leaves the last known good membership in place and is recorded in the
+// status file, which the agent's monitor reads to report "degraded".
+package watcher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
+	"github.com/ha-framework/ha-framework/ocf/process"
+)
+
+// Config is what the agent hands the watcher, in a file of mode 0600. It
+// names the token file, never holds the token.
+type Config struct {
+	haproxycfg.Settings
+
+	Haproxy       string `json:"haproxy"`         // the binary, for haproxy -c
+	ConfigFile    string `json:"config_file"`     // the running configuration
+	MasterPIDFile string `json:"master_pid_file"` // HAProxy's master, signalled to reload
+	StatusFile    string `json:"status_file"`
+
+	ConsulAddress string `json:"consul_address"`
+	TokenFile     string `json:"token_file,omitempty"`
+	Datacenter    string `json:"datacenter,omitempty"`
+	Tag           string `json:"tag,omitempty"` // routes without a tag of their own use it
+
+	// Wait is the blocking queries' wait time: how long Consul holds a
+	// query without a change before it answers anyway.
+	Wait time.Duration `json:"wait"`
+	// DrainPeriod is how long a departed instance keeps its existing
+	// sessions before maintenance cuts them.
+	DrainPeriod time.Duration `json:"drain_period"`
+}
+
+// WriteConfig stores c at path, atomically, mode 0600.
+func WriteConfig(path string, c *Config) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return process.WriteFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// LoadConfig reads a Config written by WriteConfig.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("watcher configuration %s: %w", path, err)
+	}
+	if len(c.Routes) == 0 || c.Socket == "" || c.StatusFile == "" || c.ConsulAddress == "" || c.Wait <= 0 {
+		return nil, fmt.Errorf("watcher configuration %s is incomplete", path)
+	}
+	return &c, nil
+}
+
+// Status is what the watcher reports in its status file.
+type Status struct {
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// LastSync is when every route last had a successful answer from
+	// Consul: the oldest of the routes' LastSync, zero until each route
+	// had one.
+	LastSync time.Time `json:"last_sync"`
+	// ConsulError is the latest Consul failure of any route, "" when
+	// every route's last query succeeded.
+	ConsulError string `json:"consul_error,omitempty"`
+	// ApplyError is the latest failure to apply a change to HAProxy, ""
+	// once the backends match.
+	ApplyError string                 `json:"apply_error,omitempty"`
+	Reloads    int                    `json:"reloads"`
+	Routes     map[string]RouteStatus `json:"routes"`
+}
+
+// RouteStatus is one route's view of Consul.
+type RouteStatus struct {
+	// Instances are the passing instances (address:port) last seen.
+	Instances []string  `json:"instances"`
+	Index     uint64    `json:"index"`
+	LastSync  time.Time `json:"last_sync"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// ErrNoStatus is returned by ReadStatus before the watcher wrote one.
+var ErrNoStatus = errors.New("the watcher has not written its status yet")
+
+// ReadStatus reads the status file.
+func ReadStatus(path string) (*Status, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoStatus
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("status file %s: %w", path, err)
+	}
+	return &s, nil
+}

@@ -1,0 +1,102 @@
+package watcher
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxyapi"
+)
+
+const (
+	placeholder = haproxyapi.AdminConfigMaint | haproxyapi.AdminForcedMaint
+	ready       = haproxyapi.AdminConfigMaint
+	draining    = haproxyapi.AdminConfigMaint | haproxyapi.AdminForcedDrain
+)
+
+func srv(name, addr string, admin int) haproxyapi.ServerState {
+	return haproxyapi.ServerState{Backend: "be_web", Server: name, Addr: netip.MustParseAddrPort(addr), Admin: admin}
+}
+
+func addrs(s ...string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range s {
+		out = append(out, netip.MustParseAddrPort(a))
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a, b, c := "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
+	tests := []struct {
+		name         string
+		servers      []haproxyapi.ServerState
+		want         []netip.AddrPort
+		drains       map[string]time.Time
+		sessions     map[string]int
+		wantOps      []op
+		wantOverflow []netip.AddrPort
+	}{
+		{name: "fill empty slots in order",
+			servers: []haproxyapi.ServerState{srv("s2", "127.0.0.1:1", placeholder), srv("s1", "127.0.0.1:1", placeholder)},
+			want:    addrs(a, b),
+			wantOps: []op{{"s1", "fill", addrs(a)[0]}, {"s2", "fill", addrs(b)[0]}}},
+		{name: "nothing to do",
+			servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", "127.0.0.1:1", placeholder)},
+			want:    addrs(a)},
+		{name: "departed instance drains, new one fills another slot",
+			servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", "127.0.0.1:1", placeholder)},
+			want:    addrs(b),
+			wantOps: []op{{"s1", "drain", netip.AddrPort{}}, {"s2", "fill", addrs(b)[0]}}},
+		{name: "draining and busy stays until the period ends",
+			servers:  []haproxyapi.ServerState{srv("s1", a, draining)},
+			drains:   map[string]time.Time{"s1": now.Add(-time.Second)},
+			sessions: map[string]int{"s1": 3}},
+		{name: "draining and idle goes to maintenance",
+			servers:  []haproxyapi.ServerState{srv("s1", a, draining)},
+			drains:   map[string]time.Time{"s1": now.Add(-time.Second)},
+			sessions: map[string]int{"s1": 0},
+			wantOps:  []op{{"s1", "maint", netip.AddrPort{}}}},
+		{name: "drain period over",
+			servers:  []haproxyapi.ServerState{srv("s1", a, draining)},
+			drains:   map[string]time.Time{"s1": now.Add(-time.Minute)},
+			sessions: map[string]int{"s1": 3},
+			wantOps:  []op{{"s1", "maint", netip.AddrPort{}}}},
+		{name: "draining instance comes back",
+			servers: []haproxyapi.ServerState{srv("s1", a, draining), srv("s2", "127.0.0.1:1", placeholder)},
+			drains:  map[string]time.Time{"s1": now},
+			want:    addrs(a),
+			wantOps: []op{{"s1", "ready", netip.AddrPort{}}}},
+		{name: "duplicate slot drains",
+			servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", a, ready)},
+			want:    addrs(a),
+			wantOps: []op{{"s2", "drain", netip.AddrPort{}}}},
+		{name: "more instances than slots",
+			servers:      []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", "127.0.0.1:1", placeholder)},
+			want:         addrs(a, b, c),
+			wantOps:      []op{{"s2", "fill", addrs(b)[0]}},
+			wantOverflow: addrs(c)},
+		{name: "empty set from Consul drains everything",
+			servers: []haproxyapi.ServerState{srv("s1", a, ready)},
+			wantOps: []op{{"s1", "drain", netip.AddrPort{}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			drains := tt.drains
+			if drains == nil {
+				drains = map[string]time.Time{}
+			}
+			ops, overflow := plan(tt.servers, tt.want, drains, tt.sessions, now, 5*time.Second)
+			cmpAddr := cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })
+			if diff := cmp.Diff(tt.wantOps, ops, cmpAddr); diff != "" {
+				t.Errorf("ops (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantOverflow, overflow, cmpAddr); diff != "" {
+				t.Errorf("overflow (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
