@@ -37,22 +37,27 @@ type StopOptions struct {
 	// Grace is how long the process has to exit after Signal before
 	// SIGKILL. 0 means half the time left until ctx's deadline, leaving
 	// the other half to see SIGKILL through, or 10 s if ctx has no
-	// deadline. A negative Grace sends SIGKILL right after Signal.
+	// deadline. A longer Grace is cut to that half too, so SIGKILL is
+	// always sent before the deadline. A negative Grace sends SIGKILL
+	// right after Signal.
 	Grace time.Duration
 }
 
 // grace resolves the grace period for a stop starting now.
 func (o StopOptions) grace(ctx context.Context) time.Duration {
-	switch {
-	case o.Grace < 0:
+	if o.Grace < 0 {
 		return 0
-	case o.Grace > 0:
+	}
+	half := defaultGrace
+	if dl, ok := ctx.Deadline(); ok {
+		half = max(time.Until(dl)/2, 0)
+	} else if o.Grace > 0 {
 		return o.Grace
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		return max(time.Until(dl)/2, 0)
+	if o.Grace > 0 {
+		return min(o.Grace, half)
 	}
-	return defaultGrace
+	return half
 }
 
 // Stop ends the process pid: it sends opts.Signal (SIGTERM by default),
@@ -65,8 +70,10 @@ func (o StopOptions) grace(ctx context.Context) time.Duration {
 // period, SIGKILL does not reach the newcomer. Stop signals pid alone;
 // see StopGroup for a daemon together with the processes it forked.
 //
-// If ctx ends before the grace period is over, Stop returns without
-// sending SIGKILL: ending ctx is how the caller says to stop trying. With
+// The grace period never runs past half the time left until ctx's
+// deadline, so SIGKILL is sent before it. If ctx is cancelled before the
+// grace period is over, Stop returns without sending SIGKILL: cancelling
+// is how the caller says to stop trying. With
 // a ctx that has no deadline, Stop waits for a process that even SIGKILL
 // does not end (stuck in uninterruptible sleep) as long as it lives.
 //
