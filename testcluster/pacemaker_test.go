@@ -329,3 +329,27 @@ func TestInstalledMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestCrmshScriptsVerify: crmsh accepts every installed cluster script
+// with a minimal configuration, and every script in crmsh/ has a case.
+func TestCrmshScriptsVerify(t *testing.T) {
+	args := map[string][]string{
+		"example":                {"id=v1", "label=x"},
+		"consul":                 {"id=v2", "mode=server", "bootstrap_expect=3"},
+		"directory-registration": {"id=v3", "service_name=web", "service_port=80"},
+		"haproxy-dynamic":        {"id=v4", "routes=web=127.0.0.1:8081/http"},
+	}
+	scripts, _ := filepath.Glob(filepath.Join("..", "crmsh", "*", "main.yml"))
+	if len(scripts) != len(args) {
+		t.Errorf("%d scripts in crmsh/, %d cases here", len(scripts), len(args))
+	}
+	for _, s := range scripts {
+		name := filepath.Base(filepath.Dir(s))
+		cmd := exec.Command("crm", append([]string{"script", "verify", "ha-framework-" + name}, args[name]...)...)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "ERROR") || !strings.Contains(string(out), "ocf:ha-framework:"+name) {
+			t.Errorf("crm script verify ha-framework-%s: %v\n%s", name, err, out)
+		}
+	}
+}
