@@ -15,7 +15,7 @@ FUZZTIME ?= 15s
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint static fuzz consul integration install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit lint static fuzz consul integration e2e install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
 
@@ -24,7 +24,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./agents/,$(AGENTS))
 
 # Everything CI runs.
-test: deps lint build static unit fuzz install cluster-up consul integration
+test: deps lint build static unit fuzz install cluster-up consul integration e2e
 
 deps:
 	testcluster/scripts/install-deps.sh
@@ -55,6 +55,11 @@ consul:
 
 integration:
 	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/... ./agents/...
+
+# Real 3-node Pacemaker clusters in Docker (node image built locally from
+# Debian packages and cached): failover, partitions, fencing.
+e2e: deps build
+	testcluster/docker/run-e2e.sh
 
 install: build
 	install -d $(OCFDIR)

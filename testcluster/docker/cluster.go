@@ -157,7 +157,11 @@ func (c *Cluster) create(n int, agents string) error {
 			"--network", c.Name, "--ip", c.IPs[name],
 			"--label", labelCluster + "=" + c.Name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
 			"-e", "HAFW_CLUSTER=" + c.Name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
-			"-v", key + ":/hafw/authkey:ro", "-v", agents + ":/hafw/bin:ro"}
+			"-v", key + ":/hafw/authkey:ro", "-v", agents + ":/hafw/bin:ro",
+			// /run is volatile on a real machine: a node killed and started
+			// again must not find its agents' state files (probes would
+			// report resources still active there).
+			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
 		args = append(args, caps...)
 		args = append(args, fenceArgs...)
 		args = append(args, c.Image)

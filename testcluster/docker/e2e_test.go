@@ -160,41 +160,57 @@ func TestFencing(t *testing.T) {
 		return len(s.Resources[FenceDevice]) == 1, "device on " + strings.Join(s.Resources[FenceDevice], ",")
 	})
 	victim, fencer := c.Nodes[2], c.Nodes[0]
-	_, before, err := c.Running(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
 	if out, err := c.Exec(fencer, "stonith_admin", "--reboot", victim, "--timeout", "60"); err != nil {
 		t.Fatalf("stonith_admin --reboot %s: %v\n%s", victim, err, out)
 	}
-	t.Logf("fence_docker rebooted %s in %s", victim, time.Since(start).Round(100*time.Millisecond))
-	running, after, err := c.Running(victim)
-	if err != nil || !running || !after.After(before) {
-		t.Fatalf("%s not restarted by fencing: running=%v started %s (before %s) err=%v", victim, running, after, before, err)
+	t.Logf("fence_docker fenced %s in %s", victim, time.Since(start).Round(100*time.Millisecond))
+	if running, _, err := c.Running(victim); err != nil || running {
+		t.Fatalf("%s still running after fencing (err %v)", victim, err)
 	}
 	out, _ := c.Exec(fencer, "stonith_admin", "--history", victim)
 	if !strings.Contains(out, "successful") {
 		t.Errorf("fencing history does not show a success:\n%s", out)
 	}
+	c.Start(victim)
 	c.WaitReady(2 * time.Minute)
-	t.Logf("%s rejoined %s after the fencing", victim, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s powered on again and rejoined %s after the fencing", victim, time.Since(start).Round(100*time.Millisecond))
 
 	t.Run("partitioned node is fenced by the majority", func(t *testing.T) {
-		victim := c.Nodes[1]
-		_, before, err := c.Running(victim)
-		if err != nil {
-			t.Fatal(err)
-		}
+		const id = "ex"
+		createExample(t, c, c.Nodes[0], id)
+		victim := onlyNode(t, c, c.Nodes[0], id)
 		c.Partition(victim)
 		cut := time.Now()
 		c.WaitFor(2*time.Minute, victim+" fenced", func() (bool, string) {
-			_, at, err := c.Running(victim)
-			return err == nil && at.After(before), "not restarted yet"
+			running, _, err := c.Running(victim)
+			return err == nil && !running, "still running"
 		})
-		t.Logf("partitioned %s fenced (container restarted) %s after the cut", victim, time.Since(cut).Round(100*time.Millisecond))
-		// A restarted container gets a new network namespace: the rules are gone.
+		t.Logf("partitioned %s fenced (container stopped) %s after the cut", victim, time.Since(cut).Round(100*time.Millisecond))
+		var rest []string
+		for _, n := range c.Nodes {
+			if n != victim {
+				rest = append(rest, n)
+			}
+		}
+		c.WaitFor(2*time.Minute, id+" recovered on the majority", func() (bool, string) {
+			s, err := c.Status(rest[0])
+			if err != nil {
+				return false, err.Error()
+			}
+			on := s.Resources[id]
+			return len(on) == 1 && on[0] != victim, "running on " + strings.Join(on, ",")
+		})
+		t.Logf("%s recovered on the majority %s after the cut", id, time.Since(cut).Round(100*time.Millisecond))
+		// A started container gets a new network namespace: the DROP rules are gone.
+		c.Start(victim)
 		c.WaitReady(2 * time.Minute)
+		if out, err := c.Exec(c.Nodes[0], "crm_resource", "--wait", "--timeout=60s"); err != nil {
+			t.Fatalf("cluster did not settle: %v\n%s", err, out)
+		}
+		if got := reallyRunning(t, c, c.Nodes, id); len(got) != 1 {
+			t.Errorf("after the fenced node rejoined, %s runs on %v, want exactly one node", id, got)
+		}
 	})
 }
 

@@ -50,7 +50,8 @@ func (c *Cluster) fencingMounts() ([]string, error) {
 }
 
 // EnableFencing creates a fence_docker stonith device able to fence every
-// node and sets stonith-enabled=true. The cluster must have been created
+// node (a fenced node's container is stopped: docker kill) and sets
+// stonith-enabled=true. The cluster must have been created
 // with Options.Fencing.
 func (c *Cluster) EnableFencing() {
 	c.t.Helper()
@@ -62,6 +63,11 @@ func (c *Cluster) EnableFencing() {
 		"tlscert=" + tlsMount + "/client.pem", "tlskey=" + tlsMount + "/client.key",
 		"tlscacert=" + tlsMount + "/ca.pem",
 		"pcmk_host_list=" + strings.Join(c.Nodes, " "), "pcmk_host_check=static-list",
+		// A reboot would restart the container within a second, before the
+		// fencing result reaches the cluster: the node then reads that it was
+		// "allegedly just fenced" and its pacemakerd stays down for good. So
+		// fencing powers off; Cluster.Start is the power button.
+		"pcmk_reboot_action=off",
 		"op", "monitor", "interval=60s"}
 	if out, err := c.Exec(c.Nodes[0], args...); err != nil {
 		c.t.Fatalf("creating the stonith device: %v\n%s", err, out)

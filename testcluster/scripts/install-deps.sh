@@ -5,10 +5,11 @@
 # the network, so a second run takes well under a second.
 set -euo pipefail
 
-# haproxy is what ocf:ha-framework:haproxy-dynamic runs.
+# haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
+# debootstrap build and run the multi-node test clusters.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
-	libxml2-utils haproxy
+	libxml2-utils haproxy docker.io debootstrap
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -83,7 +83,7 @@ stop() {
 : "${HAFW_CLUSTER:?}" "${HAFW_NODES:?}"
 [[ -s /hafw/authkey ]] || { log "no /hafw/authkey mounted"; exit 1; }
 install -m 0400 /hafw/authkey /etc/corosync/authkey
-mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /var/run/crm
+mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/crm /run/lock
 install_agents
 write_conf
 seed_cib

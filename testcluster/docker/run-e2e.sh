@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# End-to-end tests on real multi-node Pacemaker clusters in Docker: builds
+# the agents if needed, ensures dockerd runs, builds (or reuses) the node
+# image, then runs the e2e tests. Extra arguments go to go test
+# (e.g. -run TestFencing -v). Logs of failed tests: /tmp/hafw-e2e-logs.
+set -euo pipefail
+
+readonly HERE=$(cd "$(dirname "$0")" && pwd)
+readonly ROOT=$(cd "${HERE}/../.." && pwd)
+
+log() { printf 'run-e2e.sh: %s\n' "$*" >&2; }
+
+[[ ${EUID} -eq 0 ]] || { log "must run as root (dockerd, debootstrap)"; exit 1; }
+# Always make: it rebuilds only what changed, and a stale bin/ would test old code.
+make -C "${ROOT}" build >/dev/null
+"${HERE}/dockerd.sh"
+start=${SECONDS}
+HAFW_NODE_IMAGE=$("${HERE}/build-image.sh")
+export HAFW_NODE_IMAGE
+log "image ${HAFW_NODE_IMAGE} ready in $((SECONDS - start))s"
+cd "${ROOT}"
+exec go test -tags e2e -count=1 -timeout 30m "$@" ./testcluster/docker/...
