@@ -3,6 +3,7 @@ package ocf
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,34 @@ func Deprecated(replacedWith, why string) Option {
 // Its error becomes the exit reason, prefixed with the parameter's name.
 func Check(check func(value string) error) Option {
 	return func(p *Param) { p.checks = append(p.checks, check) }
+}
+
+// AbsolutePath requires the value to be an absolute path: a relative one
+// would depend on the directory Pacemaker runs the agent in.
+func AbsolutePath() Option {
+	return func(p *Param) {
+		if p.format == "" {
+			p.format = "an absolute path"
+		}
+		p.checks = append(p.checks, func(v string) error {
+			if !filepath.IsAbs(v) {
+				return fmt.Errorf("must be an absolute path")
+			}
+			return nil
+		})
+	}
+}
+
+// MinDuration requires a Duration parameter to be at least floor.
+func MinDuration(floor time.Duration) Option {
+	return func(p *Param) {
+		p.checks = append(p.checks, func(v string) error {
+			if d, _ := ParseDuration(v); d < floor {
+				return fmt.Errorf("must be at least %v", floor)
+			}
+			return nil
+		})
+	}
 }
 
 // Range restricts an integer parameter to [min, max].

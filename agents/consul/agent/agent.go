@@ -55,7 +55,7 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.NodeName, "node_name", "Consul node name",
 			ocf.Long("The node's name in Consul. Default: the host name.")),
 		ocf.String(&c.DataDir, "data_dir", "Data directory", ocf.Default("/var/lib/consul"), ocf.UniqueGroup("data_dir"),
-			ocf.Check(absolute)),
+			ocf.AbsolutePath()),
 		ocf.String(&c.ConfigDir, "config_dir", "Extra configuration directory",
 			ocf.Long("A directory of Consul configuration files loaded after the generated configuration (ACLs, services, anything not covered by parameters).")),
 		ocf.String(&c.ExtraConfig, "extra_config", "Extra configuration file",
@@ -96,13 +96,6 @@ var actions = []ocf.Action{
 	{Name: ocf.ActionStop, Timeout: 60 * time.Second},
 	{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},
 	{Name: ocf.ActionMonitor, Timeout: 30 * time.Second, Interval: 60 * time.Second, Depth: 10},
-}
-
-func absolute(v string) error {
-	if !filepath.IsAbs(v) {
-		return errors.New("must be an absolute path")
-	}
-	return nil
 }
 
 // paths are the agent's own files for one resource instance.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -72,14 +71,14 @@ func params(c *Config) []ocf.Param {
 			ocf.Check(consulAddress),
 			ocf.Long("Address of the Consul agent on this node: host:port, http://host:port or https://host:port. "+
 				"Always the local agent: the registration belongs to the node the resource runs on.")),
-		ocf.String(&c.TokenFile, "token_file", "ACL token file", def, ocf.Check(absolute),
+		ocf.String(&c.TokenFile, "token_file", "ACL token file", def, ocf.AbsolutePath(),
 			ocf.Long("File holding the ACL token for registering (service:write on the service, plus read access to the agent's services and checks). "+
 				"Mode 0600, owned by root. Never give the token itself as a parameter.")),
-		ocf.String(&c.CAFile, "ca_file", "TLS CA file for https consul_address", ocf.Check(absolute)),
-		ocf.String(&c.CertFile, "cert_file", "TLS client certificate file", ocf.Check(absolute)),
-		ocf.String(&c.KeyFile, "key_file", "TLS client key file", ocf.Check(absolute)),
+		ocf.String(&c.CAFile, "ca_file", "TLS CA file for https consul_address", ocf.AbsolutePath()),
+		ocf.String(&c.CertFile, "cert_file", "TLS client certificate file", ocf.AbsolutePath()),
+		ocf.String(&c.KeyFile, "key_file", "TLS client key file", ocf.AbsolutePath()),
 
-		ocf.String(&c.DefinitionFile, "definition_file", "Service definition file (Consul JSON)", def, ocf.Check(absolute),
+		ocf.String(&c.DefinitionFile, "definition_file", "Service definition file (Consul JSON)", def, ocf.AbsolutePath(),
 			ocf.Long("A service definition in Consul's JSON format ({\"service\": {\"name\": ..., \"port\": ..., \"checks\": [...]}}), "+
 				"read on every action. Checks may be script (args), http, tcp, grpc or ttl. "+
 				"Either this or service_name with the other service_* and check_* parameters. "+
@@ -108,7 +107,7 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("Adds a TTL check that every recurring monitor sets to passing: the instance turns critical when Pacemaker stops monitoring it "+
 				"(node or Pacemaker down, maintenance-mode). Keep it well above the monitor interval, such as three times.")),
 		ocf.Duration(&c.CheckInterval, "check_interval", "Interval of http, tcp, grpc and script checks", ocf.Default("10s"), def,
-			ocf.Check(atLeast(time.Second))),
+			ocf.MinDuration(time.Second)),
 		ocf.Duration(&c.CheckTimeout, "check_timeout", "Timeout of http, tcp, grpc and script checks", def,
 			ocf.Long("Default: Consul's (10s, or the interval if shorter).")),
 
@@ -136,22 +135,6 @@ var actions = []ocf.Action{
 	{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},
 	{Name: ocf.ActionMonitor, Timeout: 30 * time.Second, Interval: 60 * time.Second, Depth: 10},
 	{Name: ocf.ActionReloadAgent, Timeout: 30 * time.Second},
-}
-
-func absolute(v string) error {
-	if !filepath.IsAbs(v) {
-		return errors.New("must be an absolute path")
-	}
-	return nil
-}
-
-func atLeast(floor time.Duration) func(string) error {
-	return func(v string) error {
-		if d, _ := ocf.ParseDuration(v); d < floor {
-			return fmt.Errorf("must be at least %v", floor)
-		}
-		return nil
-	}
 }
 
 func zeroOrAtLeast(floor time.Duration) func(string) error {

@@ -38,18 +38,17 @@ func New() *ocf.Agent[Config] {
 					ocf.Long("A name recorded in the state file; a deep monitor checks it is still there.")),
 				ocf.String(&c.Message, "message", "Message kept in the state file", ocf.Default("hello"), ocf.Reloadable()),
 				ocf.String(&c.Message, "greeting", "Old name of message", ocf.Deprecated("message", "Use message.")),
-				ocf.String(&c.StateFile, "state", "State file", ocf.UniqueGroup("state"),
+				ocf.String(&c.StateFile, "state", "State file", ocf.UniqueGroup("state"), ocf.AbsolutePath(),
 					ocf.Long("Where the state is recorded. Default: example-INSTANCE.state under HA_RSCTMP.")),
 				ocf.Duration(&c.Delay, "delay", "Time every action takes", ocf.Default("0")),
 				ocf.Int(&c.PromotionScore, "promotion_score", "Promotion score of this node", ocf.Default("10"), ocf.Range(0, 1000000)),
 			}
 		},
 		Validate: func(ctx context.Context, r *ocf.Request[Config]) error {
+			// The default depends on the instance, so it is set here
+			// rather than declared.
 			if r.Config.StateFile == "" {
 				r.Config.StateFile = r.StatePath(".state")
-			}
-			if !filepath.IsAbs(r.Config.StateFile) {
-				return ocf.Errorf(ocf.ErrConfigured, "parameter state=%q must be an absolute path", r.Config.StateFile)
 			}
 			return nil
 		},

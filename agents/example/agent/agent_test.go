@@ -23,7 +23,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"missing label", map[string]string{}, "validate-all", ocf.ErrConfigured, "parameter label is required"},
 		{"missing label on start", map[string]string{}, "start", ocf.ErrConfigured, "pcs resource update ocftest label=VALUE"},
-		{"relative state file", map[string]string{"label": "x", "state": "rel/x"}, "start", ocf.ErrConfigured, `state="rel/x" must be an absolute path`},
+		{"relative state file", map[string]string{"label": "x", "state": "rel/x"}, "start", ocf.ErrConfigured, `state="rel/x" is invalid: must be an absolute path`},
 		{"bad delay", map[string]string{"label": "x", "delay": "-3"}, "validate-all", ocf.ErrConfigured, `delay="-3" is invalid`},
 		{"score out of range", map[string]string{"label": "x", "promotion_score": "-1"}, "validate-all", ocf.ErrConfigured, "must be from 0 to 1000000"},
 		{"delay longer than the timeout", map[string]string{"label": "x", "delay": "5s"}, "start", ocf.ErrGeneric, "exceeds the operation timeout"},

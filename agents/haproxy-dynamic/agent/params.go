@@ -2,9 +2,7 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -47,12 +45,12 @@ func params(c *Config) []ocf.Param {
 				"each OPTION is a mode (tcp, the default, or http), a balance algorithm (roundrobin, the default, leastconn, static-rr, first, source, random) "+
 				"or check (HAProxy health-checks instances too). Example: web=127.0.0.1:8081/http,db=5433/tcp/leastconn/check. "+
 				"Either this or routes_file.")),
-		ocf.String(&c.RoutesFile, "routes_file", "Routes file (JSON)", re, ocf.Check(absolute),
+		ocf.String(&c.RoutesFile, "routes_file", "Routes file (JSON)", re, ocf.AbsolutePath(),
 			ocf.Long(`Routes as JSON, the same on every node: {"routes": [{"service": "web", "listen": "127.0.0.1:8081", "mode": "http", "balance": "leastconn", "check": true, "check_path": "/health", "tag": "v2"}]}. `+
 				"Read at start and reload-agent. Pacemaker cannot see edits to the file: after editing it, restart the resource or change a reloadable parameter.")),
 		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.Check(consulAddress),
 			ocf.Long("host:port or http://host:port of the Consul agent on this node.")),
-		ocf.String(&c.TokenFile, "token_file", "ACL token file", re, ocf.Check(absolute),
+		ocf.String(&c.TokenFile, "token_file", "ACL token file", re, ocf.AbsolutePath(),
 			ocf.Long("File holding an ACL token with service:read on the routed services and node:read. Mode 0600, owned by root. Never give the token itself as a parameter.")),
 		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the services", re,
 			ocf.Long("Default: the local agent's datacenter.")),
@@ -60,20 +58,20 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("A route in routes_file may set its own tag.")),
 		ocf.String(&c.Binary, "binary", "HAProxy binary", ocf.Default("haproxy"),
 			ocf.Long("Name (looked up in PATH) or absolute path of haproxy, 2.6 or later.")),
-		ocf.String(&c.StateDir, "state_dir", "Directory for the configuration, sockets and status", ocf.Check(absolute), ocf.Check(noSpace),
+		ocf.String(&c.StateDir, "state_dir", "Directory for the configuration, sockets and status", ocf.AbsolutePath(), ocf.Check(noSpace),
 			ocf.Long("Holds the rendered haproxy.cfg, the pid files, the server state file, the watcher's configuration and status, and the logs. "+
 				"Default: HA_RSCTMP/haproxy-dynamic-RESOURCE.d (under /run/resource-agents).")),
-		ocf.String(&c.Socket, "socket", "HAProxy runtime API socket", ocf.Check(absolute), ocf.Check(noSpace),
+		ocf.String(&c.Socket, "socket", "HAProxy runtime API socket", ocf.AbsolutePath(), ocf.Check(noSpace),
 			ocf.Long("The admin stats socket (mode 0600) the watcher applies changes through. Default: state_dir/admin.sock.")),
 		ocf.Int(&c.Slots, "slots", "Server slots per backend", ocf.Default("10"), ocf.Range(1, 1000), re,
 			ocf.Long("Each backend has this many server slots; instances fill them at run time without a reload. "+
 				"When a service has more passing instances, HAProxy is reloaded with the slots grown by this step.")),
-		ocf.Duration(&c.HardStopAfter, "hard_stop_after", "Longest life of old HAProxy workers", ocf.Default("30s"), re, ocf.Check(atLeast(time.Second)),
+		ocf.Duration(&c.HardStopAfter, "hard_stop_after", "Longest life of old HAProxy workers", ocf.Default("30s"), re, ocf.MinDuration(time.Second),
 			ocf.Long("After a reload or at stop, old workers finish their sessions for at most this long. Keep the stop timeout above it.")),
 		ocf.Duration(&c.DrainPeriod, "drain_period", "Drain time of a departed instance", ocf.Default("10s"), re,
 			ocf.Long("An instance that leaves Consul's passing set gets no new sessions at once; its existing sessions are cut after this long, or as soon as it has none.")),
-		ocf.Duration(&c.TimeoutConnect, "timeout_connect", "HAProxy timeout connect", ocf.Default("5s"), re, ocf.Check(atLeast(time.Millisecond))),
-		ocf.Duration(&c.TimeoutIdle, "timeout_idle", "HAProxy client and server inactivity timeout", ocf.Default("5m"), re, ocf.Check(atLeast(time.Second)),
+		ocf.Duration(&c.TimeoutConnect, "timeout_connect", "HAProxy timeout connect", ocf.Default("5s"), re, ocf.MinDuration(time.Millisecond)),
+		ocf.Duration(&c.TimeoutIdle, "timeout_idle", "HAProxy client and server inactivity timeout", ocf.Default("5m"), re, ocf.MinDuration(time.Second),
 			ocf.Long("Raise it for long-lived idle connections such as database pools.")),
 	}
 }
@@ -86,28 +84,12 @@ var actions = []ocf.Action{
 	{Name: ocf.ActionReloadAgent, Timeout: 60 * time.Second},
 }
 
-func absolute(v string) error {
-	if !filepath.IsAbs(v) {
-		return errors.New("must be an absolute path")
-	}
-	return nil
-}
-
 // noSpace keeps paths writable into haproxy.cfg without quoting.
 func noSpace(v string) error {
 	if strings.ContainsAny(v, " \t\n\"'#\\") {
 		return errors.New("must not contain white space, quotes, '#' or '\\'")
 	}
 	return nil
-}
-
-func atLeast(floor time.Duration) func(string) error {
-	return func(v string) error {
-		if d, _ := ocf.ParseDuration(v); d < floor {
-			return fmt.Errorf("must be at least %v", floor)
-		}
-		return nil
-	}
 }
 
 func consulAddress(v string) error {
