@@ -70,6 +70,9 @@ type Options struct {
 	// LogDir receives the logs of a failed test (default
 	// $HAFW_E2E_LOGDIR, else /tmp/hafw-e2e-logs).
 	LogDir string
+	// ExtraMounts maps host paths (files or folders) to paths inside every
+	// node, mounted read-only (e.g. a consul binary at /hafw/consul).
+	ExtraMounts map[string]string
 }
 
 // Cluster is a running cluster of node containers.
@@ -119,7 +122,15 @@ func Up(t testing.TB, opts *Options) *Cluster {
 	c.logDir = filepath.Join(o.LogDir, c.Name)
 	t.Cleanup(c.cleanup)
 	start := time.Now()
-	if err := c.create(o.Nodes, agents); err != nil {
+	var extra []string
+	for host, inNode := range o.ExtraMounts {
+		abs, err := filepath.Abs(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, "-v", abs+":"+inNode+":ro")
+	}
+	if err := c.create(o.Nodes, agents, extra); err != nil {
 		t.Fatalf("cluster %s: %v", c.Name, err)
 	}
 	c.WaitReady(o.ReadyTimeout)
@@ -127,7 +138,7 @@ func Up(t testing.TB, opts *Options) *Cluster {
 	return c
 }
 
-func (c *Cluster) create(n int, agents string) error {
+func (c *Cluster) create(n int, agents string, extra []string) error {
 	subnet, err := createNetwork(c.Name)
 	if err != nil {
 		return err
@@ -164,6 +175,7 @@ func (c *Cluster) create(n int, agents string) error {
 			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
 		args = append(args, caps...)
 		args = append(args, fenceArgs...)
+		args = append(args, extra...)
 		args = append(args, c.Image)
 		if _, err := docker(args...); err != nil {
 			return err
