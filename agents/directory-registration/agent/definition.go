@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -301,7 +302,8 @@ func parseTagged(path string, raw json.RawMessage) (map[string]api.ServiceAddres
 			return nil, err
 		}
 		var a api.ServiceAddress
-		port := int64(-1)
+		const unset = math.MinInt64
+		port := int64(unset)
 		if err := errors.Join(ao.str("address", &a.Address), ao.integer("port", &port)); err != nil {
 			return nil, firstOf(err)
 		}
@@ -314,8 +316,10 @@ func parseTagged(path string, raw json.RawMessage) (map[string]api.ServiceAddres
 		if err := validHost(a.Address); err != nil {
 			return nil, &fieldError{ao.field("address"), err.Error()}
 		}
-		if port != -1 && (port < 1 || port > 65535) {
-			return nil, &fieldError{ao.field("port"), "must be from 1 to 65535"}
+		// 0 means no port, as in Consul's API form (which writes
+		// "Port":0 for an address without one).
+		if port != unset && (port < 0 || port > 65535) {
+			return nil, &fieldError{ao.field("port"), "must be from 1 to 65535, or 0 for none"}
 		}
 		if port > 0 {
 			a.Port = int(port)
