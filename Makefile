@@ -71,10 +71,13 @@ metadata: build
 
 # Per-call cost, each candidate measured side by side with /bin/true in one
 # run: meta-data and monitor of the example against the shell Dummy agents,
-# then a running Consul's monitor.
+# then a running Consul's monitor, then haproxy-dynamic: propagation from
+# Consul to HAProxy, failed requests under change against reloading a
+# re-rendered config on every change, and the watcher's memory and CPU.
 bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/agent/
 
 demo: deps install cluster-up
 	testcluster/scripts/demo.sh
