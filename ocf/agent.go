@@ -48,6 +48,13 @@ type Agent[C any] struct {
 	ShortDesc string
 	LongDesc  string
 
+	// Exclusive makes every action that changes the resource (start,
+	// stop, promote, demote, reload-agent, migrate_to, migrate_from) hold
+	// its lock (Request.Lock) from validation to the end, so that an
+	// administrator's crm_resource --force-start cannot overlap the
+	// cluster's own stop. Monitors never wait for it.
+	Exclusive bool
+
 	// Params declares the instance parameters, bound to fields of c.
 	Params func(c *C) []Param
 	// Actions overrides the advertised timeouts and intervals (see Action).

@@ -339,18 +339,14 @@ func readFile(t *testing.T, path string) string {
 	return string(data)
 }
 
-func TestLockExcludes(t *testing.T) {
+func TestExclusiveActionsHoldTheLock(t *testing.T) {
 	dir := t.TempDir()
 	held := make(chan struct{})
 	release := make(chan struct{})
 	second := make(chan Code)
 	a := testAgent(&fakeService{})
+	a.Exclusive = true
 	a.Start = func(ctx context.Context, r *Request[testConfig]) error {
-		unlock, err := r.Lock(ctx)
-		if err != nil {
-			return err
-		}
-		defer unlock()
 		if r.Config.Name == "first" {
 			close(held)
 			<-release
@@ -367,6 +363,13 @@ func TestLockExcludes(t *testing.T) {
 	go func() { second <- runAs("second", "1000") }()
 	if got := <-second; got != ErrGeneric {
 		t.Errorf("second start while the lock is held: %v, want a timeout failure", got)
+	}
+	// Monitors never wait for the lock.
+	var stderr bytes.Buffer
+	mon := a.Run(context.Background(), Invocation{Args: []string{"t", "monitor"}, Stderr: &stderr, Env: MapEnv(map[string]string{
+		"OCF_RESKEY_name": "m", "HA_RSCTMP": dir, "OCF_RESOURCE_INSTANCE": "r1", "OCF_RESKEY_CRM_meta_timeout": "1000"})})
+	if mon != Success {
+		t.Errorf("monitor while the lock is held: %v %s", mon, stderr.String())
 	}
 	close(release)
 	if got := runAs("third", "5000"); got != Success {

@@ -30,6 +30,13 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 			return Success, nil
 		}
 	}
+	if a.Exclusive && changesState(r.Action) {
+		unlock, err := r.Lock(ctx)
+		if err != nil {
+			return CodeOf(err), err
+		}
+		defer unlock()
+	}
 	if a.Validate != nil {
 		if err := a.Validate(ctx, r); err != nil {
 			// A stop still runs whatever Validate found: a daemon
@@ -189,4 +196,14 @@ func (a *Agent[C]) await(ctx context.Context, r *Request[C], what string, done f
 		}
 		wait = min(wait*3/2, time.Second)
 	}
+}
+
+// changesState reports whether action changes the resource, as opposed to
+// looking at it.
+func changesState(action string) bool {
+	switch action {
+	case ActionStart, ActionStop, ActionPromote, ActionDemote, ActionReloadAgent, ActionMigrateTo, ActionMigrateFrom:
+		return true
+	}
+	return false
 }

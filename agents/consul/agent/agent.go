@@ -36,6 +36,7 @@ func New() *ocf.Agent[Config] {
 			"Monitor depth 0 checks the process and the HTTP API; depth 10 checks the leader, this node's membership " +
 			"and, on servers, autopilot's view of the raft peers (problems there are reported as degraded, not as failures). " +
 			"Stop leaves the cluster per leave_on_stop, then stops the process and verifies it is gone.",
+		Exclusive:   true,
 		Params:      params,
 		Actions:     actions,
 		Validate:    validate,
@@ -165,11 +166,6 @@ func (c *Config) client(ctx context.Context, rt runtime) (*api.Client, error) {
 }
 
 func start(ctx context.Context, r *request) error {
-	unlock, err := r.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	rt, p := r.Config.rt, pathsOf(r)
 	if st, _, _ := process.Status(p.pid, process.MatchExecutable(rt.binary)); st == process.Running {
 		return waitReady(ctx, r, rt, p, 0)
@@ -356,11 +352,6 @@ func deepCheck(c *api.Client, r *request, self map[string]map[string]any) error 
 }
 
 func stop(ctx context.Context, r *request) error {
-	unlock, err := r.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	p := pathsOf(r)
 	// Without a binary there is nothing to match the pid file against:
 	// stop what the pid file names if it is alive.

@@ -52,6 +52,7 @@ func New() *ocf.Agent[Config] {
 		Name: "haproxy-dynamic", Version: version.Version,
 		ShortDesc:   "HAProxy routing local ports to the passing instances of Consul services",
 		LongDesc:    longDesc,
+		Exclusive:   true,
 		Params:      params,
 		Actions:     actions,
 		Validate:    validate,
@@ -226,11 +227,6 @@ func (c *Config) watcherStatus() (process.State, int, error) {
 }
 
 func start(ctx context.Context, r *request) error {
-	unlock, err := r.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	c := r.Config
 	p := c.rt.paths
 	hs, _, err := c.haproxyStatus()
@@ -341,11 +337,6 @@ func checkPorts(rs []routes.Route, keep []routes.Route) error {
 }
 
 func stop(ctx context.Context, r *request) error {
-	unlock, err := r.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	c := r.Config
 	p := c.rt.paths
 	// The watcher first: it would otherwise see HAProxy go and log errors,
@@ -447,11 +438,6 @@ func syncTime(st *watcher.Status) string {
 }
 
 func reload(ctx context.Context, r *request) error {
-	unlock, err := r.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	c := r.Config
 	p := c.rt.paths
 	if hs, _, err := c.haproxyStatus(); err != nil || hs != process.Running {
