@@ -15,7 +15,7 @@ FUZZTIME ?= 15s
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint static fuzz consul integration e2e install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit lint static fuzz consul integration e2e bench-failover install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
 
@@ -60,6 +60,12 @@ integration:
 # Debian packages and cached): failover, partitions, fencing.
 e2e: deps build
 	testcluster/docker/run-e2e.sh
+
+# Failover times as distributions over repeated runs (a benchmark, not a
+# timed test): process crash and node loss with fencing, seen by a client
+# through haproxy-dynamic on another node.
+bench-failover: deps build
+	testcluster/docker/bench-failover.sh
 
 install: build
 	install -d $(OCFDIR)

@@ -186,9 +186,10 @@ func (c Client) SetAddr(ctx context.Context, backend, server string, addr netip.
 		return err
 	}
 	// HAProxy answers a change with "IP changed from ..." or "no need to
-	// change the addr, port changed from ...", and nothing when nothing
-	// changed; anything else is a refusal.
-	if s := strings.TrimSpace(out); s != "" && !strings.Contains(s, "changed from") {
+	// change the addr, port changed from ...", and "no need to change the
+	// addr, no need to change the port" when an instance comes back to the
+	// slot it had; anything else is a refusal.
+	if s := strings.TrimSpace(out); s != "" && !strings.Contains(s, "changed from") && !strings.HasPrefix(s, "no need to change") {
 		return fmt.Errorf("runtime API %q: %s", cmd, firstLine(s))
 	}
 	return nil

@@ -89,6 +89,7 @@ func TestClient(t *testing.T) {
 	answers := map[string]string{
 		"set server be/s1 addr 10.0.0.1 port 80": "IP changed from '127.0.0.1' to '10.0.0.1', port changed from '1' to '80' by 'stats socket command'\n",
 		"set server be/s9 addr 10.0.0.1 port 80": "No such server.\n",
+		"set server be/s2 addr 10.0.0.1 port 80": "no need to change the addr, no need to change the port by 'stats socket command'\n",
 		"set server be/s1 state ready":           "\n",
 		"set server be/s9 state ready":           "No such server.\n",
 	}
@@ -108,6 +109,10 @@ func TestClient(t *testing.T) {
 	a := netip.MustParseAddrPort("10.0.0.1:80")
 	if err := c.SetAddr(ctx, "be", "s1", a); err != nil {
 		t.Errorf("SetAddr: %v", err)
+	}
+	// An instance returning to the slot it had: nothing to change, no error.
+	if err := c.SetAddr(ctx, "be", "s2", a); err != nil {
+		t.Errorf("SetAddr to the same address: %v", err)
 	}
 	if err := c.SetAddr(ctx, "be", "s9", a); err == nil || !strings.Contains(err.Error(), "No such server") {
 		t.Errorf("SetAddr(s9) = %v, want No such server", err)

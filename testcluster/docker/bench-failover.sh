@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Failover benchmark through haproxy-dynamic (issue #5): repeated process
+# crashes (kill -9 of the service) and node losses (with fencing), measured
+# from the fault to the first request served again through the proxy of
+# another node. Prints min/p50/max in ms and the failed requests, one
+# "BENCH" line per kind. Goals: crash < 2 s, node loss < 8 s.
+#
+#   HAFW_BENCH_CRASH=5 HAFW_BENCH_NODELOSS=3 HAFW_BENCH_MAX=25m testcluster/docker/bench-failover.sh
+#
+# Extra arguments go to go test (via run-e2e.sh).
+set -euo pipefail
+readonly HERE=$(cd "$(dirname "$0")" && pwd)
+export HAFW_BENCH_FAILOVER=1
+# The later -timeout wins over run-e2e.sh's 30m: the cap plus cluster setup.
+exec "${HERE}/run-e2e.sh" -run '^TestBenchFailover$' -v -timeout 45m "$@"

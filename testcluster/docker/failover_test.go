@@ -1,0 +1,472 @@
+//go:build e2e
+
+// Client-observed failover through haproxy-dynamic (issue #5): a service
+// "web" (a tiny HAProxy answering with its node's name) in a group with its
+// directory-registration, the haproxy-dynamic clone routing web on every
+// node, and a client on another node curling the local proxy in a loop
+// while the service's process or node dies.
+//
+//	testcluster/docker/run-e2e.sh -run TestProxyFailover -v
+//	testcluster/docker/bench-failover.sh    # TestBenchFailover, repeated runs
+package dockercluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	webCfg    = "/tmp/web.cfg"
+	webPort   = "8080"
+	proxyURL  = "http://127.0.0.1:8081/"
+	clientMax = "60"  // seconds a client loop runs at most
+	clientReq = "600" // requests it makes at most
+)
+
+// webConfig answers every request with the node's hostname (%H). It binds
+// every address: the proxies on the other nodes reach it through the node's
+// address, which directory-registration leaves to Consul (the node address).
+const webConfig = `global
+    maxconn 200
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 0.0.0.0:` + webPort + `
+    http-request return status 200 content-type text/plain lf-string "%H"
+`
+
+// clientLoop curls the local proxy every 100 ms and prints "UNIX_MS RESULT"
+// per request (RESULT: the answering node, or FAIL). It stops after 10
+// successes following a failure that do not come from $1 (empty: any), or
+// after clientMax seconds / clientReq requests.
+const clientLoop = `avoid=$1; n=0; failed=0; ok=0; end=$(( $(date +%s) + ` + clientMax + ` ))
+while [ $n -lt ` + clientReq + ` ] && [ $(date +%s) -lt $end ]; do
+  t=$(date +%s%3N)
+  r=$(curl -sf -m 1 ` + proxyURL + ` 2>/dev/null) || r=FAIL
+  [ -n "$r" ] || r=FAIL
+  echo "$t $r"
+  n=$((n+1))
+  if [ "$r" = FAIL ]; then failed=1; ok=0
+  elif [ $failed = 1 ] && [ "$r" != "$avoid" ]; then ok=$((ok+1)); [ $ok -ge 10 ] && break
+  fi
+  sleep 0.1
+done
+`
+
+// setupProxyFailover creates, on a running cluster with the consul clone,
+// the haproxy-dynamic clone lb and the group webgrp (web, web-reg), and
+// returns the node running web once the proxy on every other node serves it.
+func setupProxyFailover(t *testing.T, c *Cluster) string {
+	t.Helper()
+	n0 := c.Nodes[0]
+	for _, n := range c.Nodes {
+		if out, err := c.Exec(n, "sh", "-c", "cat > "+webCfg+" <<'EOF'\n"+webConfig+"EOF\nhaproxy -c -f "+webCfg); err != nil {
+			t.Fatalf("%s: writing %s: %v\n%s", n, webCfg, err, out)
+		}
+	}
+	start := time.Now()
+	for _, args := range [][]string{
+		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http",
+			"clone", "interleave=true"},
+		{"pcs", "constraint", "order", "start", "consul-clone", "then", "lb-clone"},
+		{"pcs", "constraint", "colocation", "add", "lb-clone", "with", "consul-clone"},
+		{"pcs", "resource", "create", "web", "ocf:heartbeat:anything", "binfile=/usr/sbin/haproxy",
+			"cmdline_options=-f " + webCfg + " -db", "op", "monitor", "interval=1s", "timeout=10s", "--group", "webgrp"},
+		{"pcs", "resource", "create", "web-reg", "ocf:ha-framework:directory-registration",
+			"service_name=web", "service_port=" + webPort, "check_http=http://127.0.0.1:" + webPort + "/",
+			"check_interval=1s", "check_timeout=1s", "drain_period=0", "--group", "webgrp"},
+		{"pcs", "resource", "meta", "webgrp", "resource-stickiness=100"},
+		{"pcs", "constraint", "order", "start", "consul-clone", "then", "webgrp"},
+		{"pcs", "constraint", "colocation", "add", "webgrp", "with", "consul-clone"},
+	} {
+		if out, err := c.Exec(n0, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	waitLBStarted(t, c, n0, c.Nodes, 2*time.Minute)
+	at := waitWebOn(t, c, n0, nil, 2*time.Minute)
+	waitServed(t, c, others(c, at), at, time.Minute)
+	t.Logf("timing: lb on %d nodes, web on %s, served by every other proxy %s after create",
+		len(c.Nodes), at, time.Since(start).Round(100*time.Millisecond))
+	return at
+}
+
+// waitLBStarted waits until view sees the lb clone Started on exactly on.
+func waitLBStarted(t *testing.T, c *Cluster, view string, on []string, within time.Duration) {
+	t.Helper()
+	want := slices.Clone(on)
+	slices.Sort(want)
+	c.WaitFor(within, "lb Started on "+strings.Join(want, ","), func() (bool, string) {
+		s, err := c.Status(view)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := slices.Clone(s.Resources["lb"])
+		slices.Sort(got)
+		started := 0
+		for _, r := range s.Roles["lb"] {
+			if r == "Started" {
+				started++
+			}
+		}
+		return slices.Equal(got, want) && started == len(want),
+			"lb on [" + strings.Join(got, ",") + "] roles " + strings.Join(s.Roles["lb"], ",")
+	})
+}
+
+// waitWebOn waits until view sees web and web-reg Started together on a
+// node not in avoid, and returns it.
+func waitWebOn(t *testing.T, c *Cluster, view string, avoid []string, within time.Duration) string {
+	t.Helper()
+	var at string
+	c.WaitFor(within, "webgrp Started", func() (bool, string) {
+		s, err := c.Status(view)
+		if err != nil {
+			return false, err.Error()
+		}
+		w, r := s.Resources["web"], s.Resources["web-reg"]
+		why := fmt.Sprintf("web on %v %v, web-reg on %v %v, failed %v", w, s.Roles["web"], r, s.Roles["web-reg"], s.Failed)
+		if len(w) != 1 || len(r) != 1 || w[0] != r[0] || slices.Contains(avoid, w[0]) ||
+			s.Roles["web"][0] != "Started" || s.Roles["web-reg"][0] != "Started" {
+			return false, why
+		}
+		at = w[0]
+		return true, ""
+	})
+	return at
+}
+
+// waitServed waits until the proxy on each of from answers with at's name.
+func waitServed(t *testing.T, c *Cluster, from []string, at string, within time.Duration) {
+	t.Helper()
+	c.WaitFor(within, "web served by "+at+" through the proxies of "+strings.Join(from, ","), func() (bool, string) {
+		for _, n := range from {
+			out, err := c.Exec(n, "curl", "-sf", "-m", "2", proxyURL)
+			if err != nil || strings.TrimSpace(out) != at {
+				return false, fmt.Sprintf("%s: %q %v", n, out, err)
+			}
+		}
+		return true, ""
+	})
+}
+
+type sample struct {
+	at  int64 // unix ms at the request's start
+	res string
+}
+
+// outage is what one client saw around one fault.
+type outage struct {
+	fault     int64 // unix ms just before the fault was injected
+	before    string
+	firstFail int64 // 0: no failed request
+	recovered int64 // first success after the first failure (or after the fault); 0: never
+	failed    int
+	requests  int
+	after     string // who answered the first success
+}
+
+func (o outage) downtime() time.Duration {
+	if o.firstFail == 0 || o.recovered == 0 {
+		return 0
+	}
+	return time.Duration(o.recovered-o.firstFail) * time.Millisecond
+}
+
+func (o outage) sinceFault() time.Duration {
+	return time.Duration(o.recovered-o.fault) * time.Millisecond
+}
+
+func (o outage) String() string {
+	if o.recovered == 0 {
+		return fmt.Sprintf("served by %s before; %d/%d requests failed; NEVER served again within the client's %ss",
+			o.before, o.failed, o.requests, clientMax)
+	}
+	return fmt.Sprintf("served by %s before; %d/%d requests failed; downtime (first failure → first success) %s; fault → served again %s, by %s",
+		o.before, o.failed, o.requests, o.downtime(), o.sinceFault(), o.after)
+}
+
+// client is a running client loop on one node.
+type client struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func startClient(t *testing.T, c *Cluster, node, avoid string) *client {
+	t.Helper()
+	cl := &client{}
+	cl.cmd = exec.Command("docker", "exec", node, "bash", "-c", clientLoop, "client", avoid)
+	cl.cmd.Stdout = &cl.out
+	cl.cmd.Stderr = &cl.out
+	if err := cl.cmd.Start(); err != nil {
+		t.Fatalf("client on %s: %v", node, err)
+	}
+	return cl
+}
+
+// wait ends with the loop (bounded by clientMax) and measures the outage
+// around the fault injected at fault (unix ms).
+func (cl *client) wait(t *testing.T, fault int64) (outage, []sample) {
+	t.Helper()
+	if err := cl.cmd.Wait(); err != nil {
+		t.Errorf("client loop: %v\n%s", err, cl.out.String())
+	}
+	var ss []sample
+	for _, line := range strings.Split(strings.TrimSpace(cl.out.String()), "\n") {
+		ts, res, ok := strings.Cut(line, " ")
+		ms, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil {
+			t.Logf("client: odd line %q", line)
+			continue
+		}
+		ss = append(ss, sample{ms, res})
+	}
+	// The outage starts with the first failed request (a request started
+	// just after the fault may still have been served), and ends with the
+	// first success after it.
+	o := outage{fault: fault, requests: len(ss)}
+	first := -1
+	for i, s := range ss {
+		if s.res == "FAIL" {
+			o.failed++
+			if first < 0 {
+				first, o.firstFail = i, s.at
+			}
+		}
+	}
+	for i, s := range ss {
+		switch {
+		case s.res == "FAIL":
+		case first >= 0 && i < first, first < 0 && s.at < fault:
+			o.before = s.res
+		case o.recovered == 0:
+			o.recovered, o.after = s.at, s.res
+		}
+	}
+	return o, ss
+}
+
+// consulRole says whether node is the Consul leader, as view sees it: losing
+// the leader adds a Raft election before the catalog takes the new instance.
+func consulRole(c *Cluster, view, node string) string {
+	l, err := consulLeader(c, view)
+	switch {
+	case err != nil:
+		return "consul leader unknown: " + err.Error()
+	case nodeOfAddr(c, l) == node:
+		return "the consul leader"
+	default:
+		return "consul leader is " + nodeOfAddr(c, l)
+	}
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// crashWeb kill -9s the web process on node and returns when it did.
+func crashWeb(t *testing.T, c *Cluster, node string) int64 {
+	t.Helper()
+	pid, err := c.Exec(node, "pgrep", "-f", "^/usr/sbin/haproxy -f "+webCfg)
+	pid = strings.TrimSpace(pid)
+	if err != nil || pid == "" || strings.Contains(pid, "\n") {
+		t.Fatalf("web process on %s: %q %v", node, pid, err)
+	}
+	at := nowMs()
+	if out, err := c.Exec(node, "kill", "-9", pid); err != nil {
+		t.Fatalf("kill -9 %s on %s: %v\n%s", pid, node, err, out)
+	}
+	return at
+}
+
+func TestProxyFailover(t *testing.T) {
+	c := upWithConsul(t, true)
+	c.EnableFencing()
+	createConsulClone(t, c)
+	at := setupProxyFailover(t, c)
+	clientNode := others(c, at)[0]
+
+	cl := startClient(t, c, clientNode, at)
+	time.Sleep(3 * time.Second) // a baseline of successes
+	fault := nowMs()
+	t.Logf("killing %s (runs web; %s); client on %s", at, consulRole(c, clientNode, at), clientNode)
+	c.Kill(at)
+	o, ss := cl.wait(t, fault)
+	t.Logf("node loss: %s", o)
+	if testing.Verbose() {
+		var b strings.Builder
+		for _, s := range ss {
+			fmt.Fprintf(&b, "%+7dms %s\n", s.at-fault, s.res)
+		}
+		t.Logf("client log (ms relative to the kill):\n%s", b.String())
+	}
+	if o.before != at {
+		t.Errorf("before the kill the client was served by %q, want %s", o.before, at)
+	}
+	const bound = 40 * time.Second
+	if o.recovered == 0 {
+		t.Fatalf("web never served again within the client's %ss", clientMax)
+	}
+	if d := o.sinceFault(); d > bound {
+		t.Errorf("served again %s after the kill, want within %s", d, bound)
+	}
+	if o.after == at || o.after == "" {
+		t.Errorf("served again by %q, want a node other than %s", o.after, at)
+	}
+	survivors := others(c, at)
+	waitFenced(t, c, survivors[0], at, 2*time.Minute)
+	now := waitWebOn(t, c, survivors[0], []string{at}, time.Minute)
+	if now != o.after {
+		t.Errorf("Pacemaker runs web on %s, the client was served by %s", now, o.after)
+	}
+}
+
+// TestBenchFailover measures repeated failovers; it runs only with
+// HAFW_BENCH_FAILOVER=1 (testcluster/docker/bench-failover.sh). Knobs:
+// HAFW_BENCH_CRASH (process crashes, default 5), HAFW_BENCH_NODELOSS (node
+// losses with fencing, default 3), HAFW_BENCH_MAX (total time cap, default
+// 25m). Goals: crash < 2s, node loss < 8s (fault → served again).
+func TestBenchFailover(t *testing.T) {
+	if os.Getenv("HAFW_BENCH_FAILOVER") != "1" {
+		t.Skip("benchmark: set HAFW_BENCH_FAILOVER=1 (testcluster/docker/bench-failover.sh)")
+	}
+	crashes, losses := envInt(t, "HAFW_BENCH_CRASH", 5), envInt(t, "HAFW_BENCH_NODELOSS", 3)
+	capDur, err := time.ParseDuration(envOr("HAFW_BENCH_MAX", "25m"))
+	if err != nil {
+		t.Fatalf("HAFW_BENCH_MAX: %v", err)
+	}
+	deadline := time.Now().Add(capDur)
+
+	c := upWithConsul(t, true)
+	c.EnableFencing()
+	createConsulClone(t, c)
+	at := setupProxyFailover(t, c)
+
+	var crash, loss []outage
+	// Reported even when a step fails (t.Fatal runs deferred calls).
+	defer func() {
+		report(t, "crash (kill -9 of web)", crash, 2*time.Second)
+		report(t, "node loss (fenced)", loss, 8*time.Second)
+	}()
+	for i := 0; i < crashes && time.Now().Before(deadline); i++ {
+		clientNode := others(c, at)[0]
+		cl := startClient(t, c, clientNode, "")
+		time.Sleep(2 * time.Second)
+		o, _ := cl.wait(t, crashWeb(t, c, at))
+		t.Logf("crash %d/%d of web on %s (client %s): %s", i+1, crashes, at, clientNode, o)
+		crash = append(crash, o)
+		if out, err := c.Exec(c.Nodes[0], "crm_resource", "--cleanup", "-r", "web"); err != nil {
+			t.Logf("cleanup web: %v\n%s", err, out)
+		}
+		at = waitWebOn(t, c, c.Nodes[0], nil, time.Minute)
+		waitServed(t, c, others(c, at), at, time.Minute)
+	}
+	for i := 0; i < losses && time.Now().Before(deadline); i++ {
+		clientNode := others(c, at)[0]
+		cl := startClient(t, c, clientNode, at)
+		time.Sleep(2 * time.Second)
+		role := consulRole(c, clientNode, at)
+		fault := nowMs()
+		c.Kill(at)
+		o, _ := cl.wait(t, fault)
+		t.Logf("node loss %d/%d of %s (%s; client %s): %s", i+1, losses, at, role, clientNode, o)
+		loss = append(loss, o)
+		victim := at
+		waitFenced(t, c, clientNode, victim, 2*time.Minute)
+		at = waitWebOn(t, c, clientNode, []string{victim}, time.Minute)
+		if i+1 < losses && time.Now().Before(deadline) {
+			// Power the victim on again for the next round: a full cluster.
+			c.Start(victim)
+			c.WaitReady(3 * time.Minute)
+			waitConsulStarted(t, c, clientNode, c.Nodes, 3*time.Minute)
+			// The rejoined server is a non-voter until autopilot finds it
+			// stable (10s): losing another server before that loses the
+			// Raft quorum, and the directory with it.
+			waitConsulTolerant(t, c, clientNode, 3*time.Minute)
+			waitLBStarted(t, c, clientNode, c.Nodes, 2*time.Minute)
+			at = waitWebOn(t, c, clientNode, nil, time.Minute)
+			waitServed(t, c, others(c, at), at, time.Minute)
+		}
+	}
+}
+
+// waitConsulTolerant waits until Consul's autopilot reports a healthy
+// cluster that survives the loss of one server.
+func waitConsulTolerant(t *testing.T, c *Cluster, view string, within time.Duration) {
+	t.Helper()
+	c.WaitFor(within, "consul autopilot healthy, failure tolerance 1", func() (bool, string) {
+		out, err := consulGet(c, view, "/v1/operator/autopilot/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		var h struct {
+			Healthy          bool
+			FailureTolerance int
+		}
+		if err := json.Unmarshal([]byte(out), &h); err != nil {
+			return false, err.Error()
+		}
+		return h.Healthy && h.FailureTolerance >= 1, out
+	})
+}
+
+func envInt(t *testing.T, key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a count", key, v)
+	}
+	return n
+}
+
+// report prints the distributions of one kind of fault; over the goal is
+// reported, not failed: this is a measurement.
+func report(t *testing.T, what string, os []outage, goal time.Duration) {
+	t.Helper()
+	if len(os) == 0 {
+		t.Logf("BENCH %s: no runs", what)
+		return
+	}
+	var served, down []time.Duration
+	failed, never, over := 0, 0, 0
+	for _, o := range os {
+		failed += o.failed
+		if o.recovered == 0 {
+			never++
+			continue
+		}
+		served = append(served, o.sinceFault())
+		down = append(down, o.downtime())
+		if o.sinceFault() > goal {
+			over++
+		}
+	}
+	line := fmt.Sprintf("BENCH %-24s runs=%d fault→served ms %s | downtime ms %s | failed requests %d (%.1f/run) | goal <%s: %d over, %d never served",
+		what, len(os), dist(served), dist(down), failed, float64(failed)/float64(len(os)), goal, over, never)
+	t.Log(line)
+	fmt.Println(line)
+}
+
+// dist is min/p50/max in ms.
+func dist(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return fmt.Sprintf("min=%d p50=%d max=%d", ms(s[0]), ms(s[len(s)/2]), ms(s[len(s)-1]))
+}
