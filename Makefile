@@ -15,7 +15,7 @@ FUZZTIME ?= 15s
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint static fuzz consul integration e2e bench-failover install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
 
@@ -66,6 +66,21 @@ e2e: deps build
 # through haproxy-dynamic on another node.
 bench-failover: deps build
 	testcluster/docker/bench-failover.sh
+
+# The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
+# else software emulation), from a box built locally; not part of make test.
+vagrant-up: build
+	testcluster/vagrant/run.sh up
+
+vagrant-down:
+	testcluster/vagrant/run.sh down --all
+
+# Boots the Vagrant cluster, checks it formed (all nodes online, a DC,
+# quorum), and destroys it.
+e2e-vagrant: build
+	testcluster/vagrant/run.sh up
+	testcluster/vagrant/run.sh status
+	testcluster/vagrant/run.sh down
 
 install: build
 	install -d $(OCFDIR)
