@@ -4,7 +4,7 @@
 #   hafw-node-base:<hash>  debootstrap of bookworm into a folder, the packages
 #                          of testcluster/images/node/packages installed in a
 #                          chroot, then docker import (minutes);
-#   hafw-node:<hash>       the base plus the entrypoint, by a local docker
+#   hafw-node:<hash>       the base plus the entrypoint and node-lib.sh, by a local docker
 #                          build (seconds).
 # Each tag is a hash of its recipe (the package list and the code that builds
 # the base; that plus the entrypoint for the final image), so an unchanged
@@ -64,9 +64,10 @@ build_node() {
 	local image=$1 base=$2 ctx
 	ctx=$(mktemp -d)
 	trap 'rm -rf "'"${ctx}"'"' EXIT
-	cp "${RECIPE}/entrypoint.sh" "${ctx}/"
+	cp "${RECIPE}/entrypoint.sh" "${RECIPE}/node-lib.sh" "${ctx}/"
 	cat >"${ctx}/Dockerfile" <<DOCKERFILE
 FROM ${base}
+COPY node-lib.sh /usr/local/lib/hafw/node-lib.sh
 COPY entrypoint.sh /usr/local/sbin/hafw-entrypoint
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/sbin/hafw-entrypoint"]
@@ -90,7 +91,7 @@ docker info >/dev/null 2>&1 || die "dockerd not reachable: run testcluster/docke
 FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 BASE=hafw-node-base:$({ cat "${RECIPE}/packages"; declare -f build_base; echo "${SUITE}"; } | hash)
-NODE=hafw-node:$({ echo "${BASE}"; cat "${RECIPE}/entrypoint.sh"; declare -f build_node; } | hash)
+NODE=hafw-node:$({ echo "${BASE}"; cat "${RECIPE}/entrypoint.sh" "${RECIPE}/node-lib.sh"; declare -f build_node; } | hash)
 ensure "${BASE}" build_base
 ensure "${NODE}" build_node
 echo "${NODE}"

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -29,16 +28,15 @@ import (
 // per cluster in Go. The price: a node can drive this host's Docker Engine
 // (fencing any container), which is what fencing containers means.
 const (
-	fencePort   = "2376"
-	tlsMount    = "/hafw/tls"
-	dockerSock  = "/var/run/docker.sock"
-	FenceDevice = "hafw-fence" // id of the stonith resource EnableFencing creates
+	fencePort  = "2376"
+	tlsMount   = "/hafw/tls"
+	dockerSock = "/var/run/docker.sock"
 )
 
 // fencingMounts writes the TLS material and returns the docker run
 // arguments that give it and the Docker socket to a node.
-func (c *Cluster) fencingMounts() ([]string, error) {
-	dir := filepath.Join(c.dir, "tls")
+func (b *Backend) fencingMounts() ([]string, error) {
+	dir := filepath.Join(b.dir, "tls")
 	if err := writeTLS(dir); err != nil {
 		return nil, fmt.Errorf("fencing TLS material: %w", err)
 	}
@@ -49,32 +47,15 @@ func (c *Cluster) fencingMounts() ([]string, error) {
 		"-e", "HAFW_FENCE_PORT=" + fencePort}, nil
 }
 
-// EnableFencing creates a fence_docker stonith device able to fence every
-// node (a fenced node's container is stopped: docker kill) and sets
-// stonith-enabled=true. The cluster must have been created
-// with Options.Fencing.
-func (c *Cluster) EnableFencing() {
-	c.t.Helper()
-	if !c.Fencing {
-		c.t.Fatal("EnableFencing: cluster created without Options.Fencing")
+// Fencer implements harness.Backend: fence_docker through the node's own
+// TLS endpoint; a fenced node's container is stopped (docker kill).
+func (b *Backend) Fencer() (string, []string, error) {
+	if !b.fence {
+		return "", nil, fmt.Errorf("cluster %s created without fencing", b.name)
 	}
-	args := []string{"pcs", "stonith", "create", FenceDevice, "fence_docker",
-		"ip=127.0.0.1", "ipport=" + fencePort, "ssl_secure=1", "api_version=1.41",
+	return "fence_docker", []string{"ip=127.0.0.1", "ipport=" + fencePort, "ssl_secure=1", "api_version=1.41",
 		"tlscert=" + tlsMount + "/client.pem", "tlskey=" + tlsMount + "/client.key",
-		"tlscacert=" + tlsMount + "/ca.pem",
-		"pcmk_host_list=" + strings.Join(c.Nodes, " "), "pcmk_host_check=static-list",
-		// A reboot would restart the container within a second, before the
-		// fencing result reaches the cluster: the node then reads that it was
-		// "allegedly just fenced" and its pacemakerd stays down for good. So
-		// fencing powers off; Cluster.Start is the power button.
-		"pcmk_reboot_action=off",
-		"op", "monitor", "interval=60s"}
-	if out, err := c.Exec(c.Nodes[0], args...); err != nil {
-		c.t.Fatalf("creating the stonith device: %v\n%s", err, out)
-	}
-	if out, err := c.Exec(c.Nodes[0], "crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "true"); err != nil {
-		c.t.Fatalf("stonith-enabled: %v\n%s", err, out)
-	}
+		"tlscacert=" + tlsMount + "/ca.pem"}, nil
 }
 
 // writeTLS creates a CA, a server certificate for 127.0.0.1 and a client

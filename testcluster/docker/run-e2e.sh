@@ -19,4 +19,5 @@ HAFW_NODE_IMAGE=$("${HERE}/build-image.sh")
 export HAFW_NODE_IMAGE
 log "image ${HAFW_NODE_IMAGE} ready in $((SECONDS - start))s"
 cd "${ROOT}"
-exec go test -tags e2e -count=1 -timeout 30m "$@" ./testcluster/docker/...
+export HAFW_E2E_BACKEND=docker
+exec go test -tags e2e -count=1 -timeout 30m "$@" ./testcluster/e2e/...

@@ -9,68 +9,10 @@
 #                  a TLS endpoint on 127.0.0.1 in front of the host's Docker
 #                  socket, since fence_docker speaks HTTPS only
 set -euo pipefail
+# shellcheck source=node-lib.sh
+. /usr/local/lib/hafw/node-lib.sh
 
 log() { printf 'entrypoint: %s\n' "$*"; }
-
-write_conf() {
-	local id=0 pair
-	{
-		cat <<CONF
-totem {
-    version: 2
-    cluster_name: ${HAFW_CLUSTER}
-    transport: knet
-    crypto_cipher: aes256
-    crypto_hash: sha256
-    token: 3000
-}
-nodelist {
-CONF
-		for pair in ${HAFW_NODES}; do
-			id=$((id + 1))
-			printf '    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n' \
-				"${pair#*=}" "${pair%%=*}" "${id}"
-		done
-		cat <<CONF
-}
-quorum {
-    provider: corosync_votequorum
-}
-logging {
-    to_logfile: yes
-    logfile: /var/log/corosync/corosync.log
-    to_syslog: no
-    timestamp: on
-}
-CONF
-	} >/etc/corosync/corosync.conf
-}
-
-# Seeded once per container: a restart (docker restart, fencing "reboot")
-# keeps the CIB it already has, as a rebooted node would.
-seed_cib() {
-	local cib=/var/lib/pacemaker/cib/cib.xml tmp
-	[[ -e ${cib} ]] && return 0
-	tmp=$(mktemp "${cib}.XXXXXX")
-	cibadmin --empty >"${tmp}"
-	CIB_file=${tmp} crm_attribute -t crm_config -n dc-deadtime -v 5s
-	CIB_file=${tmp} crm_attribute -t crm_config -n stonith-enabled -v false
-	CIB_file=${tmp} crm_attribute -t crm_config -n no-quorum-policy -v stop
-	chown hacluster:haclient "${tmp}"
-	mv -f "${tmp}" "${cib}"
-}
-
-# Agents are copied from a read-only mount of the freshly built bin/, so the
-# image never depends on the project's code.
-install_agents() {
-	local dir=/usr/lib/ocf/resource.d/ha-framework f
-	[[ -d /hafw/bin ]] || return 0
-	mkdir -p "${dir}"
-	for f in /hafw/bin/*; do
-		[[ -f ${f} && -x ${f} ]] && install -m 0755 "${f}" "${dir}/"
-	done
-	return 0
-}
 
 stop() {
 	log "stopping"
@@ -84,9 +26,9 @@ stop() {
 [[ -s /hafw/authkey ]] || { log "no /hafw/authkey mounted"; exit 1; }
 install -m 0400 /hafw/authkey /etc/corosync/authkey
 mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/crm /run/lock
-install_agents
-write_conf
-seed_cib
+hafw_install_agents /hafw/bin
+hafw_corosync_conf "${HAFW_CLUSTER}" "${HAFW_NODES}" >/etc/corosync/corosync.conf
+hafw_seed_cib
 trap stop TERM INT
 if [[ -S /hafw/docker.sock && -n ${HAFW_FENCE_PORT:-} ]]; then
 	socat "OPENSSL-LISTEN:${HAFW_FENCE_PORT},bind=127.0.0.1,reuseaddr,fork,cert=/hafw/tls/server.pem,key=/hafw/tls/server.key,cafile=/hafw/tls/ca.pem,verify=1" \

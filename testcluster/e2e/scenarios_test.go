@@ -5,7 +5,7 @@
 // directory-registration agent. They need the real consul binary, from
 // $HAFW_CONSUL or testcluster/scripts/build-consul.sh's cache, mounted
 // read-only into every node at /hafw/consul.
-package dockercluster
+package e2e
 
 import (
 	"encoding/json"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 
 const (
@@ -29,7 +31,7 @@ func consulBinary(t *testing.T) string {
 	if p := os.Getenv("HAFW_CONSUL"); p != "" {
 		return p
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,17 +47,17 @@ func consulBinary(t *testing.T) string {
 }
 
 // upWithConsul starts a cluster whose nodes have the consul binary.
-func upWithConsul(t *testing.T, fencing bool) *Cluster {
+func upWithConsul(t *testing.T, fencing bool) *harness.Cluster {
 	t.Helper()
 	start := time.Now()
-	c := Up(t, &Options{Fencing: fencing, ExtraMounts: map[string]string{consulBinary(t): consulInNode}})
+	c := up(t, &harness.Options{Fencing: fencing, Files: map[string]string{consulBinary(t): consulInNode}})
 	t.Logf("timing: cluster up in %s", time.Since(start).Round(100*time.Millisecond))
 	return c
 }
 
 // createConsulClone creates the clone of Consul servers on every node and
 // waits until all instances are Started and Consul has a leader.
-func createConsulClone(t *testing.T, c *Cluster) {
+func createConsulClone(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	var ips []string
 	for _, n := range c.Nodes {
@@ -80,7 +82,7 @@ func createConsulClone(t *testing.T, c *Cluster) {
 
 // waitConsulStarted waits until view's status shows the consul instance
 // Started on exactly the nodes on, and none failed.
-func waitConsulStarted(t *testing.T, c *Cluster, view string, on []string, within time.Duration) {
+func waitConsulStarted(t *testing.T, c *harness.Cluster, view string, on []string, within time.Duration) {
 	t.Helper()
 	want := slices.Clone(on)
 	slices.Sort(want)
@@ -106,12 +108,12 @@ func waitConsulStarted(t *testing.T, c *Cluster, view string, on []string, withi
 }
 
 // consulGet is GET path of the local Consul agent on node, body trimmed.
-func consulGet(c *Cluster, node, path string) (string, error) {
+func consulGet(c *harness.Cluster, node, path string) (string, error) {
 	return c.Exec(node, "curl", "-sf", "-m", "5", "http://127.0.0.1:8500"+path)
 }
 
 // consulLeader is node's Consul view of the leader ("ip:port", "" for none).
-func consulLeader(c *Cluster, node string) (string, error) {
+func consulLeader(c *harness.Cluster, node string) (string, error) {
 	out, err := consulGet(c, node, "/v1/status/leader")
 	if err != nil {
 		return "", err
@@ -121,7 +123,7 @@ func consulLeader(c *Cluster, node string) (string, error) {
 	return l, err
 }
 
-func consulPeers(c *Cluster, node string) ([]string, error) {
+func consulPeers(c *harness.Cluster, node string) ([]string, error) {
 	out, err := consulGet(c, node, "/v1/status/peers")
 	if err != nil {
 		return nil, err
@@ -132,13 +134,13 @@ func consulPeers(c *Cluster, node string) ([]string, error) {
 }
 
 // consulPID is the pid of the consul agent process in node.
-func consulPID(c *Cluster, node string) string {
+func consulPID(c *harness.Cluster, node string) string {
 	out, _ := c.Exec(node, "pgrep", "-f", "^"+consulInNode+" agent")
 	return strings.TrimSpace(out)
 }
 
 // nodeOfAddr is the node whose address addr ("ip:port") is.
-func nodeOfAddr(c *Cluster, addr string) string {
+func nodeOfAddr(c *harness.Cluster, addr string) string {
 	ip, _, _ := strings.Cut(addr, ":")
 	for n, a := range c.IPs {
 		if a == ip {
@@ -148,7 +150,7 @@ func nodeOfAddr(c *Cluster, addr string) string {
 	return ""
 }
 
-func others(c *Cluster, but string) []string {
+func others(c *harness.Cluster, but string) []string {
 	var rest []string
 	for _, n := range c.Nodes {
 		if n != but {
@@ -159,7 +161,7 @@ func others(c *Cluster, but string) []string {
 }
 
 // waitFenced waits until view's fencing history shows victim fenced.
-func waitFenced(t *testing.T, c *Cluster, view, victim string, within time.Duration) {
+func waitFenced(t *testing.T, c *harness.Cluster, view, victim string, within time.Duration) {
 	t.Helper()
 	c.WaitFor(within, victim+" fenced", func() (bool, string) {
 		out, _ := c.Exec(view, "stonith_admin", "--history", victim)
@@ -252,7 +254,7 @@ func TestConsulClone(t *testing.T) {
 
 // webInstances are the nodes of service web: in the catalog, and with all
 // checks passing (/v1/health/service/web?passing), as node sees them.
-func webInstances(c *Cluster, node string) (catalog, passing []string, err error) {
+func webInstances(c *harness.Cluster, node string) (catalog, passing []string, err error) {
 	out, err := consulGet(c, node, "/v1/catalog/service/web")
 	if err != nil {
 		return nil, nil, err
@@ -282,7 +284,7 @@ func webInstances(c *Cluster, node string) (catalog, passing []string, err error
 
 // waitGroupOn waits until view sees app and reg Started on one node
 // (not on any of avoid) and returns that node.
-func waitGroupOn(t *testing.T, c *Cluster, view string, avoid []string, within time.Duration) string {
+func waitGroupOn(t *testing.T, c *harness.Cluster, view string, avoid []string, within time.Duration) string {
 	t.Helper()
 	var at string
 	c.WaitFor(within, "group svc Started on one node", func() (bool, string) {
@@ -306,7 +308,7 @@ func waitGroupOn(t *testing.T, c *Cluster, view string, avoid []string, within t
 
 // waitRegisteredOn waits until view's Consul serves web passing on node
 // only; with only, the catalog must hold no other instance either.
-func waitRegisteredOn(t *testing.T, c *Cluster, view, node string, only bool, within time.Duration) []string {
+func waitRegisteredOn(t *testing.T, c *harness.Cluster, view, node string, only bool, within time.Duration) []string {
 	t.Helper()
 	var cat []string
 	c.WaitFor(within, "web registered on "+node, func() (bool, string) {

@@ -1,4 +1,4 @@
-package dockercluster
+package harness
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 type Status struct {
 	DC     string          // name of the DC, "" when none is elected
 	Quorum bool            // the partition of the asking node has quorum
-	Nodes  map[string]Node // by node name
+	Nodes  map[string]NodeState // by node name
 	// Resources maps each primitive's id (clone instances share it) to the
 	// nodes where Pacemaker believes it active.
 	Resources map[string][]string
@@ -21,8 +21,8 @@ type Status struct {
 	Failed []string
 }
 
-// Node is one node as crm_mon reports it.
-type Node struct {
+// NodeState is one node as crm_mon reports it.
+type NodeState struct {
 	Online  bool
 	Unclean bool
 	Pending bool
@@ -38,13 +38,13 @@ func ParseStatus(xml []byte) (Status, error) {
 	if root == nil {
 		return Status{}, fmt.Errorf("crm_mon XML: no pacemaker-result element")
 	}
-	s := Status{Nodes: map[string]Node{}, Resources: map[string][]string{}, Roles: map[string][]string{}}
+	s := Status{Nodes: map[string]NodeState{}, Resources: map[string][]string{}, Roles: map[string][]string{}}
 	if dc := root.FindElement("summary/current_dc"); dc != nil && dc.SelectAttrValue("present", "") == "true" {
 		s.DC = dc.SelectAttrValue("name", "")
 		s.Quorum = dc.SelectAttrValue("with_quorum", "") == "true"
 	}
 	for _, n := range root.FindElements("nodes/node") {
-		s.Nodes[n.SelectAttrValue("name", "")] = Node{
+		s.Nodes[n.SelectAttrValue("name", "")] = NodeState{
 			Online:  n.SelectAttrValue("online", "") == "true",
 			Unclean: n.SelectAttrValue("unclean", "") == "true",
 			Pending: n.SelectAttrValue("pending", "") == "true",

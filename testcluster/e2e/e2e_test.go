@@ -1,20 +1,21 @@
 //go:build e2e
 
-// End-to-end tests on real 3-node Corosync + Pacemaker clusters in Docker.
-// Run them with testcluster/docker/run-e2e.sh, which builds the agents,
-// starts dockerd and builds (or reuses) the node image first.
-package dockercluster
+// Cluster-level scenarios: formation, failover after a node loss, a
+// partition, fencing.
+package e2e
 
 import (
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 
 func TestClusterForms(t *testing.T) {
 	start := time.Now()
-	c := Up(t, nil)
+	c := up(t, nil)
 	t.Logf("3-node cluster up in %s", time.Since(start).Round(100*time.Millisecond))
 
 	out, err := c.Exec(c.Nodes[0], "pcs", "status")
@@ -33,12 +34,12 @@ func TestClusterForms(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Quorate:          Yes") || !strings.Contains(out, "Total votes:      3") {
 		t.Errorf("corosync-quorumtool -s: %v\n%s", err, out)
 	}
-	mem, err := c.Memory()
-	if err != nil {
-		t.Errorf("docker stats: %v", err)
-	}
-	for _, n := range c.Nodes {
-		t.Logf("memory of %s: %s", n, mem[n])
+	if mem, err := c.Memory(); err != nil {
+		t.Logf("memory: %v", err)
+	} else {
+		for _, n := range c.Nodes {
+			t.Logf("memory of %s: %s", n, mem[n])
+		}
 	}
 }
 
@@ -63,7 +64,7 @@ func unclean(status string) []string {
 }
 
 func TestFailoverAfterKill(t *testing.T) {
-	c := Up(t, nil)
+	c := up(t, nil)
 	const id = "ex"
 	createExample(t, c, c.Nodes[0], id)
 	victim := onlyNode(t, c, c.Nodes[0], id)
@@ -96,7 +97,7 @@ func TestFailoverAfterKill(t *testing.T) {
 }
 
 func TestPartitionStopsMinority(t *testing.T) {
-	c := Up(t, nil)
+	c := up(t, nil)
 	const id = "ex"
 	createExample(t, c, c.Nodes[0], id)
 	minority := onlyNode(t, c, c.Nodes[0], id) // the partitioned node runs it
@@ -150,21 +151,21 @@ func TestPartitionStopsMinority(t *testing.T) {
 }
 
 func TestFencing(t *testing.T) {
-	c := Up(t, &Options{Fencing: true})
+	c := up(t, &harness.Options{Fencing: true})
 	c.EnableFencing()
 	c.WaitFor(time.Minute, "stonith device started", func() (bool, string) {
 		s, err := c.Status(c.Nodes[0])
 		if err != nil {
 			return false, err.Error()
 		}
-		return len(s.Resources[FenceDevice]) == 1, "device on " + strings.Join(s.Resources[FenceDevice], ",")
+		return len(s.Resources[harness.FenceDevice]) == 1, "device on " + strings.Join(s.Resources[harness.FenceDevice], ",")
 	})
 	victim, fencer := c.Nodes[2], c.Nodes[0]
 	start := time.Now()
 	if out, err := c.Exec(fencer, "stonith_admin", "--reboot", victim, "--timeout", "60"); err != nil {
 		t.Fatalf("stonith_admin --reboot %s: %v\n%s", victim, err, out)
 	}
-	t.Logf("fence_docker fenced %s in %s", victim, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s fenced %s in %s", c.Backend.Kind(), victim, time.Since(start).Round(100*time.Millisecond))
 	if running, _, err := c.Running(victim); err != nil || running {
 		t.Fatalf("%s still running after fencing (err %v)", victim, err)
 	}
@@ -186,7 +187,7 @@ func TestFencing(t *testing.T) {
 			running, _, err := c.Running(victim)
 			return err == nil && !running, "still running"
 		})
-		t.Logf("partitioned %s fenced (container stopped) %s after the cut", victim, time.Since(cut).Round(100*time.Millisecond))
+		t.Logf("partitioned %s fenced (powered off) %s after the cut", victim, time.Since(cut).Round(100*time.Millisecond))
 		var rest []string
 		for _, n := range c.Nodes {
 			if n != victim {
@@ -202,7 +203,8 @@ func TestFencing(t *testing.T) {
 			return len(on) == 1 && on[0] != victim, "running on " + strings.Join(on, ",")
 		})
 		t.Logf("%s recovered on the majority %s after the cut", id, time.Since(cut).Round(100*time.Millisecond))
-		// A started container gets a new network namespace: the DROP rules are gone.
+		// A node powered on again starts without the DROP rules (a container
+		// gets a new network namespace, a VM boots without them).
 		c.Start(victim)
 		c.WaitReady(2 * time.Minute)
 		if out, err := c.Exec(c.Nodes[0], "crm_resource", "--wait", "--timeout=60s"); err != nil {
@@ -216,7 +218,7 @@ func TestFencing(t *testing.T) {
 
 // createExample creates an ocf:ha-framework:example resource and waits
 // until it runs.
-func createExample(t *testing.T, c *Cluster, node, id string) {
+func createExample(t *testing.T, c *harness.Cluster, node, id string) {
 	t.Helper()
 	out, err := c.Exec(node, "pcs", "resource", "create", id, "ocf:ha-framework:example", "label="+id,
 		"op", "monitor", "interval=2s", "--wait=60")
@@ -227,7 +229,7 @@ func createExample(t *testing.T, c *Cluster, node, id string) {
 
 // onlyNode is the node where node's view says id runs, failing unless
 // it runs on exactly one.
-func onlyNode(t *testing.T, c *Cluster, node, id string) string {
+func onlyNode(t *testing.T, c *harness.Cluster, node, id string) string {
 	t.Helper()
 	s, err := c.Status(node)
 	if err != nil {
@@ -241,12 +243,12 @@ func onlyNode(t *testing.T, c *Cluster, node, id string) string {
 
 // reallyRunning asks the agent itself, on each node, whether id runs there
 // (crm_resource --force-check runs its monitor locally: 0 running, 7 not).
-func reallyRunning(t *testing.T, c *Cluster, nodes []string, id string) []string {
+func reallyRunning(t *testing.T, c *harness.Cluster, nodes []string, id string) []string {
 	t.Helper()
 	var on []string
 	for _, n := range nodes {
 		out, err := c.Exec(n, "crm_resource", "--force-check", "--resource", id)
-		switch ExitCode(err) {
+		switch harness.ExitCode(err) {
 		case 0:
 			on = append(on, n)
 		case 7:

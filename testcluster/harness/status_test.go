@@ -1,4 +1,4 @@
-package dockercluster
+package harness
 
 import (
 	"os"
@@ -19,7 +19,7 @@ func TestParseStatus(t *testing.T) {
 			file: "testdata/crm_mon-3nodes.xml",
 			want: Status{
 				DC: "hafw-smoke-n1", Quorum: true,
-				Nodes: map[string]Node{
+				Nodes: map[string]NodeState{
 					"hafw-smoke-n1": {Online: true}, "hafw-smoke-n2": {Online: true}, "hafw-smoke-n3": {Online: true},
 				},
 				Resources: map[string][]string{}, Roles: map[string][]string{},
@@ -30,7 +30,7 @@ func TestParseStatus(t *testing.T) {
 			file: "testdata/crm_mon-resource.xml",
 			want: Status{
 				DC: "hafw-smoke-n1", Quorum: true,
-				Nodes: map[string]Node{
+				Nodes: map[string]NodeState{
 					"hafw-smoke-n1": {Online: true}, "hafw-smoke-n2": {Online: true}, "hafw-smoke-n3": {Online: true},
 				},
 				Resources: map[string][]string{"ex": {"hafw-smoke-n1"}},
@@ -61,14 +61,5 @@ func TestParseStatus(t *testing.T) {
 func TestParseStatusRejectsGarbage(t *testing.T) {
 	if _, err := ParseStatus([]byte("<other/>")); err == nil {
 		t.Error("no error for XML without pacemaker-result")
-	}
-}
-
-func TestCapsNotBounded(t *testing.T) {
-	// 0x1fffeffffff: every capability up to 40 except 24 (CAP_SYS_RESOURCE),
-	// the bounding set of the machine where --privileged fails.
-	got := capsNotIn(0x000001fffeffffff)
-	if diff := cmp.Diff([]string{"SYS_RESOURCE"}, got); diff != "" {
-		t.Errorf("capsNotIn (-want +got):\n%s", diff)
 	}
 }

@@ -8,10 +8,11 @@
 //
 //	testcluster/docker/run-e2e.sh -run TestProxyFailover -v
 //	testcluster/docker/bench-failover.sh    # TestBenchFailover, repeated runs
-package dockercluster
+package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 
 const (
@@ -68,7 +71,7 @@ done
 // setupProxyFailover creates, on a running cluster with the consul clone,
 // the haproxy-dynamic clone lb and the group webgrp (web, web-reg), and
 // returns the node running web once the proxy on every other node serves it.
-func setupProxyFailover(t *testing.T, c *Cluster) string {
+func setupProxyFailover(t *testing.T, c *harness.Cluster) string {
 	t.Helper()
 	n0 := c.Nodes[0]
 	for _, n := range c.Nodes {
@@ -104,7 +107,7 @@ func setupProxyFailover(t *testing.T, c *Cluster) string {
 }
 
 // waitLBStarted waits until view sees the lb clone Started on exactly on.
-func waitLBStarted(t *testing.T, c *Cluster, view string, on []string, within time.Duration) {
+func waitLBStarted(t *testing.T, c *harness.Cluster, view string, on []string, within time.Duration) {
 	t.Helper()
 	want := slices.Clone(on)
 	slices.Sort(want)
@@ -128,7 +131,7 @@ func waitLBStarted(t *testing.T, c *Cluster, view string, on []string, within ti
 
 // waitWebOn waits until view sees web and web-reg Started together on a
 // node not in avoid, and returns it.
-func waitWebOn(t *testing.T, c *Cluster, view string, avoid []string, within time.Duration) string {
+func waitWebOn(t *testing.T, c *harness.Cluster, view string, avoid []string, within time.Duration) string {
 	t.Helper()
 	var at string
 	c.WaitFor(within, "webgrp Started", func() (bool, string) {
@@ -149,7 +152,7 @@ func waitWebOn(t *testing.T, c *Cluster, view string, avoid []string, within tim
 }
 
 // waitServed waits until the proxy on each of from answers with at's name.
-func waitServed(t *testing.T, c *Cluster, from []string, at string, within time.Duration) {
+func waitServed(t *testing.T, c *harness.Cluster, from []string, at string, within time.Duration) {
 	t.Helper()
 	c.WaitFor(within, "web served by "+at+" through the proxies of "+strings.Join(from, ","), func() (bool, string) {
 		for _, n := range from {
@@ -204,10 +207,10 @@ type client struct {
 	out bytes.Buffer
 }
 
-func startClient(t *testing.T, c *Cluster, node, avoid string) *client {
+func startClient(t *testing.T, c *harness.Cluster, node, avoid string) *client {
 	t.Helper()
 	cl := &client{}
-	cl.cmd = exec.Command("docker", "exec", node, "bash", "-c", clientLoop, "client", avoid)
+	cl.cmd = c.Command(context.Background(), node, "bash", "-c", clientLoop, "client", avoid)
 	cl.cmd.Stdout = &cl.out
 	cl.cmd.Stderr = &cl.out
 	if err := cl.cmd.Start(); err != nil {
@@ -260,7 +263,7 @@ func (cl *client) wait(t *testing.T, fault int64) (outage, []sample) {
 
 // consulRole says whether node is the Consul leader, as view sees it: losing
 // the leader adds a Raft election before the catalog takes the new instance.
-func consulRole(c *Cluster, view, node string) string {
+func consulRole(c *harness.Cluster, view, node string) string {
 	l, err := consulLeader(c, view)
 	switch {
 	case err != nil:
@@ -275,7 +278,7 @@ func consulRole(c *Cluster, view, node string) string {
 func nowMs() int64 { return time.Now().UnixMilli() }
 
 // crashWeb kill -9s the web process on node and returns when it did.
-func crashWeb(t *testing.T, c *Cluster, node string) int64 {
+func crashWeb(t *testing.T, c *harness.Cluster, node string) int64 {
 	t.Helper()
 	pid, err := c.Exec(node, "pgrep", "-f", "^/usr/sbin/haproxy -f "+webCfg)
 	pid = strings.TrimSpace(pid)
@@ -341,7 +344,7 @@ func TestBenchFailover(t *testing.T) {
 		t.Skip("benchmark: set HAFW_BENCH_FAILOVER=1 (testcluster/docker/bench-failover.sh)")
 	}
 	crashes, losses := envInt(t, "HAFW_BENCH_CRASH", 5), envInt(t, "HAFW_BENCH_NODELOSS", 3)
-	capDur, err := time.ParseDuration(envOr("HAFW_BENCH_MAX", "25m"))
+	capDur, err := time.ParseDuration(harness.EnvOr("HAFW_BENCH_MAX", "25m"))
 	if err != nil {
 		t.Fatalf("HAFW_BENCH_MAX: %v", err)
 	}
@@ -402,7 +405,7 @@ func TestBenchFailover(t *testing.T) {
 
 // waitConsulTolerant waits until Consul's autopilot reports a healthy
 // cluster that survives the loss of one server.
-func waitConsulTolerant(t *testing.T, c *Cluster, view string, within time.Duration) {
+func waitConsulTolerant(t *testing.T, c *harness.Cluster, view string, within time.Duration) {
 	t.Helper()
 	c.WaitFor(within, "consul autopilot healthy, failure tolerance 1", func() (bool, string) {
 		out, err := consulGet(c, view, "/v1/operator/autopilot/health")

@@ -1,0 +1,30 @@
+//go:build e2e
+
+// Package e2e holds the end-to-end scenarios of the test cluster: real
+// 3-node Corosync + Pacemaker clusters driven through testcluster/harness,
+// on the backend HAFW_E2E_BACKEND names (docker, the default and what CI
+// runs, or vagrant). Run them with testcluster/docker/run-e2e.sh or
+// testcluster/vagrant/run-e2e.sh, which prepare the backend first.
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	"github.com/ha-framework/ha-framework/testcluster/docker"
+	"github.com/ha-framework/ha-framework/testcluster/harness"
+)
+
+// up creates a cluster on the backend of HAFW_E2E_BACKEND and waits until
+// it is ready.
+func up(t *testing.T, opts *harness.Options) *harness.Cluster {
+	t.Helper()
+	var b harness.Backend
+	switch kind := harness.EnvOr("HAFW_E2E_BACKEND", "docker"); kind {
+	case "docker":
+		b = dockercluster.New(os.Getenv("HAFW_NODE_IMAGE"))
+	default:
+		t.Fatalf("HAFW_E2E_BACKEND=%q: want docker or vagrant", kind)
+	}
+	return harness.Up(t, b, opts)
+}

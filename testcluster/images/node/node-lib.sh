@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# Node set-up shared by both test-cluster backends: the Docker node's
+# entrypoint and the Vagrant node's provision.sh source this file, so a
+# container and a VM form the same cluster.
+
+# hafw_corosync_conf CLUSTER "name=ip ..." prints corosync.conf: knet with
+# encryption, the nodes in the given order (node ids 1..n), votequorum,
+# logs in /var/log/corosync. HAFW_TOKEN_MS sets the totem token (default
+# 3000, corosync's own default).
+hafw_corosync_conf() {
+	local cluster=$1 pairs=$2 id=0 pair
+	cat <<CONF
+totem {
+    version: 2
+    cluster_name: ${cluster}
+    transport: knet
+    crypto_cipher: aes256
+    crypto_hash: sha256
+    token: ${HAFW_TOKEN_MS:-3000}
+}
+nodelist {
+CONF
+	for pair in ${pairs}; do
+		id=$((id + 1))
+		printf '    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n' \
+			"${pair#*=}" "${pair%%=*}" "${id}"
+	done
+	cat <<CONF
+}
+quorum {
+    provider: corosync_votequorum
+}
+logging {
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_syslog: no
+    timestamp: on
+}
+CONF
+}
+
+# hafw_seed_cib writes the test cluster's first CIB unless the node has
+# one: a restarted node keeps the CIB it had, as a rebooted machine does.
+# No fence device yet (tests add one), no quorum → stop.
+hafw_seed_cib() {
+	local cib=/var/lib/pacemaker/cib/cib.xml tmp
+	[[ -e ${cib} ]] && return 0
+	tmp=$(mktemp "${cib}.XXXXXX")
+	cibadmin --empty >"${tmp}"
+	CIB_file=${tmp} crm_attribute -t crm_config -n dc-deadtime -v 5s
+	CIB_file=${tmp} crm_attribute -t crm_config -n stonith-enabled -v false
+	CIB_file=${tmp} crm_attribute -t crm_config -n no-quorum-policy -v stop
+	chown hacluster:haclient "${tmp}"
+	mv -f "${tmp}" "${cib}"
+}
+
+# hafw_install_agents SRC copies the built agents in SRC (if any) to the
+# OCF provider folder, so a node never depends on an older build.
+hafw_install_agents() {
+	local src=$1 dir=/usr/lib/ocf/resource.d/ha-framework f
+	[[ -d ${src} ]] || return 0
+	mkdir -p "${dir}"
+	for f in "${src}"/*; do
+		[[ -f ${f} && -x ${f} ]] && install -m 0755 "${f}" "${dir}/"
+	done
+	return 0
+}
