@@ -203,10 +203,10 @@ func (c *Config) watcherConfig() *watcher.Config {
 	p := c.rt.paths
 	return &watcher.Config{
 		Settings: haproxycfg.Settings{Routes: c.rt.routes, Socket: p.socket, StateFile: p.stateFile, Slots: c.Slots,
-			HardStopAfter: c.HardStopAfter, TimeoutConnect: c.TimeoutConnect, TimeoutIdle: c.TimeoutIdle},
+			HardStopAfter: c.HardStopAfter, TimeoutConnect: c.TimeoutConnect, TimeoutIdle: c.TimeoutIdle, Retries: c.Retries},
 		Haproxy: c.rt.haproxy, ConfigFile: p.config, MasterPIDFile: p.masterPID, StatusFile: p.status,
 		ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile, Datacenter: c.Datacenter, Tag: c.Tag,
-		Wait: consulWait, DrainPeriod: c.DrainPeriod,
+		Wait: consulWait, DrainPeriod: c.DrainPeriod, KeepLast: c.NonePassing == nonePassingKeep,
 	}
 }
 
@@ -417,7 +417,23 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	case st.ApplyError != "":
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "the watcher cannot apply changes to HAProxy: %s; see %s", st.ApplyError, p.watcherLog)
 	}
+	if kept := keptRoutes(st); kept != "" {
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "no instance passes in Consul for %s; HAProxy keeps routing to the last ones until one passes (none_passing=keep)", kept)
+	}
 	return ocf.Running, nil
+}
+
+// keptRoutes describes the routes whose last instances are kept although
+// none passes, "" when there are none.
+func keptRoutes(st *watcher.Status) string {
+	var kept []string
+	for svc, rs := range st.Routes {
+		if len(rs.Kept) > 0 {
+			kept = append(kept, svc+" ("+strings.Join(rs.Kept, " ")+")")
+		}
+	}
+	slices.Sort(kept)
+	return strings.Join(kept, ", ")
 }
 
 func allTried(st *watcher.Status, rs []routes.Route) bool {
@@ -483,6 +499,9 @@ func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyap
 	fresh := consulWait + consulWait/16 + 15*time.Second
 	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
 		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), c.rt.paths.watcherLog)
+	}
+	if keptRoutes(st) != "" {
+		return nil // not Consul's passing set, by design: reported below
 	}
 	passing, err := consulPassing(ctx, c)
 	if err != nil {

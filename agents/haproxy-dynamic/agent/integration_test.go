@@ -96,6 +96,23 @@ func (f *fixture) register(id string, port int, ttl bool) {
 	}
 }
 
+// awaitMonitor waits until the depth-0 monitor returns code with a reason
+// containing reason.
+func (f *fixture) awaitMonitor(code ocf.Code, reason string, within time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		res := f.runner.Run(ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"})
+		if res.Code == code && strings.Contains(res.Reason, reason) {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("monitor = %v (%q) after %s, want %v with %q", res.Code, res.Reason, within, code, reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (f *fixture) deregister(id string) {
 	f.t.Helper()
 	if err := f.api.Agent().ServiceDeregister(id); err != nil {
@@ -187,6 +204,22 @@ func TestRouting(t *testing.T) {
 	}
 	t.Logf("propagation, check critical: %v", f.await("3", 5*time.Second).Round(time.Millisecond))
 	f.run(ocf.ActionMonitor, deep, ocf.Success)
+
+	// The last passing instance fails too: with none_passing=keep (the
+	// default) HAProxy goes on routing to it rather than refusing every
+	// request, and the monitor says so.
+	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test fails it", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	f.awaitMonitor(ocf.Degraded, "none_passing=keep", 10*time.Second)
+	if got := f.hits(30); keys(got) != "3" {
+		t.Fatalf("with no instance passing, requests reach %v, want the last one, 3", got)
+	}
+	f.run(ocf.ActionMonitor, deep, ocf.Degraded)
+	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test heals it", api.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	f.awaitMonitor(ocf.Success, "", 10*time.Second)
 
 	// Consul goes away: traffic keeps flowing to the last known instances.
 	f.consul.Kill(0)

@@ -30,6 +30,8 @@ type Config struct {
 	DrainPeriod    time.Duration
 	TimeoutConnect time.Duration
 	TimeoutIdle    time.Duration
+	Retries        int
+	NonePassing    string
 
 	rt runtime // resolved by validate
 }
@@ -71,6 +73,14 @@ func params(c *Config) []ocf.Param {
 		ocf.Duration(&c.DrainPeriod, "drain_period", "Drain time of a departed instance", ocf.Default("10s"), re,
 			ocf.Long("An instance that leaves Consul's passing set gets no new sessions at once; its existing sessions are cut after this long, or as soon as it has none.")),
 		ocf.Duration(&c.TimeoutConnect, "timeout_connect", "HAProxy timeout connect", ocf.Default("5s"), re, ocf.MinDuration(time.Millisecond)),
+		ocf.Int(&c.Retries, "retries", "Connection retries", ocf.Default("3"), ocf.Range(1, 100), re,
+			ocf.Long("How often HAProxy tries a failed connection again, each time after timeout_connect or a refusal; each retry may go to another instance. "+
+				"retries × timeout_connect is how long a request waits for an instance to come back before it fails.")),
+		ocf.Select(&c.NonePassing, "none_passing", "What a backend does when no instance passes", []string{nonePassingKeep, nonePassingReject},
+			ocf.Default(nonePassingKeep), re,
+			ocf.Long("keep: go on routing to the last passing instances, so requests are retried (retries, timeout_connect) and reach the first instance "+
+				"that passes again; a failover that completes within that window fails no idempotent request. The monitor reports degraded meanwhile. "+
+				"reject: take the instances out at once, so requests fail fast (HTTP 503, or a closed TCP connection).")),
 		ocf.Duration(&c.TimeoutIdle, "timeout_idle", "HAProxy client and server inactivity timeout", ocf.Default("5m"), re, ocf.MinDuration(time.Second),
 			ocf.Long("Raise it for long-lived idle connections such as database pools.")),
 	}
@@ -83,6 +93,12 @@ var actions = []ocf.Action{
 	{Name: ocf.ActionMonitor, Timeout: 30 * time.Second, Interval: 60 * time.Second, Depth: 10},
 	{Name: ocf.ActionReloadAgent, Timeout: 60 * time.Second},
 }
+
+// Values of none_passing.
+const (
+	nonePassingKeep   = "keep"
+	nonePassingReject = "reject"
+)
 
 // noSpace keeps paths writable into haproxy.cfg without quoting.
 func noSpace(v string) error {

@@ -36,6 +36,9 @@ type Settings struct {
 	TimeoutConnect time.Duration `json:"timeout_connect"`
 	// TimeoutIdle is the client and server inactivity timeout.
 	TimeoutIdle time.Duration `json:"timeout_idle"`
+	// Retries is how often HAProxy tries a connection again after a
+	// failed one; each retry may go to another server (redispatch).
+	Retries int `json:"retries"`
 }
 
 // Server is an instance placed in a slot.
@@ -93,7 +96,7 @@ func Render(s Settings, backends map[string]Backend) []byte {
 	w("\ttimeout server %s", ms(s.TimeoutIdle))
 	// A connection refused by an instance that just went away is retried
 	// on another one instead of failing the client.
-	w("\tretries 2")
+	w("\tretries %d", s.Retries)
 	w("\toption redispatch 1")
 	w("\tload-server-state-from-file global")
 	for _, r := range s.Routes {
@@ -106,6 +109,13 @@ func Render(s Settings, backends map[string]Backend) []byte {
 		w("backend %s", BackendName(r.Service))
 		w("\tmode %s", r.Mode)
 		w("\tbalance %s", r.Balance)
+		if r.Mode == "http" {
+			// A request caught by its server's death (connection closed,
+			// nothing answered) is retried on another instance, but only
+			// when repeating it is harmless: idempotent methods.
+			w("\tretry-on conn-failure empty-response junk-response")
+			w("\thttp-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS !METH_TRACE !METH_PUT !METH_DELETE")
+		}
 		if r.Check && r.Mode == "http" {
 			path := r.CheckPath
 			if path == "" {

@@ -24,7 +24,7 @@ func settings(t *testing.T, spec string) Settings {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Settings{Routes: rs, Socket: "/run/hd/admin.sock", StateFile: "/run/hd/server-state",
+	return Settings{Routes: rs, Socket: "/run/hd/admin.sock", StateFile: "/run/hd/server-state", Retries: 3,
 		Slots: 3, HardStopAfter: 30 * time.Second, TimeoutConnect: 5 * time.Second, TimeoutIdle: 5 * time.Minute}
 }
 

@@ -44,6 +44,11 @@ type Config struct {
 	// DrainPeriod is how long a departed instance keeps its existing
 	// sessions before maintenance cuts them.
 	DrainPeriod time.Duration `json:"drain_period"`
+	// KeepLast keeps a backend's last passing instances when Consul
+	// reports none passing, so that HAProxy goes on retrying them (and
+	// redispatches to the first instance that passes again) rather than
+	// refusing every request at once.
+	KeepLast bool `json:"keep_last"`
 }
 
 // WriteConfig stores c at path, atomically, mode 0600.
@@ -67,6 +72,10 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if len(c.Routes) == 0 || c.Socket == "" || c.StatusFile == "" || c.ConsulAddress == "" || c.Wait <= 0 {
 		return nil, fmt.Errorf("watcher configuration %s is incomplete", path)
+	}
+	if c.Retries == 0 {
+		// Written by a version without the setting: its fixed value.
+		c.Retries = 2
 	}
 	return &c, nil
 }
@@ -92,10 +101,13 @@ type Status struct {
 // RouteStatus is one route's view of Consul.
 type RouteStatus struct {
 	// Instances are the passing instances (address:port) last seen.
-	Instances []string  `json:"instances"`
-	Index     uint64    `json:"index"`
-	LastSync  time.Time `json:"last_sync"`
-	Error     string    `json:"error,omitempty"`
+	Instances []string `json:"instances"`
+	// Kept lists the instances HAProxy keeps routing to although none
+	// passes (Config.KeepLast); empty while some instance passes.
+	Kept     []string  `json:"kept,omitempty"`
+	Index    uint64    `json:"index"`
+	LastSync time.Time `json:"last_sync"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // ErrNoStatus is returned by ReadStatus before the watcher wrote one.

@@ -201,9 +201,25 @@ func (w *watcher) record(u update) {
 		w.log.Warn("instances without an IP address and port are not routed", "service", u.service, "instances", u.skipped)
 	}
 	old := w.want[u.service]
-	w.want[u.service] = u.instances
-	if !slices.Equal(old, u.instances) {
-		w.log.Info("passing instances changed", "service", u.service, "instances", fmt.Sprint(u.instances))
+	rs.Kept = nil
+	switch {
+	case len(u.instances) == 0 && len(old) > 0 && w.cfg.KeepLast:
+		// A lost node takes its instance with it: until Pacemaker starts
+		// the service elsewhere, retrying the last instances holds the
+		// requests, and the retries redispatch to the new instance once
+		// it passes. Refusing would fail every request in between.
+		if len(rs.Instances) > 0 {
+			w.log.Warn("no passing instance; HAProxy keeps routing to the last ones until one passes", "service", u.service, "instances", fmt.Sprint(old))
+		}
+		rs.Kept = make([]string, len(old))
+		for i, a := range old {
+			rs.Kept[i] = a.String()
+		}
+	default:
+		w.want[u.service] = u.instances
+		if !slices.Equal(old, u.instances) {
+			w.log.Info("passing instances changed", "service", u.service, "instances", fmt.Sprint(u.instances))
+		}
 	}
 	rs.Error, rs.Index, rs.LastSync = "", u.index, time.Now().UTC()
 	rs.Instances = make([]string, len(u.instances))
