@@ -74,6 +74,10 @@ func params(c *Config) []ocf.Param {
 		ocf.Int(&c.GRPCTLSPort, "grpc_tls_port", "gRPC TLS port (-1 disables)", ocf.Default("-1"), ocf.Range(-1, 65535)),
 		ocf.Int(&c.BootstrapExp, "bootstrap_expect", "Servers expected before the first election", ocf.Default("0"), ocf.Range(0, 15),
 			ocf.Long("Servers only: how many servers must join before the first leader election. 0 leaves it unset.")),
+		ocf.Int(&c.RaftMultiplier, "raft_multiplier", "Scale of the servers' Raft timing", ocf.Default("1"), ocf.Range(1, 10),
+			ocf.Long("Servers only: Consul's performance.raft_multiplier. 1, Consul's recommendation for production, lets the servers notice a lost leader "+
+				"and elect another within about 2 s; Consul's own default, 5, takes about 5 times longer and suits only very slow machines. "+
+				"While there is no leader, new registrations cannot reach the catalog: this bounds how fast a failed-over service is routed again.")),
 		ocf.List(&c.RetryJoin, "retry_join", "Addresses to join",
 			ocf.Long("Addresses (host or host:port) of other agents to join, retried until one answers.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file",

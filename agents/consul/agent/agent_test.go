@@ -16,7 +16,7 @@ import (
 func TestGeneratedConfig(t *testing.T) {
 	c := Config{Mode: "server", Datacenter: "dc9", DataDir: "/var/lib/c", ClientAddr: "127.0.0.1", HTTPPort: 8500,
 		ServerPort: 8300, SerfLANPort: 8301, SerfWANPort: 8302, DNSPort: -1, GRPCPort: -1, GRPCTLSPort: -1,
-		BootstrapExp: 3, RetryJoin: []string{"10.0.0.2", "10.0.0.3"}, LogLevel: "warn", NodeName: "n1", BindAddr: "10.0.0.1"}
+		BootstrapExp: 3, RaftMultiplier: 1, RetryJoin: []string{"10.0.0.2", "10.0.0.3"}, LogLevel: "warn", NodeName: "n1", BindAddr: "10.0.0.1"}
 	data, err := c.generated()
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,8 @@ func TestGeneratedConfig(t *testing.T) {
 			"dns": -1.0, "grpc": -1.0, "grpc_tls": -1.0},
 		"log_level": "warn", "leave_on_terminate": false, "skip_leave_on_interrupt": true,
 		"disable_host_node_id": true, "rejoin_after_leave": true, "bootstrap_expect": 3.0,
-		"node_name": "n1", "bind_addr": "10.0.0.1", "retry_join": []any{"10.0.0.2", "10.0.0.3"},
+		"performance": map[string]any{"raft_multiplier": 1.0},
+		"node_name":   "n1", "bind_addr": "10.0.0.1", "retry_join": []any{"10.0.0.2", "10.0.0.3"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("generated config (-want +got):\n%s", diff)

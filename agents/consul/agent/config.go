@@ -8,33 +8,34 @@ import (
 
 // Config is the decoded instance parameters.
 type Config struct {
-	Binary        string
-	ConfigDir     string
-	ExtraConfig   string
-	Mode          string
-	Datacenter    string
-	NodeName      string
-	DataDir       string
-	BindAddr      string
-	AdvertiseAddr string
-	ClientAddr    string
-	HTTPPort      int
-	ServerPort    int
-	SerfLANPort   int
-	SerfWANPort   int
-	DNSPort       int
-	GRPCPort      int
-	GRPCTLSPort   int
-	BootstrapExp  int
-	RetryJoin     []string
-	TokenFile     string
-	CAFile        string
-	CertFile      string
-	KeyFile       string
-	LeaveOnStop   string
-	WaitForLeader bool
-	LogLevel      string
-	LogFile       string
+	Binary         string
+	ConfigDir      string
+	ExtraConfig    string
+	Mode           string
+	Datacenter     string
+	NodeName       string
+	DataDir        string
+	BindAddr       string
+	AdvertiseAddr  string
+	ClientAddr     string
+	HTTPPort       int
+	ServerPort     int
+	SerfLANPort    int
+	SerfWANPort    int
+	DNSPort        int
+	GRPCPort       int
+	GRPCTLSPort    int
+	BootstrapExp   int
+	RaftMultiplier int
+	RetryJoin      []string
+	TokenFile      string
+	CAFile         string
+	CertFile       string
+	KeyFile        string
+	LeaveOnStop    string
+	WaitForLeader  bool
+	LogLevel       string
+	LogFile        string
 
 	rt runtime // resolved by validate
 }
@@ -92,6 +93,7 @@ func (c *Config) generated() ([]byte, error) {
 		if c.BootstrapExp > 0 {
 			cfg["bootstrap_expect"] = c.BootstrapExp
 		}
+		cfg["performance"] = map[string]any{"raft_multiplier": c.RaftMultiplier}
 	}
 	set := map[string]string{"node_name": c.NodeName, "bind_addr": c.BindAddr, "advertise_addr": c.AdvertiseAddr}
 	for k, v := range set {
