@@ -108,6 +108,7 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 			"--network", b.name, "--ip", n.IP,
 			"--label", labelCluster + "=" + b.name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
 			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
+			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
 			"-v", key + ":/hafw/authkey:ro", "-v", spec.AgentsDir + ":/hafw/bin:ro",
 			// /run is volatile on a real machine: a node killed and started
 			// again must not find its agents' state files (probes would
@@ -204,6 +205,14 @@ func (b *Backend) Destroy(ctx context.Context) error {
 		errs = append(errs, os.RemoveAll(b.dir))
 	}
 	return errors.Join(errs...)
+}
+
+// tokenMS is the token for node-lib.sh: empty means corosync's default.
+func tokenMS(ms int) string {
+	if ms <= 0 {
+		return ""
+	}
+	return strconv.Itoa(ms)
 }
 
 // nth is the address i after a (i small).

@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,10 @@ type Spec struct {
 	// Files maps host files to paths inside every node (e.g. a consul
 	// binary at /hafw/consul), read-only there.
 	Files map[string]string
+	// TokenMS is corosync's totem token timeout in ms; 0 leaves corosync's
+	// default (3000). Node-loss detection takes about 2.2 times the token
+	// (plus 650 ms per node beyond two): token expiry, then consensus.
+	TokenMS int
 }
 
 // Node is one machine of a cluster.
@@ -99,6 +104,9 @@ type Options struct {
 	CreateTimeout time.Duration
 	Fencing       bool              // see Spec.Fencing and EnableFencing
 	Files         map[string]string // see Spec.Files
+	// TokenMS is corosync's token timeout (Spec.TokenMS); default
+	// $HAFW_TOKEN_MS, else corosync's own default.
+	TokenMS int
 	// LogDir receives the logs of a failed test, or of every test with
 	// HAFW_E2E_KEEP_LOGS=1 (default
 	// $HAFW_E2E_LOGDIR, else /tmp/hafw-e2e-logs).
@@ -149,6 +157,15 @@ func Up(t testing.TB, b Backend, opts *Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.TokenMS == 0 {
+		if v := os.Getenv("HAFW_TOKEN_MS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 100 {
+				t.Fatalf("HAFW_TOKEN_MS=%q: want milliseconds, at least 100", v)
+			}
+			o.TokenMS = n
+		}
+	}
 	files := map[string]string{}
 	for host, inNode := range o.Files {
 		abs, err := filepath.Abs(host)
@@ -162,7 +179,7 @@ func Up(t testing.TB, b Backend, opts *Options) *Cluster {
 	t.Cleanup(c.cleanup)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.CreateTimeout)
-	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files})
+	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS})
 	cancel()
 	for _, n := range nodes {
 		c.Nodes = append(c.Nodes, n.Name)

@@ -5,8 +5,8 @@
 
 # hafw_corosync_conf CLUSTER "name=ip ..." prints corosync.conf: knet with
 # encryption, the nodes in the given order (node ids 1..n), votequorum,
-# logs in /var/log/corosync. HAFW_TOKEN_MS sets the totem token (default
-# 3000, corosync's own default).
+# logs in /var/log/corosync. HAFW_TOKEN_MS sets the totem token; empty
+# leaves corosync's default (3000 ms, plus 650 ms per node beyond two).
 hafw_corosync_conf() {
 	local cluster=$1 pairs=$2 id=0 pair
 	cat <<CONF
@@ -16,8 +16,8 @@ totem {
     transport: knet
     crypto_cipher: aes256
     crypto_hash: sha256
-    token: ${HAFW_TOKEN_MS:-3000}
-}
+${HAFW_TOKEN_MS:+    token: ${HAFW_TOKEN_MS}
+}}
 nodelist {
 CONF
 	for pair in ${pairs}; do
