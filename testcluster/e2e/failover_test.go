@@ -31,7 +31,6 @@ const (
 	webCfg    = "/tmp/web.cfg"
 	webPort   = "8080"
 	proxyURL  = "http://127.0.0.1:8081/"
-	clientMax     = "90"  // seconds a client loop runs at most
 	clientReq     = "600" // requests it makes at most
 	clientTimeout = "30"  // seconds one request may take (curl -m)
 	faultFile     = "/tmp/hafw-fault-ms"
@@ -170,61 +169,6 @@ func waitServed(t *testing.T, c *harness.Cluster, from []string, at string, with
 		}
 		return true, ""
 	})
-}
-
-type sample struct {
-	start, end int64 // unix ms
-	res        string
-}
-
-// outage is what one client saw around one fault.
-type outage struct {
-	fault     int64  // unix ms just before the fault was injected
-	before    string // who answered the last request that ended before the fault
-	recovered int64  // end of the first success of a request started after the fault, not by avoid; 0: never
-	after     string // who answered it
-	failed    int
-	requests  int
-	gap       time.Duration // longest time without an answer, around the fault
-	slowest   time.Duration // longest request
-}
-
-func (o outage) sinceFault() time.Duration {
-	return time.Duration(o.recovered-o.fault) * time.Millisecond
-}
-
-func (o outage) String() string {
-	if o.recovered == 0 {
-		return fmt.Sprintf("served by %s before; %d/%d requests failed; NEVER served again within the client's %ss",
-			o.before, o.failed, o.requests, clientMax)
-	}
-	return fmt.Sprintf("served by %s before; %d/%d requests failed; fault → served again %s, by %s; longest time without an answer %s; slowest request %s",
-		o.before, o.failed, o.requests, o.sinceFault(), o.after, o.gap, o.slowest)
-}
-
-// measure reads a client's samples around the fault at fault (unix ms).
-func measure(ss []sample, fault int64, avoid string) outage {
-	o := outage{fault: fault, requests: len(ss)}
-	prev := int64(0) // end of the previous answer
-	for _, s := range ss {
-		o.slowest = max(o.slowest, time.Duration(s.end-s.start)*time.Millisecond)
-		if s.res == "FAIL" {
-			o.failed++
-			continue
-		}
-		if s.end < fault {
-			o.before = s.res
-		}
-		// Gaps from the fault up to the recovery.
-		if prev > 0 && s.end >= fault && o.recovered == 0 {
-			o.gap = max(o.gap, time.Duration(s.end-max(prev, fault))*time.Millisecond)
-		}
-		if o.recovered == 0 && s.start >= fault && (avoid == "" || s.res != avoid) {
-			o.recovered, o.after = s.end, s.res
-		}
-		prev = s.end
-	}
-	return o
 }
 
 // client is a running client loop on one node.

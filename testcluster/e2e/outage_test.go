@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const clientMax = "90" // seconds a client loop runs at most
+
+type sample struct {
+	start, end int64 // unix ms
+	res        string
+}
+
+// outage is what one client saw around one fault.
+type outage struct {
+	fault     int64  // unix ms just before the fault was injected
+	before    string // who answered the last request that ended before the fault
+	recovered int64  // end of the first success of a request started after the fault, not by avoid; 0: never
+	after     string // who answered it
+	failed    int
+	requests  int
+	gap       time.Duration // longest time without an answer, around the fault
+	slowest   time.Duration // longest request
+}
+
+func (o outage) sinceFault() time.Duration {
+	return time.Duration(o.recovered-o.fault) * time.Millisecond
+}
+
+func (o outage) String() string {
+	if o.recovered == 0 {
+		return fmt.Sprintf("served by %s before; %d/%d requests failed; NEVER served again within the client's %ss",
+			o.before, o.failed, o.requests, clientMax)
+	}
+	return fmt.Sprintf("served by %s before; %d/%d requests failed; fault → served again %s, by %s; longest time without an answer %s; slowest request %s",
+		o.before, o.failed, o.requests, o.sinceFault(), o.after, o.gap, o.slowest)
+}
+
+// measure reads a client's samples around the fault at fault (unix ms).
+func measure(ss []sample, fault int64, avoid string) outage {
+	o := outage{fault: fault, requests: len(ss)}
+	prev := int64(0) // end of the previous answer
+	for _, s := range ss {
+		o.slowest = max(o.slowest, time.Duration(s.end-s.start)*time.Millisecond)
+		if s.res == "FAIL" {
+			o.failed++
+			continue
+		}
+		if s.end < fault {
+			o.before = s.res
+		}
+		// Gaps from the fault up to the recovery.
+		if prev > 0 && s.end >= fault && o.recovered == 0 {
+			o.gap = max(o.gap, time.Duration(s.end-max(prev, fault))*time.Millisecond)
+		}
+		if o.recovered == 0 && s.start >= fault && (avoid == "" || s.res != avoid) {
+			o.recovered, o.after = s.end, s.res
+		}
+		prev = s.end
+	}
+	return o
+}
+
+func TestMeasure(t *testing.T) {
+	const fault = 10_000
+	tests := []struct {
+		name  string
+		ss    []sample
+		avoid string
+		want  outage
+	}{{
+		name: "held requests, answered by the new node",
+		ss: []sample{
+			{9_800, 9_810, "n2"}, {9_920, 9_930, "n2"},
+			{10_040, 16_040, "n3"}, // held by the proxy's retries
+			{16_150, 16_160, "n3"},
+		},
+		avoid: "n2",
+		want: outage{fault: fault, before: "n2", recovered: 16_040, after: "n3", requests: 4,
+			gap: 6_040 * time.Millisecond, slowest: 6_000 * time.Millisecond},
+	}, {
+		name: "failures, then an answer from the lost node's replacement",
+		ss: []sample{
+			{9_900, 9_910, "n2"}, {10_020, 11_020, "FAIL"}, {11_120, 12_120, "FAIL"},
+			{12_220, 12_230, "n2"}, // started after the fault, but from the avoided node
+			{12_340, 12_350, "n1"},
+		},
+		avoid: "n2",
+		want: outage{fault: fault, before: "n2", recovered: 12_350, after: "n1", failed: 2, requests: 5,
+			gap: 2_230 * time.Millisecond, slowest: time.Second},
+	}, {
+		name: "a crash: the same node answers again",
+		ss:   []sample{{9_950, 9_960, "n1"}, {10_070, 11_500, "n1"}, {11_600, 11_610, "n1"}},
+		want: outage{fault: fault, before: "n1", recovered: 11_500, after: "n1", requests: 3,
+			gap: 1_500 * time.Millisecond, slowest: 1_430 * time.Millisecond},
+	}, {
+		name: "never served again",
+		ss:   []sample{{9_950, 9_960, "n1"}, {10_070, 11_070, "FAIL"}},
+		want: outage{fault: fault, before: "n1", failed: 1, requests: 2, slowest: time.Second},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := measure(tt.ss, fault, tt.avoid)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(outage{})); diff != "" {
+				t.Errorf("measure (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
