@@ -28,9 +28,9 @@ import (
 )
 
 const (
-	webCfg    = "/tmp/web.cfg"
-	webPort   = "8080"
-	proxyURL  = "http://127.0.0.1:8081/"
+	webCfg        = "/tmp/web.cfg"
+	webPort       = "8080"
+	proxyURL      = "http://127.0.0.1:8081/"
 	clientReq     = "600" // requests it makes at most
 	clientTimeout = "30"  // seconds one request may take (curl -m)
 	faultFile     = "/tmp/hafw-fault-ms"
@@ -191,14 +191,12 @@ func startClient(t *testing.T, c *harness.Cluster, node, avoid string) *client {
 	return cl
 }
 
-// fault tells the client the fault happens now, and returns its time.
-func (cl *client) fault(t *testing.T) int64 {
+// fault tells the client when the fault was injected (unix ms).
+func (cl *client) fault(t *testing.T, at int64) {
 	t.Helper()
-	at := nowMs()
 	if out, err := cl.c.Exec(cl.node, "sh", "-c", "echo "+strconv.FormatInt(at, 10)+" > "+faultFile); err != nil {
 		t.Fatalf("client on %s: %v\n%s", cl.node, err, out)
 	}
-	return at
 }
 
 // wait ends with the loop (bounded by clientMax) and measures the outage
@@ -251,10 +249,14 @@ func crashWeb(t *testing.T, c *harness.Cluster, cl *client, node string) int64 {
 	if err != nil || pid == "" || strings.Contains(pid, "\n") {
 		t.Fatalf("web process on %s: %q %v", node, pid, err)
 	}
-	at := cl.fault(t)
-	if out, err := c.Exec(node, "kill", "-9", pid); err != nil {
-		t.Fatalf("kill -9 %s on %s: %v\n%s", pid, node, err, out)
+	// The time is taken on the node, right before the kill: the client
+	// counts only requests started after it.
+	out, err := c.Exec(node, "sh", "-c", "date +%s%3N; kill -9 "+pid)
+	at, perr := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil || perr != nil {
+		t.Fatalf("kill -9 %s on %s: %v %v\n%s", pid, node, err, perr, out)
 	}
+	cl.fault(t, at)
 	return at
 }
 
@@ -268,8 +270,9 @@ func TestProxyFailover(t *testing.T) {
 	cl := startClient(t, c, clientNode, at)
 	time.Sleep(3 * time.Second) // a baseline of successes
 	t.Logf("killing %s (runs web; %s); client on %s", at, consulRole(c, clientNode, at), clientNode)
-	fault := cl.fault(t)
+	fault := nowMs()
 	c.Kill(at)
+	cl.fault(t, fault)
 	o, ss := cl.wait(t, fault, at)
 	t.Logf("node loss: %s", o)
 	if testing.Verbose() {
@@ -351,8 +354,9 @@ func TestBenchFailover(t *testing.T) {
 		cl := startClient(t, c, clientNode, at)
 		time.Sleep(2 * time.Second)
 		role := consulRole(c, clientNode, at)
-		fault := cl.fault(t)
+		fault := nowMs()
 		c.Kill(at)
+		cl.fault(t, fault)
 		o, _ := cl.wait(t, fault, at)
 		t.Logf("node loss %d/%d of %s (%s; client %s): %s", i+1, losses, at, role, clientNode, o)
 		loss = append(loss, o)

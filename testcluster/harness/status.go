@@ -9,8 +9,8 @@ import (
 // Status is what one node's `crm_mon -1 --output-as=xml` says about the
 // cluster: that node's view, which in a partition differs between nodes.
 type Status struct {
-	DC     string          // name of the DC, "" when none is elected
-	Quorum bool            // the partition of the asking node has quorum
+	DC     string               // name of the DC, "" when none is elected
+	Quorum bool                 // the partition of the asking node has quorum
 	Nodes  map[string]NodeState // by node name
 	// Resources maps each primitive's id (clone instances share it) to the
 	// nodes where Pacemaker believes it active.
