@@ -75,12 +75,13 @@ vagrant-up: build
 vagrant-down:
 	testcluster/vagrant/run.sh down --all
 
-# Boots the Vagrant cluster, checks it formed (all nodes online, a DC,
-# quorum), and destroys it.
+# The e2e scenarios on the Vagrant/libvirt backend (each test boots its own
+# 3 VMs: minutes per test under software emulation), by default a subset:
+# formation, failover, partition, fencing. All of them:
+#   make e2e-vagrant E2E_VAGRANT_RUN=.
+E2E_VAGRANT_RUN ?= TestClusterForms|TestFailoverAfterKill|TestPartitionStopsMinority|TestFencing
 e2e-vagrant: build
-	testcluster/vagrant/run.sh up
-	testcluster/vagrant/run.sh status
-	testcluster/vagrant/run.sh down
+	testcluster/vagrant/run-e2e.sh -v -run '$(E2E_VAGRANT_RUN)'
 
 install: build
 	install -d $(OCFDIR)

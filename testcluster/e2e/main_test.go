@@ -10,9 +10,11 @@ package e2e
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/ha-framework/ha-framework/testcluster/docker"
 	"github.com/ha-framework/ha-framework/testcluster/harness"
+	"github.com/ha-framework/ha-framework/testcluster/vagrant"
 )
 
 // up creates a cluster on the backend of HAFW_E2E_BACKEND and waits until
@@ -23,6 +25,18 @@ func up(t *testing.T, opts *harness.Options) *harness.Cluster {
 	switch kind := harness.EnvOr("HAFW_E2E_BACKEND", "docker"); kind {
 	case "docker":
 		b = dockercluster.New(os.Getenv("HAFW_NODE_IMAGE"))
+	case "vagrant":
+		b = vagrantcluster.New(vagrantcluster.Options{})
+		// VMs under software emulation: provisioning already started the
+		// cluster, but its first election and probes are slower.
+		o := harness.Options{}
+		if opts != nil {
+			o = *opts
+		}
+		if o.ReadyTimeout == 0 {
+			o.ReadyTimeout = 5 * time.Minute
+		}
+		opts = &o
 	default:
 		t.Fatalf("HAFW_E2E_BACKEND=%q: want docker or vagrant", kind)
 	}

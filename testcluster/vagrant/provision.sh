@@ -2,12 +2,15 @@
 # Runs as root inside each node (Vagrant shell provisioner): installs the
 # agents uploaded to /tmp/hafw/bin, the shared corosync key, writes
 # corosync.conf for all nodes, seeds the CIB and starts corosync + pacemaker.
-# Same cluster settings as the Docker node (images/node/entrypoint.sh).
+# corosync.conf, the CIB seed and the agent install come from node-lib.sh
+# (uploaded to /tmp/hafw), shared with the Docker node's entrypoint.
 # Usage: provision.sh CLUSTER "name=ip name=ip ..." NAME IP MAC
 set -euo pipefail
 
 readonly CLUSTER=$1 NODES=$2 NAME=$3 IP=$4 MAC=$5 UP=/tmp/hafw
 log() { printf 'provision: %s\n' "$*"; }
+# shellcheck source-path=SCRIPTDIR source=../images/node/node-lib.sh
+. "${UP}/node-lib.sh"
 
 # Hostname (corosync/pacemaker node name) and the cluster address, done here
 # rather than by Vagrant (see the Vagrantfile).
@@ -31,59 +34,12 @@ sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts
 
 install -m 0400 -o root -g root "${UP}/authkey" /etc/corosync/authkey
 
-dir=/usr/lib/ocf/resource.d/ha-framework
-mkdir -p "${dir}"
-if [[ -d ${UP}/bin ]]; then
-	for f in "${UP}"/bin/*; do
-		[[ -f ${f} && -x ${f} ]] && install -m 0755 "${f}" "${dir}/"
-	done
-fi
-log "agents: $(ls "${dir}" | tr '\n' ' ')"
+hafw_install_agents "${UP}/bin"
+log "agents: $(ls /usr/lib/ocf/resource.d/ha-framework 2>/dev/null | tr '\n' ' ')"
 
-id=0
-{
-	cat <<CONF
-totem {
-    version: 2
-    cluster_name: ${CLUSTER}
-    transport: knet
-    crypto_cipher: aes256
-    crypto_hash: sha256
-    token: 3000
-}
-nodelist {
-CONF
-	for pair in ${NODES}; do
-		id=$((id + 1))
-		printf '    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n' \
-			"${pair#*=}" "${pair%%=*}" "${id}"
-	done
-	cat <<CONF
-}
-quorum {
-    provider: corosync_votequorum
-}
-logging {
-    to_logfile: yes
-    logfile: /var/log/corosync/corosync.log
-    to_syslog: no
-    timestamp: on
-}
-CONF
-} >/etc/corosync/corosync.conf.new
+hafw_corosync_conf "${CLUSTER}" "${NODES}" >/etc/corosync/corosync.conf.new
 mv -f /etc/corosync/corosync.conf.new /etc/corosync/corosync.conf
-
-# A fresh CIB with the test cluster's options (no fence device yet).
-cib=/var/lib/pacemaker/cib/cib.xml
-if [[ ! -e ${cib} ]]; then
-	tmp=$(mktemp "${cib}.XXXXXX")
-	cibadmin --empty >"${tmp}"
-	CIB_file=${tmp} crm_attribute -t crm_config -n dc-deadtime -v 5s
-	CIB_file=${tmp} crm_attribute -t crm_config -n stonith-enabled -v false
-	CIB_file=${tmp} crm_attribute -t crm_config -n no-quorum-policy -v stop
-	chown hacluster:haclient "${tmp}"
-	mv -f "${tmp}" "${cib}"
-fi
+hafw_seed_cib
 
 # Enabled by hand: `systemctl enable` goes through the SysV helpers of these
 # packages and reloads systemd several times (~30 s under TCG).

@@ -28,6 +28,8 @@ PACKAGES=(
 	qemu-system-x86 qemu-utils
 	vagrant vagrant-libvirt
 	mmdebstrap dnsmasq-base openssh-client rsync fdisk e2fsprogs
+	# The per-cluster sshd on the host that fence_virsh in the nodes logs in to.
+	openssh-server
 	util-linux libarchive-tools
 )
 
