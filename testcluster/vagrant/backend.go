@@ -385,6 +385,8 @@ func (b *Backend) Running(ctx context.Context, node string) (bool, time.Time, er
 		return false, time.Time{}, err
 	}
 	if strings.TrimSpace(out) != "running" {
+		// Powered off by fencing, perhaps: its connection is dead.
+		b.closeSSH(ctx, node)
 		return false, time.Time{}, nil
 	}
 	pid, err := qemuPID(dom)

@@ -65,8 +65,10 @@ func parseSSHConfig(text string) ([]sshHost, error) {
 // renderSSHConfig is an ssh_config for ssh -F: Vagrant's blocks, each with
 // a shared connection per node (ControlMaster, sockets in controlDir) so
 // that a command costs one round trip instead of a key exchange under
-// software emulation, and keep-alives that notice a powered-off node in
-// seconds (its master would hang otherwise).
+// software emulation, and keep-alives that notice a node powered off by
+// its peers' fencing within half a minute (PowerOff closes the connection
+// itself). Shorter ones drop live connections: a node busy with pcs under
+// emulation answered a keep-alive only after more than 6 s.
 func renderSSHConfig(hosts []sshHost, controlDir string) string {
 	var b strings.Builder
 	for _, h := range hosts {
@@ -76,8 +78,8 @@ func renderSSHConfig(hosts []sshHost, controlDir string) string {
 			{"ControlMaster", "auto"},
 			{"ControlPath", filepath.Join(controlDir, "%n")},
 			{"ControlPersist", "300"},
-			{"ServerAliveInterval", "2"},
-			{"ServerAliveCountMax", "3"},
+			{"ServerAliveInterval", "5"},
+			{"ServerAliveCountMax", "6"},
 			{"ConnectTimeout", "10"},
 			{"BatchMode", "yes"},
 		} {

@@ -54,8 +54,8 @@ func TestRenderSSHConfig(t *testing.T) {
   ControlMaster auto
   ControlPath /state/c/ssh/%n
   ControlPersist 300
-  ServerAliveInterval 2
-  ServerAliveCountMax 3
+  ServerAliveInterval 5
+  ServerAliveCountMax 6
   ConnectTimeout 10
   BatchMode yes
   HostName 10.0.0.5
