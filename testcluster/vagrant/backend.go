@@ -397,6 +397,9 @@ func (b *Backend) Running(ctx context.Context, node string) (bool, time.Time, er
 	return true, since, err
 }
 
+// qemuLog is libvirt's log of a domain's QEMU (command line, errors).
+func qemuLog(domain string) string { return filepath.Join("/var/log/libvirt/qemu", domain+".log") }
+
 // qemuPID reads libvirt's pid file of a running domain.
 func qemuPID(domain string) (int, error) {
 	data, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", domain+".pid"))
@@ -436,8 +439,9 @@ func (b *Backend) Memory(ctx context.Context, nodes []string) (map[string]string
 }
 
 // CollectLogs implements harness.Backend: the serial console (of every
-// boot) always; /var/log/pacemaker, /var/log/corosync and the journal when
-// the node runs; its lines of the vagrant up output.
+// boot) and libvirt's QEMU log always; /var/log/pacemaker,
+// /var/log/corosync and the journal when the node runs; its lines of the
+// vagrant up output.
 func (b *Backend) CollectLogs(ctx context.Context, node, dir string) error {
 	if b.state == nil {
 		return errors.New("no cluster")
@@ -452,6 +456,9 @@ func (b *Backend) CollectLogs(ctx context.Context, node, dir string) error {
 	errs = append(errs, err)
 	all = append(all, cur...)
 	errs = append(errs, os.WriteFile(filepath.Join(dir, "console.log"), all, 0o644))
+	if q, err := os.ReadFile(qemuLog(b.state.domain(node))); err == nil {
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "qemu.log"), q, 0o644))
+	}
 	if up, err := os.ReadFile(filepath.Join(b.dir, "vagrant-up.log")); err == nil {
 		var mine []string
 		for _, line := range strings.Split(string(up), "\n") {
@@ -530,6 +537,8 @@ func destroyCluster(ctx context.Context, s *clusterState, dir string) error {
 	for _, n := range s.Nodes {
 		// Vagrant's disk of a domain that never got defined.
 		_, _ = run(ctx, nil, nil, "virsh", "-q", "vol-delete", "--pool", "default", s.domain(n)+".img")
+		// libvirt keeps a domain's QEMU log after the domain.
+		_ = os.Remove(qemuLog(s.domain(n)))
 	}
 	for _, net := range []string{s.ClusterNet, s.MgmtNet} {
 		if _, err := run(ctx, nil, nil, "virsh", "-q", "net-info", net); err != nil {
