@@ -68,12 +68,7 @@ func TestFailoverAfterKill(t *testing.T) {
 	const id = "ex"
 	createExample(t, c, c.Nodes[0], id)
 	victim := onlyNode(t, c, c.Nodes[0], id)
-	var survivors []string
-	for _, n := range c.Nodes {
-		if n != victim {
-			survivors = append(survivors, n)
-		}
-	}
+	survivors := others(c, victim)
 
 	c.Kill(victim)
 	killed := time.Now()
@@ -101,12 +96,7 @@ func TestPartitionStopsMinority(t *testing.T) {
 	const id = "ex"
 	createExample(t, c, c.Nodes[0], id)
 	minority := onlyNode(t, c, c.Nodes[0], id) // the partitioned node runs it
-	var majority []string
-	for _, n := range c.Nodes {
-		if n != minority {
-			majority = append(majority, n)
-		}
-	}
+	majority := others(c, minority)
 
 	c.Partition(minority)
 	cut := time.Now()
@@ -188,12 +178,7 @@ func TestFencing(t *testing.T) {
 			return err == nil && !running, "still running"
 		})
 		t.Logf("partitioned %s fenced (powered off) %s after the cut", victim, time.Since(cut).Round(100*time.Millisecond))
-		var rest []string
-		for _, n := range c.Nodes {
-			if n != victim {
-				rest = append(rest, n)
-			}
-		}
+		rest := others(c, victim)
 		c.WaitFor(2*time.Minute, id+" recovered on the majority", func() (bool, string) {
 			s, err := c.Status(rest[0])
 			if err != nil {

@@ -131,7 +131,7 @@ func waitLBStarted(t *testing.T, c *harness.Cluster, view string, on []string, w
 			}
 		}
 		return slices.Equal(got, want) && started == len(want),
-			"lb on [" + strings.Join(got, ",") + "] roles " + strings.Join(s.Roles["lb"], ",")
+			"lb on [" + strings.Join(got, ",") + "] roles " + strings.Join(s.Roles["lb"], ",") + failures(s, "lb")
 	})
 }
 
@@ -146,7 +146,7 @@ func waitWebOn(t *testing.T, c *harness.Cluster, view string, avoid []string, wi
 			return false, err.Error()
 		}
 		w, r := s.Resources["web"], s.Resources["web-reg"]
-		why := fmt.Sprintf("web on %v %v, web-reg on %v %v, failed %v", w, s.Roles["web"], r, s.Roles["web-reg"], s.Failed)
+		why := fmt.Sprintf("web on %v %v, web-reg on %v %v", w, s.Roles["web"], r, s.Roles["web-reg"]) + failures(s, "web", "web-reg")
 		if len(w) != 1 || len(r) != 1 || w[0] != r[0] || slices.Contains(avoid, w[0]) ||
 			s.Roles["web"][0] != "Started" || s.Roles["web-reg"][0] != "Started" {
 			return false, why

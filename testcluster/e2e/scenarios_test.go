@@ -99,7 +99,7 @@ func waitConsulStarted(t *testing.T, c *harness.Cluster, view string, on []strin
 				started++
 			}
 		}
-		why := "active on [" + strings.Join(got, ",") + "], roles " + strings.Join(s.Roles[consulID], ",")
+		why := "active on [" + strings.Join(got, ",") + "], roles " + strings.Join(s.Roles[consulID], ",") + failures(s, consulID)
 		if slices.Contains(s.Failed, consulID) {
 			return false, why + ", failed"
 		}
@@ -148,6 +148,22 @@ func nodeOfAddr(c *harness.Cluster, addr string) string {
 		}
 	}
 	return ""
+}
+
+// failures is ", failed: ..." with the failed operations of ids, "" when
+// none failed: a failed start leaves an instance Stopped and says why only
+// there.
+func failures(s harness.Status, ids ...string) string {
+	var fs []string
+	for _, id := range ids {
+		if f := s.FailuresOf(id); f != "" {
+			fs = append(fs, f)
+		}
+	}
+	if len(fs) == 0 {
+		return ""
+	}
+	return ", failed: " + strings.Join(fs, "; ")
 }
 
 func others(c *harness.Cluster, but string) []string {

@@ -444,6 +444,9 @@ func (c *Cluster) Down() {
 }
 
 func (c *Cluster) cleanup() {
+	if c.t.Failed() && !c.removed {
+		c.logFailures()
+	}
 	if (c.t.Failed() || os.Getenv("HAFW_E2E_KEEP_LOGS") == "1") && !c.removed {
 		if err := c.CollectLogs(c.logDir); err != nil {
 			c.t.Logf("collecting logs: %v", err)
@@ -451,6 +454,25 @@ func (c *Cluster) cleanup() {
 		c.t.Logf("logs of cluster %s in %s", c.Name, c.logDir)
 	}
 	c.Down()
+}
+
+// logFailures writes the failed operations, as the first node that
+// answers sees them, into the test's output: where CI shows only that
+// output, they tell which agent failed where, and its exit reason.
+func (c *Cluster) logFailures() {
+	for _, n := range c.Nodes {
+		s, err := c.Status(n)
+		if err != nil {
+			continue
+		}
+		if len(s.Failures) == 0 {
+			c.t.Logf("failed operations (as %s sees them): none", n)
+		}
+		for _, f := range s.Failures {
+			c.t.Logf("failed operation (as %s sees it): %s", n, f)
+		}
+		return
+	}
 }
 
 // AgentsDir is the folder of built agents: given, $HAFW_AGENTS_DIR, or the

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -19,6 +21,29 @@ type Status struct {
 	Roles map[string][]string
 	// Failed lists the primitives marked failed.
 	Failed []string
+	// Failures are the failed operations Pacemaker remembers. A failed
+	// start leaves its resource Stopped and not marked failed (the node
+	// is banned instead), so only this tells why an instance never ran.
+	Failures []Failure
+}
+
+// Failure is one failed operation, as crm_mon's failures section lists it.
+type Failure struct {
+	Resource string // primitive id, without a clone's instance number
+	Op       string // start, monitor, stop …
+	Node     string
+	ExitCode int
+	// Reason is the agent's exit reason, which Pacemaker cuts at 128
+	// characters.
+	Reason string
+}
+
+func (f Failure) String() string {
+	s := fmt.Sprintf("%s %s on %s: exit %d", f.Resource, f.Op, f.Node, f.ExitCode)
+	if f.Reason != "" {
+		s += " (" + f.Reason + ")"
+	}
+	return s
 }
 
 // NodeState is one node as crm_mon reports it.
@@ -65,7 +90,29 @@ func ParseStatus(xml []byte) (Status, error) {
 			s.Failed = append(s.Failed, id)
 		}
 	}
+	for _, f := range root.FindElements("failures/failure") {
+		code, _ := strconv.Atoi(f.SelectAttrValue("exitcode", ""))
+		op := f.SelectAttrValue("task", "")
+		// op_key is RESOURCE_TASK_INTERVAL; the resource id may itself
+		// hold underscores, so cut the known suffix off.
+		rsc := strings.TrimSuffix(f.SelectAttrValue("op_key", ""), "_"+op+"_"+f.SelectAttrValue("interval", "0"))
+		rsc, _, _ = strings.Cut(rsc, ":") // clone instance lb:1 → lb
+		s.Failures = append(s.Failures, Failure{Resource: rsc, Op: op, Node: f.SelectAttrValue("node", ""),
+			ExitCode: code, Reason: f.SelectAttrValue("exitreason", "")})
+	}
 	return s, nil
+}
+
+// FailuresOf lists the failed operations of the primitive id, "" for none:
+// for the message of a wait that a failure can explain.
+func (s Status) FailuresOf(id string) string {
+	var out []string
+	for _, f := range s.Failures {
+		if f.Resource == id {
+			out = append(out, f.String())
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // Ready reports whether a DC is elected with quorum and every named node

@@ -10,9 +10,10 @@ import (
 // The fixtures are real crm_mon outputs captured from a hafw-node cluster.
 func TestParseStatus(t *testing.T) {
 	tests := []struct {
-		name string
-		file string
-		want Status
+		name  string
+		file  string
+		want  Status
+		nodes []string // Ready for these
 	}{
 		{
 			name: "three nodes, no resource",
@@ -24,6 +25,7 @@ func TestParseStatus(t *testing.T) {
 				},
 				Resources: map[string][]string{}, Roles: map[string][]string{},
 			},
+			nodes: []string{"hafw-smoke-n1", "hafw-smoke-n2", "hafw-smoke-n3"},
 		},
 		{
 			name: "one started resource",
@@ -36,6 +38,22 @@ func TestParseStatus(t *testing.T) {
 				Resources: map[string][]string{"ex": {"hafw-smoke-n1"}},
 				Roles:     map[string][]string{"ex": {"Started"}},
 			},
+			nodes: []string{"hafw-smoke-n1", "hafw-smoke-n2", "hafw-smoke-n3"},
+		},
+		{
+			// A clone whose start failed: Stopped, not marked failed,
+			// the reason only in the failures section.
+			name: "failed start of a clone",
+			file: "testdata/crm_mon-failed-start.xml",
+			want: Status{
+				DC: "vm", Quorum: true,
+				Nodes:     map[string]NodeState{"vm": {Online: true}},
+				Resources: map[string][]string{"lb": nil},
+				Roles:     map[string][]string{"lb": {"Stopped"}},
+				Failures: []Failure{{Resource: "lb", Op: "start", Node: "vm", ExitCode: 2,
+					Reason: "route web cannot listen on 127.0.0.1:18999 on this node: listen tcp 127.0.0.1:18999: bind: address already in use; free the port"}},
+			},
+			nodes: []string{"vm"},
 		},
 	}
 	for _, tt := range tests {
@@ -51,7 +69,7 @@ func TestParseStatus(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("ParseStatus (-want +got):\n%s", diff)
 			}
-			if ok, why := got.Ready([]string{"hafw-smoke-n1", "hafw-smoke-n2", "hafw-smoke-n3"}); !ok {
+			if ok, why := got.Ready(tt.nodes); !ok {
 				t.Errorf("Ready: %s", why)
 			}
 		})
@@ -61,5 +79,23 @@ func TestParseStatus(t *testing.T) {
 func TestParseStatusRejectsGarbage(t *testing.T) {
 	if _, err := ParseStatus([]byte("<other/>")); err == nil {
 		t.Error("no error for XML without pacemaker-result")
+	}
+}
+
+func TestFailuresOf(t *testing.T) {
+	s := Status{Failures: []Failure{
+		{Resource: "lb", Op: "start", Node: "n1", ExitCode: 1, Reason: "haproxy exited at start"},
+		{Resource: "web", Op: "monitor", Node: "n2", ExitCode: 7},
+		{Resource: "lb", Op: "monitor", Node: "n3", ExitCode: 1},
+	}}
+	tests := []struct{ id, want string }{
+		{"lb", "lb start on n1: exit 1 (haproxy exited at start); lb monitor on n3: exit 1"},
+		{"web", "web monitor on n2: exit 7"},
+		{"consul", ""},
+	}
+	for _, tt := range tests {
+		if got := s.FailuresOf(tt.id); got != tt.want {
+			t.Errorf("FailuresOf(%q) = %q, want %q", tt.id, got, tt.want)
+		}
 	}
 }
