@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // ErrInvalidPIDFile is wrapped by ReadPIDFile when the file exists but
@@ -171,7 +172,10 @@ func MatchExecutable(path string) Matcher {
 // daemons identified by an argument, such as a configuration file. A
 // process that rewrote its argv (nginx: "nginx: master process ...") shows
 // a single argument holding spaces. Zombies and kernel threads have no
-// arguments, and match is not called for them.
+// arguments, and match is not called for them. A process caught inside
+// execve, which shows no arguments for a moment, is read again until its
+// new arguments show (for at most 100 ms), so a daemon that re-executes
+// itself never looks gone.
 func MatchCmdline(match func(argv []string) bool) Matcher {
 	return func(pid int) (bool, error) {
 		argv, err := readCmdline(pid)
@@ -182,17 +186,34 @@ func MatchCmdline(match func(argv []string) bool) Matcher {
 	}
 }
 
+// execWindow bounds how long readCmdline waits for the arguments of a
+// process that shows none. Inside execve the kernel shows a process with
+// no arguments for a moment (measured: about 2 ms, more on a loaded
+// machine); HAProxy's master re-executes itself once after starting and
+// at every reload, and a monitor that read it then would call it gone.
+const execWindow = 100 * time.Millisecond
+
 // readCmdline reads /proc/<pid>/cmdline; a process that has exited
 // meanwhile gives (nil, nil) so Matchers can report it as "not ours".
+// Empty arguments are read again for up to execWindow before they stand:
+// only kernel threads and zombies keep them empty.
 func readCmdline(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-		return nil, nil
+	path := fmt.Sprintf("/proc/%d/cmdline", pid)
+	var waited time.Duration
+	for pause := time.Millisecond; ; pause *= 2 {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > 0 || waited >= execWindow {
+			return parseCmdline(data), nil
+		}
+		time.Sleep(pause)
+		waited += pause
 	}
-	if err != nil {
-		return nil, err
-	}
-	return parseCmdline(data), nil
 }
 
 // Status reports whether the daemon named by the pid file at pidfile is

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestReadPIDFile(t *testing.T) {
@@ -180,4 +181,38 @@ func TestStateString(t *testing.T) {
 			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
 		}
 	}
+}
+
+// A process inside execve shows no arguments for a moment; HAProxy's
+// master re-executes itself after starting and at every reload. A daemon
+// that re-executes itself must never look stale to Status in between.
+func TestStatusThroughReexec(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "reexec.sh")
+	// Executes itself again $1 times, then sleeps; the marker argument
+	// is what the Matcher looks for.
+	writeFile(t, script, "#!/bin/sh\n[ \"$1\" -gt 0 ] && exec \"$0\" $(($1 - 1)) marker\nexec /bin/sleep 30\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const execs = 400
+	pid := startDaemon(t, Daemon{Path: script, Args: []string{strconv.Itoa(execs), "marker"}})
+	pidFile := filepath.Join(dir, "d.pid")
+	writeFile(t, pidFile, strconv.Itoa(pid)+"\n")
+	match := MatchCmdline(func(argv []string) bool {
+		return len(argv) >= 2 && (argv[len(argv)-1] == "marker" || argv[0] == "/bin/sleep")
+	})
+	// Bounded by count and time; ends once the chain reached sleep.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; i < 200000 && time.Now().Before(deadline); i++ {
+		st, _, err := Status(pidFile, match)
+		if err != nil || st != Running {
+			t.Fatalf("check %d: Status = %v, %v while the daemon re-executes itself; want running", i, st, err)
+		}
+		if argv, _ := readCmdline(pid); len(argv) > 0 && argv[0] == "/bin/sleep" {
+			return
+		}
+	}
+	t.Fatalf("the daemon did not reach its last exec in time")
 }

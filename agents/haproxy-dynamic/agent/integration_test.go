@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
+	"github.com/ha-framework/ha-framework/ocf/process"
 	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
 
@@ -342,4 +345,44 @@ func TestStartFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// HAProxy's master re-executes itself after starting and at every reload
+// (SIGUSR2), showing no arguments for a moment each time. The agent must
+// see it running throughout: a start that read it as gone failed with
+// "haproxy exited at start", fatal for the node.
+func TestMasterSeenThroughReexec(t *testing.T) {
+	f := newFixture(t, nil)
+	f.run(ocf.ActionStart, nil, ocf.Success)
+	pidFiles, err := filepath.Glob(filepath.Join(f.dir, "*.d", "haproxy.pid"))
+	if err != nil || len(pidFiles) != 1 {
+		t.Fatalf("haproxy pid file under %s: %v %v", f.dir, pidFiles, err)
+	}
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{}
+	c.rt.paths = newPaths(filepath.Dir(pidFiles[0]), "")
+	c.rt.haproxy = haproxy
+	st, master, err := c.haproxyStatus()
+	if err != nil || st != process.Running {
+		t.Fatalf("haproxy after start: %v %v", st, err)
+	}
+	const reloads = 10
+	checks := 0
+	for i := 0; i < reloads; i++ {
+		if err := syscall.Kill(master, syscall.SIGUSR2); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		// Bounded: 300 checks a reload, well past the re-exec.
+		for j := 0; j < 300; j++ {
+			st, pid, err := c.haproxyStatus()
+			checks++
+			if err != nil || st != process.Running || pid != master {
+				t.Fatalf("reload %d, check %d: haproxy %v (pid %d, master %d): %v", i, j, st, pid, master, err)
+			}
+		}
+	}
+	t.Logf("%d reloads, %d status checks, master %d seen running at each", reloads, checks, master)
 }
