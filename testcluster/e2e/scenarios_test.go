@@ -64,10 +64,21 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 		ips = append(ips, c.IPs[n])
 	}
 	start := time.Now()
-	// bind_addr is left to Consul: a node's only private IPv4 address is
-	// its address on the cluster network.
+	// A VM has a management and a cluster address, so bind_addr picks the
+	// cluster one on every node with a template, as an administrator's
+	// clone would. The template matches interfaces whose whole network
+	// lies in the one given: the cluster network's own, read on a node.
+	addrs, err := c.Exec(c.Nodes[0], "ip", "-4", "-o", "addr", "show")
+	if err != nil {
+		t.Fatalf("ip addr on %s: %v\n%s", c.Nodes[0], err, addrs)
+	}
+	network, err := networkOf(addrs, c.IPs[c.Nodes[0]])
+	if err != nil {
+		t.Fatalf("%s: %v", c.Nodes[0], err)
+	}
+	bind := `{{ GetAllInterfaces | include "network" "` + network.String() + `" | attr "address" }}`
 	out, err := c.Exec(c.Nodes[0], "pcs", "resource", "create", consulID, "ocf:ha-framework:consul",
-		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "),
+		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "), "bind_addr="+bind,
 		"data_dir=/var/lib/consul", "op", "start", "timeout=120s", "clone", "interleave=true")
 	if err != nil {
 		t.Fatalf("pcs resource create %s: %v\n%s", consulID, err, out)

@@ -62,7 +62,10 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.ExtraConfig, "extra_config", "Extra configuration file",
 			ocf.Long("One more Consul configuration file (HCL or JSON), loaded last.")),
 		ocf.String(&c.BindAddr, "bind_addr", "Cluster bind address",
-			ocf.Long("Address for cluster traffic (serf, raft). Default: Consul's choice, the only private IPv4 address.")),
+			ocf.Long("Address for cluster traffic (serf, raft). Default: Consul's choice, the node's only private IPv4 address; a node with several needs this set. "+
+				"A clone shares one value on every node, so give a go-sockaddr template that picks each node's cluster address, e.g. "+
+				`{{ GetAllInterfaces | include "network" "10.0.0.0/24" | attr "address" }}, `+
+				"where the network is the cluster network as the interfaces are configured (a smaller one matches nothing).")),
 		ocf.String(&c.AdvertiseAddr, "advertise_addr", "Advertised address"),
 		ocf.String(&c.ClientAddr, "client_addr", "Client interfaces (HTTP, DNS)", ocf.Default("127.0.0.1")),
 		ocf.Port(&c.HTTPPort, "http_port", "HTTP API port", ocf.Default("8500")),
@@ -238,11 +241,7 @@ func writeConfig(ctx context.Context, r *request, rt runtime, p paths) error {
 	cmd := exec.CommandContext(ctx, rt.binary, args...)
 	cmd.Env = []string{process.DefaultPath}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		code := ocf.ErrConfigured
-		if r.Config.ConfigDir != "" || r.Config.ExtraConfig != "" {
-			code = ocf.ErrArgs // the node's own files may be what is wrong
-		}
-		return ocf.Errorf(code, "consul validate rejected the configuration: %s", firstLine(out, err))
+		return validateRejected(r.Config, firstLine(out, err))
 	}
 	if err := os.Rename(tmp, p.config); err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "installing configuration: %w", err)
@@ -419,6 +418,22 @@ func reload(ctx context.Context, r *request) error {
 
 // firstLine gives a command's first meaningful output line for an exit
 // reason.
+// validateRejected is the error for a configuration that consul validate
+// refused with the message why. What the parameters say holds on every
+// node (ErrConfigured); the node's own files, or its addresses when
+// bind_addr leaves the choice to Consul, hold on this node only (ErrArgs).
+func validateRejected(c *Config, why string) error {
+	if c.BindAddr == "" && c.AdvertiseAddr == "" && strings.Contains(why, "Multiple private IPv4 addresses") {
+		// Kept short: Pacemaker shows 128 bytes of a reason.
+		return ocf.Errorf(ocf.ErrArgs, "this node has several private IPv4 addresses; set bind_addr to the cluster one (an address or a go-sockaddr template)")
+	}
+	code := ocf.ErrConfigured
+	if c.ConfigDir != "" || c.ExtraConfig != "" {
+		code = ocf.ErrArgs // the node's own files may be what is wrong
+	}
+	return ocf.Errorf(code, "consul validate rejected the configuration: %s", why)
+}
+
 func firstLine(out []byte, err error) string {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {

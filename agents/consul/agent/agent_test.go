@@ -54,6 +54,39 @@ func TestLeavePolicy(t *testing.T) {
 	}
 }
 
+// The messages are consul validate's own (Consul 1.20), on a node with a
+// management and a cluster network.
+func TestValidateRejected(t *testing.T) {
+	const multiple = "Config validation failed: Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'."
+	const badPort = "Config validation failed: ports.http must be a valid port"
+	for _, tt := range []struct {
+		name       string
+		c          Config
+		why        string
+		wantCode   ocf.Code
+		wantReason string
+	}{
+		{"several addresses, bind_addr unset", Config{}, multiple, ocf.ErrArgs, "set bind_addr to the cluster one"},
+		{"several addresses, bind_addr set", Config{BindAddr: "{{ GetPrivateIP }}"}, multiple, ocf.ErrConfigured, "consul validate rejected the configuration: " + multiple},
+		{"parameters", Config{}, badPort, ocf.ErrConfigured, "consul validate rejected the configuration: " + badPort},
+		{"node's own files", Config{ExtraConfig: "/etc/consul.d/x.hcl"}, badPort, ocf.ErrArgs, badPort},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateRejected(&tt.c, tt.why)
+			if got := ocf.CodeOf(err); got != tt.wantCode {
+				t.Errorf("code %v, want %v", got, tt.wantCode)
+			}
+			reason := ocf.ReasonOf(err)
+			if !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("reason %q, want it to contain %q", reason, tt.wantReason)
+			}
+			if tt.wantCode == ocf.ErrArgs && tt.c.ExtraConfig == "" && len(reason) > 128 {
+				t.Errorf("reason is %d bytes; Pacemaker shows 128", len(reason))
+			}
+		})
+	}
+}
+
 func TestHTTPAddress(t *testing.T) {
 	for client, want := range map[string]string{"": "127.0.0.1:8500", "0.0.0.0": "127.0.0.1:8500", "::": "127.0.0.1:8500", "10.1.1.1": "10.1.1.1:8500", "::1": "[::1]:8500"} {
 		c := Config{ClientAddr: client, HTTPPort: 8500}
