@@ -32,7 +32,7 @@ func New() *ocf.Agent[Config] {
 		Name: "consul", Version: version.Version,
 		ShortDesc: "Consul agent (server or client)",
 		LongDesc: "Runs a Consul agent as a cluster resource, normally cloned on every node " +
-			"(clone interleave=true). Start returns once the HTTP API answers and, for servers, a leader is known. " +
+			"(clone interleave=true). Start returns once the HTTP API answers (and, with wait_for_leader, once a leader is known). " +
 			"Monitor depth 0 checks the process and the HTTP API; depth 10 checks the leader, this node's membership " +
 			"and, on servers, autopilot's view of the raft peers (problems there are reported as degraded, not as failures). " +
 			"Stop leaves the cluster per leave_on_stop, then stops the process and verifies it is gone.",
@@ -90,8 +90,10 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.KeyFile, "key_file", "TLS key file"),
 		ocf.Select(&c.LeaveOnStop, "leave_on_stop", "Leave the cluster on stop", []string{"auto", "true", "false"}, ocf.Default("auto"),
 			ocf.Long("auto: clients leave, servers do not (a leaving server shrinks the quorum). true or false force it.")),
-		ocf.Bool(&c.WaitForLeader, "wait_for_leader", "Start waits for a leader", ocf.Default("true"),
-			ocf.Long("Servers: start returns only once the cluster has a leader (bootstrap_expect servers joined).")),
+		ocf.Bool(&c.WaitForLeader, "wait_for_leader", "Start waits for a leader", ocf.Default("false"),
+			ocf.Long("Servers: start returns only once the cluster has a leader. A first leader needs bootstrap_expect servers, and Pacemaker may start "+
+				"clone instances one at a time (it throttles under load) or with a node still down: a start that waits then times out and bans its node. "+
+				"Off, start returns once the agent answers, and the depth 10 monitor reports degraded while there is no leader.")),
 		ocf.Select(&c.LogLevel, "log_level", "Consul log level", []string{"trace", "debug", "info", "warn", "error"},
 			ocf.Default("info"), ocf.Reloadable()),
 		ocf.String(&c.LogFile, "log_file", "Consul output file",
