@@ -290,3 +290,33 @@ performance { raft_multiplier = 1 }
 		return nil
 	})
 }
+
+// A node that lost power right after Consul wrote data_dir/node-id can find
+// it zero-filled (seen on the VM test cluster), and Consul then refuses to
+// start. The agent sets the file aside and Consul makes a new ID.
+func TestConsulStartsAfterZeroFilledNodeID(t *testing.T) {
+	params, _ := consulServer(t, "zeroed", 1, nil)
+	nodeID := filepath.Join(params["data_dir"], "node-id")
+	if err := os.MkdirAll(params["data_dir"], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nodeID, make([]byte, 36), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params,
+		Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000", "HA_RSCTMP": t.TempDir()}})
+	t.Cleanup(func() { r.Run("stop", nil) })
+	if got := r.Run("start", nil); got.Code != ocf.Success {
+		t.Fatalf("start with a zero-filled node-id: %v %q", got.Code, got.Reason)
+	}
+	if kept, err := os.ReadFile(nodeID + ".invalid"); err != nil || len(kept) != 36 {
+		t.Errorf("the invalid node-id was not kept aside: %v (%d bytes)", err, len(kept))
+	}
+	id, err := os.ReadFile(nodeID)
+	if err != nil {
+		t.Fatalf("Consul wrote no new node-id: %v", err)
+	}
+	if strings.Trim(string(id), "\x00") == "" {
+		t.Errorf("node-id is still zero-filled")
+	}
+}

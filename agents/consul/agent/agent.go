@@ -185,6 +185,9 @@ func start(ctx context.Context, r *request) error {
 	if err := os.MkdirAll(r.Config.DataDir, 0o700); err != nil {
 		return ocf.Errorf(ocf.ErrPerm, "creating data_dir %s: %w", r.Config.DataDir, err)
 	}
+	if err := setAsideBadNodeID(r); err != nil {
+		return err
+	}
 	logFile := logFileOf(r)
 	if err := os.MkdirAll(filepath.Dir(logFile), 0o750); err != nil {
 		return ocf.Errorf(ocf.ErrPerm, "creating the directory of log_file %s: %w", logFile, err)
@@ -197,6 +200,51 @@ func start(ctx context.Context, r *request) error {
 	}
 	r.Log.Info("consul started", "pid", pid, "mode", r.Config.Mode, "http", r.Config.httpAddress())
 	return waitReady(ctx, r, rt, p, pid)
+}
+
+// setAsideBadNodeID renames data_dir/node-id when it holds no UUID, so
+// that Consul makes a new one instead of refusing to start. A node that
+// lost power right after Consul wrote the file can find it zero-filled
+// (the file system kept its size, not its data; seen on the VM test
+// cluster after a hard power-off). The servers replace a server that
+// comes back with a new ID at the same address.
+func setAsideBadNodeID(r *request) error {
+	path := filepath.Join(r.Config.DataDir, "node-id")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return ocf.Errorf(ocf.ErrPerm, "reading %s: %w", path, err)
+	}
+	if validNodeID(strings.TrimSpace(string(data))) {
+		return nil
+	}
+	aside := path + ".invalid"
+	if err := os.Rename(path, aside); err != nil {
+		return ocf.Errorf(ocf.ErrPerm, "setting aside the invalid %s: %w", path, err)
+	}
+	r.Log.Warn("node-id in data_dir held no UUID (a power loss right after it was written?); Consul makes a new one", "kept_as", aside)
+	return nil
+}
+
+// validNodeID reports whether s is a UUID as Consul writes it:
+// 8-4-4-4-12 hexadecimal digits.
+func validNodeID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, ch := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if ch != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdefABCDEF", ch):
+			return false
+		}
+	}
+	return true
 }
 
 func agentArgs(c *Config, p paths) []string {

@@ -146,3 +146,19 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestValidNodeID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"ecb4fc5b-4b92-0b72-c3c1-9d7fc277af5f": true,
+		"ECB4FC5B-4B92-0B72-C3C1-9D7FC277AF5F": true,
+		strings.Repeat("\x00", 36):             false, // zero-filled by a power loss
+		"":                                     false,
+		"ecb4fc5b-4b92-0b72-c3c1-9d7fc277af5":  false,
+		"ecb4fc5b-4b92-0b72-c3c1x9d7fc277af5f": false,
+		"gcb4fc5b-4b92-0b72-c3c1-9d7fc277af5f": false,
+	} {
+		if got := validNodeID(s); got != want {
+			t.Errorf("validNodeID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
