@@ -165,16 +165,10 @@ func nodeOfAddr(c *harness.Cluster, addr string) string {
 // none failed: a failed start leaves an instance Stopped and says why only
 // there.
 func failures(s harness.Status, ids ...string) string {
-	var fs []string
-	for _, id := range ids {
-		if f := s.FailuresOf(id); f != "" {
-			fs = append(fs, f)
-		}
+	if f := s.FailuresOf(ids...); f != "" {
+		return ", failed: " + f
 	}
-	if len(fs) == 0 {
-		return ""
-	}
-	return ", failed: " + strings.Join(fs, "; ")
+	return ""
 }
 
 func others(c *harness.Cluster, but string) []string {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,12 +104,12 @@ func ParseStatus(xml []byte) (Status, error) {
 	return s, nil
 }
 
-// FailuresOf lists the failed operations of the primitive id, "" for none:
-// for the message of a wait that a failure can explain.
-func (s Status) FailuresOf(id string) string {
+// FailuresOf lists the failed operations of the primitives ids, "" for
+// none: for the message of a wait that a failure can explain.
+func (s Status) FailuresOf(ids ...string) string {
 	var out []string
 	for _, f := range s.Failures {
-		if f.Resource == id {
+		if slices.Contains(ids, f.Resource) {
 			out = append(out, f.String())
 		}
 	}

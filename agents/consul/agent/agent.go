@@ -466,8 +466,6 @@ func reload(ctx context.Context, r *request) error {
 	return nil
 }
 
-// firstLine gives a command's first meaningful output line for an exit
-// reason.
 // validateRejected is the error for a configuration that consul validate
 // refused with the message why. What the parameters say holds on every
 // node (ErrConfigured); the node's own files, or its addresses when
@@ -484,6 +482,8 @@ func validateRejected(c *Config, why string) error {
 	return ocf.Errorf(code, "consul validate rejected the configuration: %s", why)
 }
 
+// firstLine gives a command's first meaningful output line for an exit
+// reason.
 func firstLine(out []byte, err error) string {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
