@@ -29,7 +29,15 @@ const (
 )
 
 func (s State) String() string {
-	return [...]string{"stopped", "running", "promoted"}[s]
+	switch s {
+	case Stopped:
+		return "stopped"
+	case Running:
+		return "running"
+	case Promoted:
+		return "promoted"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
 }
 
 // Func is the signature of every action but monitor.
@@ -114,10 +122,19 @@ type Request[C any] struct {
 	// Log is tagged with the resource; it writes where Pacemaker expects.
 	Log *slog.Logger
 
-	agent      string
-	probe      bool
-	checkLevel int
+	agent         string
+	probe         bool
+	checkLevel    int
+	validationErr error
 }
+
+// ValidationErr returns what Validate reported for this invocation when
+// the action runs despite it: Stop always runs (a failed stop gets the
+// node fenced), and Monitor runs when Validate found something missing
+// on this node (ErrInstalled, ErrArgs), because a daemon outlives the
+// removal of its binary or configuration file and only Monitor can tell
+// that it still runs. nil when Validate succeeded or is not set.
+func (r *Request[C]) ValidationErr() error { return r.validationErr }
 
 // IsProbe reports whether this is a probe: a monitor that Pacemaker runs
 // to learn the state, with no interval. A probe on a node where the
@@ -409,12 +426,17 @@ func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 	}()
 
 	code, err := a.dispatch(ctx, r, params)
-	if err != nil && !(code == NotRunning && errors.Is(err, ErrNotRunning) && err.Error() == ErrNotRunning.Error()) {
+	// The bare sentinel says nothing a log reader needs; a wrapped one
+	// carries a reason.
+	if err != nil && err != ErrNotRunning {
+
 		level := slog.LevelError
 		if code == Success || code == NotRunning || code == Degraded || code == DegradedPromoted {
 			level = slog.LevelInfo
 		}
-		log.Log(ctx, level, "result", "rc", code.String(), "reason", ReasonOf(err))
+		// The log keeps the whole reason; the exit reason is cut to
+		// what Pacemaker keeps.
+		log.Log(ctx, level, "result", "rc", code.String(), "reason", OneLine(err.Error(), 0))
 		// A probe finding nothing is the normal case, not worth a reason.
 		if code != Success && !(code == NotRunning && r.probe) {
 			writeReason(inv, ReasonOf(err))
@@ -436,7 +458,7 @@ func writeReason(inv Invocation, reason string) {
 	if prefix == "" {
 		prefix = "ocf-exit-reason:"
 	}
-	fmt.Fprintf(inv.Stderr, "%s%s\n", prefix, oneLine(reason))
+	fmt.Fprintf(inv.Stderr, "%s%s\n", prefix, OneLine(reason, MaxReason))
 }
 
 // traceEnv lists the OCF variables of an invocation for a trace, with

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -146,6 +148,12 @@ func TestContextRules(t *testing.T) {
 		{name: "probe with interval 0", action: "monitor", env: map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}, want: NotRunning},
 		{name: "probe software missing", svc: &fakeService{validate: missing}, action: "monitor", env: probe, want: NotRunning},
 		{name: "probe config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: probe, want: NotRunning},
+		{name: "probe software removed under a running process", svc: &fakeService{validate: missing, state: Running}, action: "monitor", env: probe, want: Success},
+		{name: "probe config removed under a running process", svc: &fakeService{validate: badArgs, state: Running}, action: "monitor", env: probe, want: Success},
+		{name: "recurring monitor software removed under a running process", svc: &fakeService{validate: missing, state: Running}, action: "monitor", env: recurring, want: Success},
+		{name: "probe software removed, process degraded", svc: &fakeService{validate: missing, state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: probe, want: Degraded, reason: "no leader"},
+		{name: "probe software missing, monitor cannot tell", svc: &fakeService{validate: missing, monitor: errors.New("pid file unreadable")}, action: "monitor", env: probe, want: NotRunning},
+		{name: "probe invalid configuration is not looked past", svc: &fakeService{validate: Errorf(ErrConfigured, "x and y exclude each other"), state: Running}, action: "monitor", env: probe, want: ErrConfigured, reason: "exclude each other"},
 		{name: "recurring monitor software missing", svc: &fakeService{validate: missing}, action: "monitor", env: recurring, want: ErrInstalled, reason: "binary foo not found"},
 		{name: "recurring monitor config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: recurring, want: ErrArgs, reason: "config file"},
 		{name: "recurring monitor stopped", action: "monitor", env: recurring, want: NotRunning},
@@ -272,6 +280,110 @@ func TestActionContextHasDeadline(t *testing.T) {
 	if left < 25*time.Second || left > 27*time.Second {
 		t.Errorf("time left = %v, want about 27s (30s minus a 3s margin)", left)
 	}
+}
+
+// A monitor that knows waiting cannot help (the daemon exited) ends the
+// wait after start at once, with its own reason, not the timeout's.
+func TestPermanentFailureEndsTheWait(t *testing.T) {
+	s := &fakeService{monitor: Permanent(Errorf(ErrGeneric, "daemon exited: port 80 in use"))}
+	got, _ := run(t, testAgent(s), "start", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "2000"})
+	if got.Code != ErrGeneric || got.Reason != "daemon exited: port 80 in use" {
+		t.Errorf("got %+v, want ErrGeneric with the monitor's own reason", got)
+	}
+	if n := strings.Count(strings.Join(s.calls, " "), "monitor"); n != 1 {
+		t.Errorf("monitor called %d times after start, want 1: %v", n, s.calls)
+	}
+}
+
+// The validation error reaches Monitor and Stop, which run despite it.
+func TestValidationErrReachesMonitorAndStop(t *testing.T) {
+	for _, action := range []string{"monitor", "stop"} {
+		var seen error
+		s := &fakeService{validate: missing, state: Running}
+		a := testAgent(s)
+		mon, stop := a.Monitor, a.Stop
+		a.Monitor = func(ctx context.Context, r *Request[testConfig]) (State, error) {
+			if r.Action == action {
+				seen = r.ValidationErr()
+			}
+			return mon(ctx, r)
+		}
+		a.Stop = func(ctx context.Context, r *Request[testConfig]) error {
+			seen = r.ValidationErr()
+			return stop(ctx, r)
+		}
+		run(t, a, action, probe)
+		if seen != missing {
+			t.Errorf("%s: ValidationErr() = %v, want %v", action, seen, missing)
+		}
+	}
+}
+
+func TestExitReasonCapped(t *testing.T) {
+	long := "parameter binary: " + strings.Repeat("é", 200) // 2-byte runes
+	s := &fakeService{startErr: errors.New("\x1b[31mred\x1b[0m \x1b]0;title\x07" + long)}
+	got, _ := run(t, testAgent(s), "start", nil)
+	if len(got.Reason) > MaxReason {
+		t.Errorf("reason is %d bytes, more than %d: %q", len(got.Reason), MaxReason, got.Reason)
+	}
+	if !strings.HasPrefix(got.Reason, "red parameter binary: é") || !strings.HasSuffix(got.Reason, "é...") {
+		t.Errorf("reason %q: escape sequences kept, or not cut on a rune boundary", got.Reason)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	tests := []struct {
+		name, in string
+		max      int
+		want     string
+	}{
+		{"plain", "port 80 in use", 0, "port 80 in use"},
+		{"lines and tabs fold", " a\n\tb\r\nc ", 0, "a b c"},
+		{"vertical tab, form feed, NEL, line separator", "a\vb\fc\u0085d\u2028e", 0, "a b c d e"},
+		{"CSI colour", "\x1b[1;31merror\x1b[0m: bad", 0, "error: bad"},
+		{"OSC title with ST", "\x1b]0;pwned\x1b\\ok", 0, "ok"},
+		{"bare ESC", "a\x1bcb", 0, "ab"},
+		{"C0 and DEL", "a\x00b\x07c\x7fd", 0, "abcd"},
+		{"C1", "a\u009bb", 0, "ab"},
+		{"bidi override", "file\u202egnp.exe", 0, "filegnp.exe"},
+		{"invalid UTF-8", "a\xffb", 0, "a\ufffdb"},
+		{"cut on rune boundary", "ab€€€", 8, "ab€..."},
+		{"cut exactly fits", "abcdef", 6, "abcdef"},
+		{"cut ascii", "abcdefgh", 6, "abc..."},
+		{"tiny max", "abcdef", 2, ".."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := OneLine(tt.in, tt.max)
+			if got != tt.want {
+				t.Errorf("OneLine(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+			}
+			if tt.max > 0 && len(got) > tt.max {
+				t.Errorf("%d bytes, more than %d", len(got), tt.max)
+			}
+		})
+	}
+}
+
+func FuzzOneLine(f *testing.F) {
+	for _, s := range []string{"a\x1b[", "\x1b]", "€€", "a\nb", "\xff\xfe"} {
+		f.Add(s, 10)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		max = max % 300
+		got := OneLine(s, max)
+		if max > 0 && len(got) > max {
+			t.Fatalf("OneLine(%q, %d) is %d bytes", s, max, len(got))
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("OneLine(%q, %d) = %q is not valid UTF-8", s, max, got)
+		}
+		for _, r := range got {
+			if r == 0x1b || r == '\n' || r == '\r' || unicode.IsControl(r) {
+				t.Fatalf("OneLine(%q, %d) = %q keeps control character %U", s, max, got, r)
+			}
+		}
+	})
 }
 
 func TestExitReasonPrefixAndOneLine(t *testing.T) {

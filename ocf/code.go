@@ -3,7 +3,6 @@ package ocf
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Code is an OCF exit status. The numeric values are part of the OCF
@@ -109,22 +108,13 @@ func CodeOf(err error) Code {
 	return ErrGeneric
 }
 
-// ReasonOf returns the exit reason for err on one line: the Reason of the
-// first *Error in the chain (with its cause), else err's text.
+// ReasonOf returns err's text as an exit reason: one printable line of at
+// most MaxReason bytes (see OneLine), the whole chain of wrapped messages
+// included, so put what the administrator must fix first. It returns ""
+// for nil.
 func ReasonOf(err error) string {
 	if err == nil {
 		return ""
 	}
-	return oneLine(err.Error())
-}
-
-// oneLine folds s to a single line, because Pacemaker reads an exit reason
-// only up to the first newline.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	const max = 512
-	if len(s) > max {
-		s = s[:max-3] + "..."
-	}
-	return s
+	return OneLine(err.Error(), MaxReason)
 }

@@ -39,13 +39,18 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	}
 	if a.Validate != nil {
 		if err := a.Validate(ctx, r); err != nil {
-			// A stop still runs whatever Validate found: a daemon
-			// outlives the removal of its binary or configuration, and
-			// only Stop can tell, from its pid file.
-			if r.Action != ActionStop {
+			r.validationErr = err
+			switch {
+			case r.Action == ActionStop:
+				// A stop still runs whatever Validate found: a daemon
+				// outlives the removal of its binary or configuration,
+				// and only Stop can tell, from its pid file.
+				r.Log.Info("stopping despite an incomplete setup", "reason", ReasonOf(err))
+			case r.Action == ActionMonitor && CodeOf(err).environmental():
+				return a.monitorDespite(ctx, r, err)
+			default:
 				return a.contextRule(r, CodeOf(err), err)
 			}
-			r.Log.Info("stopping despite an incomplete setup", "reason", ReasonOf(err))
 		}
 	}
 
@@ -79,6 +84,20 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 		return a.simple(ctx, r, a.MigrateFrom)
 	}
 	return ErrUnimplemented, fmt.Errorf("action %s is not implemented", r.Action)
+}
+
+// monitorDespite runs Monitor although Validate found something missing
+// on this node. A process still running is reported as running (a probe
+// that answered "not running" would let Pacemaker start the resource a
+// second time elsewhere); otherwise the validation failure stands, mapped
+// by context.
+func (a *Agent[C]) monitorDespite(ctx context.Context, r *Request[C], verr error) (Code, error) {
+	st, err := a.Monitor(ctx, r)
+	if code := CodeOf(err); st != Stopped && (err == nil || code == Degraded || code == DegradedPromoted) {
+		r.Log.Warn("the resource runs although this node's setup is incomplete", "reason", ReasonOf(verr))
+		return a.monitorResult(r, st, err)
+	}
+	return a.contextRule(r, CodeOf(verr), verr)
 }
 
 // contextRule maps a validation failure by action, as Pacemaker expects:
@@ -180,6 +199,9 @@ func (a *Agent[C]) await(ctx context.Context, r *Request[C], what string, done f
 		}
 		if err == nil && done(st) {
 			return Success, nil
+		}
+		if IsPermanent(err) {
+			return CodeOf(err), err
 		}
 		if err != nil && code != ErrGeneric {
 			return code, fmt.Errorf("%s: %w", what, err)

@@ -45,10 +45,10 @@ func ReadSecretFile(path, param string) (string, error) {
 		return "", Errorf(ErrArgs, "%s file %s is not a regular file", param, path)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return "", Errorf(ErrArgs, "%s file %s is accessible by group or others (mode %04o); run: chmod 600 %s", param, path, perm, path)
+		return "", Errorf(ErrArgs, "%s: run chmod 600 %s (group or others may read it, mode %04o)", param, path, perm)
 	}
 	if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return "", Errorf(ErrArgs, "%s file %s is owned by uid %d, not by root; run: chown root %s", param, path, st.Uid, path)
+		return "", Errorf(ErrArgs, "%s: run chown root %s (owned by uid %d, not root)", param, path, st.Uid)
 	}
 	buf := make([]byte, 64<<10)
 	n, err := f.Read(buf)

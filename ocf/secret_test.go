@@ -31,8 +31,8 @@ func TestReadSecretFile(t *testing.T) {
 		{name: "read only", path: write("ro", "hunter2", 0o400), want: "hunter2"},
 		{name: "relative", path: "token", code: ErrConfigured, reason: "must be an absolute path"},
 		{name: "missing", path: filepath.Join(dir, "nope"), code: ErrArgs, reason: "does not exist on this node"},
-		{name: "group readable", path: write("open", "hunter2", 0o640), code: ErrArgs, reason: "(mode 0640); run: chmod 600"},
-		{name: "world readable", path: write("world", "hunter2", 0o644), code: ErrArgs, reason: "(mode 0644)"},
+		{name: "group readable", path: write("open", "hunter2", 0o640), code: ErrArgs, reason: "run chmod 600"},
+		{name: "world readable", path: write("world", "hunter2", 0o644), code: ErrArgs, reason: "mode 0644)"},
 		{name: "empty", path: write("empty", "  \n", 0o600), code: ErrArgs, reason: "is empty"},
 		{name: "directory", path: dir, code: ErrArgs, reason: "is not a regular file"},
 	}

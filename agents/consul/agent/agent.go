@@ -475,11 +475,12 @@ func validateRejected(c *Config, why string) error {
 		// Kept short: Pacemaker shows 128 bytes of a reason.
 		return ocf.Errorf(ocf.ErrArgs, "this node has several private IPv4 addresses; set bind_addr to the cluster one (an address or a go-sockaddr template)")
 	}
-	code := ocf.ErrConfigured
+	why = strings.TrimPrefix(why, "Config validation failed: ")
 	if c.ConfigDir != "" || c.ExtraConfig != "" {
-		code = ocf.ErrArgs // the node's own files may be what is wrong
+		// The node's own files may be what is wrong.
+		return ocf.Errorf(ocf.ErrArgs, "fix config_dir, extra_config or the parameters; consul validate says: %s", why)
 	}
-	return ocf.Errorf(code, "consul validate rejected the configuration: %s", why)
+	return ocf.Errorf(ocf.ErrConfigured, "fix the parameters; consul validate says: %s", why)
 }
 
 // firstLine gives a command's first meaningful output line for an exit

@@ -59,6 +59,7 @@ func TestLeavePolicy(t *testing.T) {
 func TestValidateRejected(t *testing.T) {
 	const multiple = "Config validation failed: Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'."
 	const badPort = "Config validation failed: ports.http must be a valid port"
+	const badPortWhy = "ports.http must be a valid port"
 	for _, tt := range []struct {
 		name       string
 		c          Config
@@ -67,9 +68,9 @@ func TestValidateRejected(t *testing.T) {
 		wantReason string
 	}{
 		{"several addresses, bind_addr unset", Config{}, multiple, ocf.ErrArgs, "set bind_addr to the cluster one"},
-		{"several addresses, bind_addr set", Config{BindAddr: "{{ GetPrivateIP }}"}, multiple, ocf.ErrConfigured, "consul validate rejected the configuration: " + multiple},
-		{"parameters", Config{}, badPort, ocf.ErrConfigured, "consul validate rejected the configuration: " + badPort},
-		{"node's own files", Config{ExtraConfig: "/etc/consul.d/x.hcl"}, badPort, ocf.ErrArgs, badPort},
+		{"several addresses, bind_addr set", Config{BindAddr: "{{ GetPrivateIP }}"}, multiple, ocf.ErrConfigured, "fix the parameters; consul validate says: Multiple private IPv4 addresses found"},
+		{"parameters", Config{}, badPort, ocf.ErrConfigured, "fix the parameters; consul validate says: " + badPortWhy},
+		{"node's own files", Config{ExtraConfig: "/etc/consul.d/x.hcl"}, badPort, ocf.ErrArgs, "fix config_dir, extra_config or the parameters; consul validate says: " + badPortWhy},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := validateRejected(&tt.c, tt.why)
@@ -80,7 +81,7 @@ func TestValidateRejected(t *testing.T) {
 			if !strings.Contains(reason, tt.wantReason) {
 				t.Errorf("reason %q, want it to contain %q", reason, tt.wantReason)
 			}
-			if tt.wantCode == ocf.ErrArgs && tt.c.ExtraConfig == "" && len(reason) > 128 {
+			if len(reason) > ocf.MaxReason {
 				t.Errorf("reason is %d bytes; Pacemaker shows 128", len(reason))
 			}
 		})

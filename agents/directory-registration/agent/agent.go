@@ -131,7 +131,7 @@ func loadDefinition(c *Config, env ocf.Env) (*api.AgentServiceRegistration, bool
 	}
 	reg, err := ParseDefinition(data)
 	if err != nil {
-		return nil, true, ocf.Errorf(ocf.ErrArgs, "definition_file %s: %v", c.DefinitionFile, err)
+		return nil, true, ocf.Errorf(ocf.ErrArgs, "definition_file: %v (in %s)", err, c.DefinitionFile)
 	}
 	return reg, true, nil
 }

@@ -389,7 +389,7 @@ func (c *consul) fail(what string, err error) error {
 			code = ocf.ErrGeneric
 		}
 		return &ocf.Error{Code: code, Err: err, Reason: fmt.Sprintf(
-			"Consul agent at %s does not answer (%s) while %s; start Consul on this node before this resource, or fix consul_address",
+			"start Consul on this node first, or fix consul_address: %s does not answer (%s) while %s",
 			addr, transportProblem(err), what)}
 	}
 	body := firstLine(se.Body)

@@ -135,12 +135,12 @@ func validate(ctx context.Context, r *request) error {
 	if dir == "" {
 		dir = r.StatePath(".d")
 		if err := noSpace(dir); err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "state directory %s (from HA_RSCTMP) %v; set parameter state_dir", dir, err)
+			return ocf.Errorf(ocf.ErrArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", dir, err)
 		}
 	}
 	c.rt.paths = newPaths(dir, c.Socket)
 	if len(c.rt.paths.socket) > maxSocketPath {
-		return ocf.Errorf(ocf.ErrArgs, "runtime socket path %s is longer than %d bytes, the limit of HAProxy's unix sockets; set parameter socket or state_dir to a shorter path", c.rt.paths.socket, maxSocketPath)
+		return ocf.Errorf(ocf.ErrArgs, "set socket or state_dir to a shorter path: HAProxy takes at most %d bytes, the runtime socket path %s has %d", maxSocketPath, c.rt.paths.socket, len(c.rt.paths.socket))
 	}
 	if c.TokenFile != "" {
 		if _, err := ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {

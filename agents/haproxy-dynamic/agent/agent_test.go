@@ -58,7 +58,7 @@ func TestBadInput(t *testing.T) {
 		{"slots out of range", map[string]string{"routes": "a=1", "slots": "0"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "parameter slots"},
 		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "https is not supported"},
 		{"token file readable by others", map[string]string{"routes": "a=1", "token_file": loose}, ocf.ActionStart, nil, ocf.ErrArgs, "chmod 600"},
-		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.ErrArgs, "longer than 97 bytes"},
+		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.ErrArgs, "HAProxy takes at most 97 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
