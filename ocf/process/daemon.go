@@ -34,7 +34,9 @@ type Daemon struct {
 	// must be unmounted later) busy.
 	Dir string
 	// PIDFile, when not empty, receives the daemon's pid and a newline,
-	// written atomically with mode 0644 before StartDaemon returns.
+	// written atomically with mode 0644 before StartDaemon returns, and
+	// PIDFile+IdentityFileSuffix its Identity, so that Status and Stop
+	// never take a later process with the same pid for the daemon.
 	// Leave it empty for daemons that write their own pid file.
 	PIDFile string
 	// LogFile, when not empty, receives the daemon's stdout and stderr,
@@ -152,8 +154,13 @@ func StartDaemon(ctx context.Context, spec Daemon) (pid int, err error) {
 	}
 	pid = cmd.Process.Pid
 	if spec.PIDFile != "" {
-		data := []byte(strconv.Itoa(pid) + "\n")
-		if werr := WriteFileAtomic(spec.PIDFile, data, 0o644); werr != nil {
+		// The identity first: a pid file is never newer than the
+		// identity that vouches for it.
+		werr := writeIdentity(spec.PIDFile, pid)
+		if werr == nil {
+			werr = WriteFileAtomic(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+		}
+		if werr != nil {
 			// Setsid made the daemon the leader of a process group
 			// numbered pid, so this also reaches anything it forked.
 			kerr := syscall.Kill(-pid, syscall.SIGKILL)
@@ -169,4 +176,13 @@ func StartDaemon(ctx context.Context, spec Daemon) (pid int, err error) {
 	// descriptor left open in a short-lived agent is no start failure.
 	_ = cmd.Process.Release()
 	return pid, nil
+}
+
+// writeIdentity records the identity of pid for the pid file pidfile.
+func writeIdentity(pidfile string, pid int) error {
+	id, err := Identify(pid)
+	if err != nil {
+		return fmt.Errorf("identity of %d: %w", pid, err)
+	}
+	return WriteFileAtomic(pidfile+IdentityFileSuffix, []byte(id.String()+"\n"), 0o644)
 }

@@ -217,15 +217,21 @@ func readCmdline(pid int) ([]string, error) {
 }
 
 // Status reports whether the daemon named by the pid file at pidfile is
-// running. match, when not nil, guards against pid reuse (see Matcher);
-// without it any live process with that pid counts as the daemon.
+// running. When StartDaemon recorded the daemon's Identity beside the pid
+// file, that decides: the process is the daemon only if it still has the
+// recorded start time, whatever executable it runs now (a daemon whose
+// binary was removed or upgraded is still found), and match is not
+// called. Otherwise match, when not nil, guards against pid reuse (see
+// Matcher); without either, any live process with that pid counts as the
+// daemon.
 //
 // Return values:
 //   - (Stopped, 0, nil): there is no pid file.
-//   - (Running, pid, nil): the pid file names a live process that match
-//     accepts.
+//   - (Running, pid, nil): the pid file names a live process with the
+//     recorded identity, or, without one, that match accepts.
 //   - (Stale, pid, nil): the pid file names a process that has exited, is
-//     a zombie, or that match rejects.
+//     a zombie, has another identity than the recorded one, or that match
+//     rejects.
 //   - (Stale, 0, nil): the pid file exists but holds no valid pid; call
 //     ReadPIDFile for the reason.
 //   - (Unknown, 0, err): the pid file could not be read.
@@ -247,6 +253,16 @@ func Status(pidfile string, match Matcher) (State, int, error) {
 	}
 	if !alive {
 		return Stale, pid, nil
+	}
+	if id, ok := ReadIdentity(pidfile, pid); ok {
+		same, err := id.Same()
+		switch {
+		case err != nil:
+			return Unknown, pid, fmt.Errorf("identify process %d: %w", pid, err)
+		case !same:
+			return Stale, pid, nil
+		}
+		return Running, pid, nil
 	}
 	if match != nil {
 		ok, err := match(pid)

@@ -25,6 +25,11 @@ const (
 	stopPoll = 50 * time.Millisecond
 	// defaultGrace is the grace period when ctx has no deadline.
 	defaultGrace = 10 * time.Second
+	// afterDeadline is how long Stop still watches for a process it sent
+	// SIGKILL once ctx has ended: the kernel needs a moment to tear a
+	// process down, and reporting it gone beats a failed stop, which
+	// gets the node fenced.
+	afterDeadline = 250 * time.Millisecond
 )
 
 // StopOptions tunes Stop and StopGroup. The zero value sends SIGTERM and
@@ -41,6 +46,12 @@ type StopOptions struct {
 	// always sent before the deadline. A negative Grace sends SIGKILL
 	// right after Signal.
 	Grace time.Duration
+	// Identity, when its PID is set, is the process Stop must end (for
+	// StopGroup: the group's leader). Stop signals nothing if the pid
+	// now belongs to another process, and reports the process gone: see
+	// ReadIdentity. It is checked after the process is pinned by a
+	// pidfd, so the check and the signals cannot disagree.
+	Identity Identity
 }
 
 // grace resolves the grace period for a stop starting now.
@@ -71,16 +82,21 @@ func (o StopOptions) grace(ctx context.Context) time.Duration {
 // see StopGroup for a daemon together with the processes it forked.
 //
 // The grace period never runs past half the time left until ctx's
-// deadline, so SIGKILL is sent before it. If ctx is cancelled before the
-// grace period is over, Stop returns without sending SIGKILL: cancelling
-// is how the caller says to stop trying. With
-// a ctx that has no deadline, Stop waits for a process that even SIGKILL
+// deadline, so the other half is kept for SIGKILL and for seeing the
+// process go. SIGKILL is always sent once the process outlives the grace
+// period, even when ctx has ended meanwhile (a loaded node may not run
+// the agent for a while): a stop that gives up must never leave the
+// process running untouched. When ctx has ended, Stop still watches for
+// a moment (250 ms) before it reports the process still running. With a
+// ctx that has no deadline, Stop waits for a process that even SIGKILL
 // does not end (stuck in uninterruptible sleep) as long as it lives.
 //
 // Return values:
-//   - nil: the process is verified gone (or was never running).
+//   - nil: the process is verified gone (or was never running), or
+//     opts.Identity is set and pid belongs to another process, which was
+//     not signalled.
 //   - an error wrapping ErrStillRunning and ctx.Err(): ctx ended while the
-//     process still ran. The message says whether SIGKILL was sent.
+//     process still ran, SIGKILL sent.
 //   - an error wrapping syscall.EPERM: the agent may not signal pid.
 //   - an error: pid is not positive, is the agent itself or init, or the
 //     process could not be examined.
@@ -98,6 +114,9 @@ func Stop(ctx context.Context, pid int, opts StopOptions) error {
 		return fmt.Errorf("stop process %d: %w", pid, err)
 	}
 	defer p.Release()
+	if ok, err := identityHolds(opts.Identity, pid); err != nil || !ok {
+		return err
+	}
 	return stop(ctx, &procTarget{pid: pid, p: p}, opts)
 }
 
@@ -124,6 +143,14 @@ func StopGroup(ctx context.Context, pgid int, opts StopOptions) error {
 	if pgid == 1 || pgid == syscall.Getpgrp() {
 		return fmt.Errorf("stop group: refusing to stop process group %d (init's or the agent's own)", pgid)
 	}
+	// A live leader with another identity means the number was reused by
+	// a stranger's new group. A dead leader's number cannot be reused
+	// while members of its group remain, so leftovers are still ours.
+	if alive, _ := Alive(pgid); alive {
+		if ok, err := identityHolds(opts.Identity, pgid); err != nil || !ok {
+			return err
+		}
+	}
 	return stop(ctx, groupTarget(pgid), opts)
 }
 
@@ -138,38 +165,60 @@ type target interface {
 	String() string
 }
 
+// identityHolds reports whether pid is still the process id names; an
+// unset id (PID 0) holds for any pid.
+func identityHolds(id Identity, pid int) (bool, error) {
+	if id.PID == 0 {
+		return true, nil
+	}
+	if id.PID != pid {
+		return false, fmt.Errorf("stop: identity of pid %d given for pid %d", id.PID, pid)
+	}
+	return id.Same()
+}
+
 // stop runs the TERM, wait, KILL, wait sequence shared by Stop and
 // StopGroup.
 func stop(ctx context.Context, t target, opts StopOptions) error {
 	if gone, err := t.gone(); err != nil || gone {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w, no signal sent: %w", t, ErrStillRunning, err)
-	}
 	sig := opts.Signal
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
-	grace := opts.grace(ctx)
-	if gone, err := t.signal(sig); err != nil || gone {
-		return err
+	sent := "SIGKILL"
+	if ctx.Err() == nil {
+		grace := opts.grace(ctx)
+		if gone, err := t.signal(sig); err != nil || gone {
+			return err
+		}
+		gone, err := waitGone(ctx, t, grace)
+		if err != nil || gone {
+			return err
+		}
+		sent = sigName(sig) + " and SIGKILL"
 	}
-	gone, err := waitGone(ctx, t, grace)
-	if err != nil || gone {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w after %s, SIGKILL not sent: %w", t, ErrStillRunning, sigName(sig), err)
-	}
+	// Whatever happened to ctx meanwhile, the process outlived its grace:
+	// SIGKILL, then watch it go, for a moment more if ctx has ended.
 	if gone, err := t.signal(syscall.SIGKILL); err != nil || gone {
 		return err
 	}
-	gone, err = waitGone(ctx, t, -1)
+	watch := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		watch, cancel = context.WithTimeout(context.WithoutCancel(ctx), afterDeadline)
+		defer cancel()
+	}
+	gone, err := waitGone(watch, t, -1)
 	if err != nil || gone {
 		return err
 	}
-	return fmt.Errorf("%s: %w after %s and SIGKILL: %w", t, ErrStillRunning, sigName(sig), ctx.Err())
+	cause := ctx.Err()
+	if cause == nil {
+		cause = context.DeadlineExceeded
+	}
+	return fmt.Errorf("%s: %w after %s: %w", t, ErrStillRunning, sent, cause)
 }
 
 // waitGone polls t until it is gone, ctx is done, or limit has passed (a
