@@ -1,0 +1,482 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/process"
+)
+
+// Daemon declares a long-running program that an agent of configuration
+// type C manages. Its methods Start, Stop, Monitor, ReloadAgent and
+// Validate have the signatures of the ocf.Agent fields of the same names;
+// Agent fills those fields in, and an agent overrides any of them by
+// setting its own (calling the Daemon's method inside, if it wants).
+type Daemon[C any] struct {
+	// Name names the daemon in exit reasons and logs, such as "consul".
+	Name string
+	// Command builds the command line from the request; it is called by
+	// every action (it must be cheap: no network). Its errors are the
+	// agent's validation errors (use ocf.Errorf with ErrInstalled for a
+	// missing binary, as Request.LookPath does): Monitor and Stop still
+	// find and end a running daemon when it fails, by the identity
+	// recorded at start. With an error, return what could be built
+	// anyway, PIDFile above all when the agent sets its own, so that they
+	// find it.
+	Command func(ctx context.Context, r *ocf.Request[C]) (Command, error)
+	// Prepare, when set, runs in Start before the daemon is spawned: write
+	// its configuration, check it with the daemon's own check mode, free
+	// or check ports. It does not run when the daemon already runs.
+	Prepare func(ctx context.Context, r *ocf.Request[C], cmd Command) error
+	// Ready, when set, tells whether the started daemon serves: Start
+	// returns once it succeeds, and Monitor fails while it does not. nil
+	// means a running process is enough. See TCP, HTTP and Unix.
+	Ready Check[C]
+	// Deep, when set, is the extra check of monitors at OCF_CHECK_LEVEL
+	// 10 and above. Return an ocf.Errorf(ocf.Degraded, ...) for problems
+	// that a restart would not fix.
+	Deep Check[C]
+	// Reload, when set, applies changed reloadable parameters to the
+	// running daemon (reload-agent); see Signal. It is not called when
+	// the daemon is not running: the next start uses the new parameters.
+	Reload Check[C]
+	// BeforeStop, when set, runs before the stop signal, with at most
+	// half of the time left (a cluster leave, a drain). Its error is
+	// logged, and the stop goes on.
+	BeforeStop Check[C]
+	// StopSignal asks the daemon to exit; SIGTERM when 0.
+	StopSignal syscall.Signal
+	// Grace is how long the daemon has to exit after StopSignal before
+	// SIGKILL; 0 means half the time left of the stop operation. It is
+	// never more than that half.
+	Grace time.Duration
+	// Alone makes Stop signal only the daemon's own process, not its
+	// process group (the default, which also ends the helpers it forked).
+	Alone bool
+}
+
+// Command is how to run the daemon.
+type Command struct {
+	// Path is the executable: an absolute path, or a name looked up in
+	// the agent's PATH by Validate (reported against Param when missing).
+	Path string
+	// Param names the parameter that chose Path, for exit reasons.
+	Param string
+	// Args are the arguments after argv[0].
+	Args []string
+	// Env is the daemon's whole environment, "KEY=value"; nil gives only
+	// process.DefaultPath. The agent's own environment never reaches the
+	// daemon (it holds every OCF_RESKEY_* parameter).
+	Env []string
+	// Dir is the working directory, "/" when empty.
+	Dir string
+	// User and Group, when set, are who the daemon runs as (names or
+	// numeric ids; Group defaults to User's primary group).
+	User, Group string
+	// LogFile receives the daemon's stdout and stderr, appended; its
+	// directory is created (0750) when missing. Empty: the request's
+	// state path with suffix ".log". Start quotes the last line written
+	// there when the daemon exits before it is ready.
+	LogFile string
+	// PIDFile is where the daemon's pid is kept; empty: the request's
+	// state path with suffix ".pid". Its Identity is kept beside it.
+	PIDFile string
+}
+
+// Process is a running daemon, handed to checks.
+type Process struct {
+	PID     int
+	Command Command
+}
+
+// Check examines or acts on a running daemon. A nil error means success.
+type Check[C any] func(ctx context.Context, r *ocf.Request[C], p Process) error
+
+// Agent returns a with every lifecycle action the daemon supplies and the
+// agent left unset: Start, Stop, Monitor, ReloadAgent (when Reload is set)
+// and Validate (the agent's own Validate, if any, then the command line).
+// Exclusive is set: actions that change the daemon never overlap.
+func (d *Daemon[C]) Agent(a *ocf.Agent[C]) *ocf.Agent[C] {
+	if a.Start == nil {
+		a.Start = d.Start
+	}
+	if a.Stop == nil {
+		a.Stop = d.Stop
+	}
+	if a.Monitor == nil {
+		a.Monitor = d.Monitor
+	}
+	if a.ReloadAgent == nil && d.Reload != nil {
+		a.ReloadAgent = d.ReloadAgent
+	}
+	own := a.Validate
+	a.Validate = func(ctx context.Context, r *ocf.Request[C]) error {
+		if own != nil {
+			if err := own(ctx, r); err != nil {
+				return err
+			}
+		}
+		return d.Validate(ctx, r)
+	}
+	a.Exclusive = true
+	return a
+}
+
+// Validate checks that the command line builds on this node: the
+// executable exists, the user and group resolve.
+func (d *Daemon[C]) Validate(ctx context.Context, r *ocf.Request[C]) error {
+	_, err := d.command(ctx, r)
+	return err
+}
+
+// command builds and resolves the command line.
+func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, error) {
+	cmd, err := d.Command(ctx, r)
+	if cmd.PIDFile == "" {
+		cmd.PIDFile = r.StatePath(".pid")
+	}
+	if cmd.LogFile == "" {
+		cmd.LogFile = r.StatePath(".log")
+	}
+	if err != nil {
+		return cmd, err
+	}
+	if !filepath.IsAbs(cmd.Path) {
+		p, err := r.LookPath(cmd.Path, cmd.Param)
+		if err != nil {
+			return cmd, err
+		}
+		if cmd.Path, err = filepath.Abs(p); err != nil {
+			return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: %w", p, err)
+		}
+	} else if info, err := os.Stat(cmd.Path); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: install %s or fix it: not an executable file", orName(cmd.Param, "binary"), cmd.Path)
+	}
+	if _, err := credential(cmd.User, cmd.Group); err != nil {
+		return cmd, err
+	}
+	return cmd, nil
+}
+
+func orName(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// credential resolves user and group names or ids.
+func credential(name, group string) (*syscall.Credential, error) {
+	if name == "" && group == "" {
+		return nil, nil
+	}
+	cred := &syscall.Credential{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
+	if name != "" {
+		u, err := user.Lookup(name)
+		if err != nil {
+			if u, err = user.LookupId(name); err != nil {
+				return nil, ocf.Errorf(ocf.ErrInstalled, "user %q does not exist on this node; create it or fix the user parameter", name)
+			}
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, ocf.Errorf(ocf.ErrInstalled, "group %q does not exist on this node; create it or fix the group parameter", group)
+			}
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		cred.Gid = uint32(gid)
+	}
+	return cred, nil
+}
+
+// status finds the daemon. With the command line unknown (a failed
+// validation), the identity recorded at start decides alone.
+func (d *Daemon[C]) status(cmd Command) (process.State, int, error) {
+	var match process.Matcher
+	switch {
+	case filepath.IsAbs(cmd.Path):
+		match = process.MatchExecutable(cmd.Path)
+	case cmd.Path != "":
+		base := filepath.Base(cmd.Path)
+		match = process.MatchCmdline(func(argv []string) bool { return filepath.Base(argv[0]) == base })
+	}
+	return process.Status(cmd.PIDFile, match)
+}
+
+// Start starts the daemon unless it runs, and returns once Ready succeeds.
+// It fails at once, with the last line the daemon wrote, when the daemon
+// exits first.
+func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
+	cmd, err := d.command(ctx, r)
+	if err != nil {
+		return err
+	}
+	st, pid, err := d.status(cmd)
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s: pid file %s: %w", d.Name, cmd.PIDFile, err)
+	}
+	if st == process.Running {
+		r.Log.Info("already running", "pid", pid)
+		return d.awaitReady(ctx, r, Process{PID: pid, Command: cmd}, -1)
+	}
+	if d.Prepare != nil {
+		if err := d.Prepare(ctx, r, cmd); err != nil {
+			return err
+		}
+	}
+	cred, _ := credential(cmd.User, cmd.Group)
+	for _, dir := range []string{filepath.Dir(cmd.LogFile), filepath.Dir(cmd.PIDFile)} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return ocf.Errorf(ocf.ErrPerm, "%s: creating %s: %w", d.Name, dir, err)
+		}
+	}
+	offset := int64(-1)
+	if info, err := os.Stat(cmd.LogFile); err == nil {
+		offset = info.Size()
+	} else if errors.Is(err, fs.ErrNotExist) {
+		offset = 0
+	}
+	pid, err = process.StartDaemon(ctx, process.Daemon{
+		Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir,
+		PIDFile: cmd.PIDFile, LogFile: cmd.LogFile, Credential: cred,
+	})
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s did not start: %w", d.Name, err)
+	}
+	r.Log.Info("started", "daemon", d.Name, "pid", pid, "log", cmd.LogFile)
+	return d.awaitReady(ctx, r, Process{PID: pid, Command: cmd}, offset)
+}
+
+// Poll intervals of the wait after spawning: liveness is cheap and
+// checked often, so a daemon that dies is reported within tens of
+// milliseconds; readiness checks back off up to readyMax.
+const (
+	alivePoll = 10 * time.Millisecond
+	readyMin  = 20 * time.Millisecond
+	readyMax  = 500 * time.Millisecond
+)
+
+// awaitReady waits until Ready succeeds, failing at once when the daemon
+// exits. offset is where the daemon's output of this run starts in its
+// log file (-1: unknown).
+func (d *Daemon[C]) awaitReady(ctx context.Context, r *ocf.Request[C], p Process, offset int64) error {
+	id, _ := process.ReadIdentity(p.Command.PIDFile, p.PID)
+	next := time.Now()
+	wait := readyMin
+	var last error
+	tick := time.NewTicker(alivePoll)
+	defer tick.Stop()
+	for {
+		if !d.alive(p.PID, id) {
+			return d.exited(p.Command, offset)
+		}
+		if !time.Now().Before(next) {
+			if d.Ready == nil {
+				return nil
+			}
+			last = d.Ready(ctx, r, p)
+			if last == nil {
+				return nil
+			}
+			if ocf.IsPermanent(last) {
+				return last
+			}
+			next = time.Now().Add(wait)
+			wait = min(wait*2, readyMax)
+		}
+		select {
+		case <-ctx.Done():
+			if !d.alive(p.PID, id) {
+				return d.exited(p.Command, offset)
+			}
+			return ocf.Errorf(ocf.ErrGeneric, "%s runs but is not ready before the start timeout: %v", d.Name, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *Daemon[C]) alive(pid int, id process.Identity) bool {
+	if id.PID != 0 {
+		same, err := id.Same()
+		return same || err != nil
+	}
+	alive, err := process.Alive(pid)
+	return alive || err != nil
+}
+
+// exited is the start failure of a daemon that exited: permanent, with
+// its last words.
+func (d *Daemon[C]) exited(cmd Command, offset int64) error {
+	last := LastLine(cmd.LogFile, offset)
+	if last == "" {
+		last = "no output; see " + cmd.LogFile
+	}
+	return ocf.Permanent(ocf.Errorf(ocf.ErrGeneric, "%s exited at start: %s", d.Name, last))
+}
+
+// maxTail bounds what LastLine reads from the end of a log file.
+const maxTail = 8 << 10
+
+// LastLine returns the last non-blank line written to the file at path
+// after byte offset (0: from the start; a negative offset: the last 8 KiB
+// whatever they are), made safe for an exit reason by ocf.OneLine. It
+// returns "" when there is none or the file cannot be read.
+func LastLine(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		return ""
+	}
+	from := max(info.Size()-maxTail, offset, 0)
+	buf, err := io.ReadAll(io.NewSectionReader(f, from, info.Size()-from))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(buf), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if line := ocf.OneLine(lines[i], 0); line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+// Monitor reports the daemon stopped, running, or failed: running needs
+// the recorded process alive and, when set, Ready to succeed; Deep runs at
+// depth 10 and above.
+func (d *Daemon[C]) Monitor(ctx context.Context, r *ocf.Request[C]) (ocf.State, error) {
+	cmd, _ := d.command(ctx, r)
+	st, pid, err := d.status(cmd)
+	switch {
+	case err != nil:
+		return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+	case st != process.Running:
+		return ocf.Stopped, nil
+	}
+	p := Process{PID: pid, Command: cmd}
+	if d.Ready != nil {
+		if err := d.Ready(ctx, r, p); err != nil {
+			if ocf.CodeOf(err) != ocf.ErrGeneric {
+				return ocf.Running, err
+			}
+			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) runs but does not serve: %w", d.Name, pid, err)
+		}
+	}
+	if d.Deep != nil && r.CheckLevel() >= 10 {
+		return ocf.Running, d.Deep(ctx, r, p)
+	}
+	return ocf.Running, nil
+}
+
+// Stop ends the daemon: BeforeStop, then StopSignal, then SIGKILL once
+// the grace period is over, always before the operation's deadline, and
+// never to a process that is not the one started (see
+// process.StopOptions.Identity). It succeeds when nothing runs.
+func (d *Daemon[C]) Stop(ctx context.Context, r *ocf.Request[C]) error {
+	cmd, _ := d.command(ctx, r)
+	st, pid, err := d.status(cmd)
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+	}
+	if st != process.Running {
+		removePIDFiles(cmd.PIDFile)
+		return nil
+	}
+	p := Process{PID: pid, Command: cmd}
+	if d.BeforeStop != nil {
+		bctx, cancel := halfOf(ctx)
+		err := d.BeforeStop(bctx, r, p)
+		cancel()
+		if err != nil {
+			r.Log.Warn("before stop", "daemon", d.Name, "err", err)
+		}
+	}
+	opts := process.StopOptions{Signal: d.StopSignal, Grace: d.Grace}
+	opts.Identity, _ = process.ReadIdentity(cmd.PIDFile, pid)
+	stop := process.StopGroup
+	if d.Alone {
+		stop = process.Stop
+	}
+	if err := stop(ctx, pid, opts); err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) did not stop: %w", d.Name, pid, err)
+	}
+	removePIDFiles(cmd.PIDFile)
+	r.Log.Info("stopped", "daemon", d.Name, "pid", pid)
+	return nil
+}
+
+func removePIDFiles(pidfile string) {
+	_ = os.Remove(pidfile)
+	_ = os.Remove(pidfile + process.IdentityFileSuffix)
+}
+
+// halfOf returns a context that ends halfway to ctx's deadline.
+func halfOf(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+	}
+	return context.WithCancel(ctx)
+}
+
+// ReloadAgent runs Reload on the running daemon; when it does not run,
+// there is nothing to do (the next start uses the new parameters).
+func (d *Daemon[C]) ReloadAgent(ctx context.Context, r *ocf.Request[C]) error {
+	cmd, err := d.command(ctx, r)
+	if err != nil {
+		return err
+	}
+	st, pid, err := d.status(cmd)
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+	}
+	if st != process.Running {
+		r.Log.Info("not running; the new parameters apply at the next start", "daemon", d.Name)
+		return nil
+	}
+	if d.Reload == nil {
+		return nil
+	}
+	return d.Reload(ctx, r, Process{PID: pid, Command: cmd})
+}
+
+// Signal returns a Check that sends sig to the daemon, such as SIGHUP for
+// a Reload, only if it is still the process that was started.
+func Signal[C any](sig syscall.Signal) Check[C] {
+	return func(ctx context.Context, r *ocf.Request[C], p Process) error {
+		if id, ok := process.ReadIdentity(p.Command.PIDFile, p.PID); ok {
+			if same, err := id.Same(); err == nil && !same {
+				return ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) exited before signal %v", p.Command.Path, p.PID, sig)
+			}
+		}
+		if err := syscall.Kill(p.PID, sig); err != nil {
+			return ocf.Errorf(ocf.ErrGeneric, "signal %v to pid %d: %w", sig, p.PID, err)
+		}
+		return nil
+	}
+}
+
+// String describes the command line for logs.
+func (c Command) String() string {
+	return fmt.Sprintf("%s %s", c.Path, strings.Join(c.Args, " "))
+}
