@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -318,5 +319,64 @@ func TestConsulStartsAfterZeroFilledNodeID(t *testing.T) {
 	}
 	if strings.Trim(string(id), "\x00") == "" {
 		t.Errorf("node-id is still zero-filled")
+	}
+}
+
+// A probe finds a Consul whose binary and extra configuration file have
+// been removed (a package removed, a file moved by mistake), and stop ends
+// it: a probe that answered "not running" would let Pacemaker start the
+// resource a second time elsewhere. A start whose Consul exits at once (its
+// HTTP port taken) fails at once with Consul's own words.
+func TestConsulProbeAfterBinaryRemoved(t *testing.T) {
+	params, _ := consulServer(t, "removed", 1, nil)
+	data, err := os.ReadFile(params["binary"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "consul")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	params["binary"] = bin
+	r := ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params,
+		Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000", "HA_RSCTMP": t.TempDir()}})
+	t.Cleanup(func() { r.Run("stop", nil) })
+	if got := r.Run("start", nil); got.Code != ocf.Success {
+		t.Fatalf("start: %v %q", got.Code, got.Reason)
+	}
+	for _, f := range []string{bin, params["extra_config"]} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.Run("monitor", nil); got.Code != ocf.Success {
+		t.Errorf("probe of a running Consul without its binary = %v %q, want running", got.Code, got.Reason)
+	}
+	if got := r.Run("stop", nil); got.Code != ocf.Success {
+		t.Errorf("stop = %v %q", got.Code, got.Reason)
+	}
+	if got := r.Run("monitor", nil); got.Code != ocf.NotRunning {
+		t.Errorf("probe after stop = %v %q, want not running", got.Code, got.Reason)
+	}
+}
+
+func TestConsulStartFailsFastOnTakenPort(t *testing.T) {
+	params, _ := consulServer(t, "taken", 1, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:"+params["http_port"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params,
+		Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "120000", "HA_RSCTMP": t.TempDir()}})
+	t.Cleanup(func() { r.Run("stop", nil) })
+	begin := time.Now()
+	got := r.Run("start", nil)
+	t.Logf("start failed after %v: %q", time.Since(begin), got.Reason)
+	if got.Code != ocf.ErrGeneric || !strings.HasPrefix(got.Reason, "consul exited at start: ") || !strings.Contains(got.Reason, "address already in use") {
+		t.Errorf("start with the HTTP port taken = %v %q, want a failure quoting Consul", got.Code, got.Reason)
+	}
+	if len(got.Reason) > ocf.MaxReason {
+		t.Errorf("reason is %d bytes", len(got.Reason))
 	}
 }

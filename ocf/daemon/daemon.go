@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,28 +153,17 @@ func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, er
 	if err != nil {
 		return cmd, err
 	}
-	if !filepath.IsAbs(cmd.Path) {
-		p, err := r.LookPath(cmd.Path, cmd.Param)
-		if err != nil {
-			return cmd, err
-		}
-		if cmd.Path, err = filepath.Abs(p); err != nil {
-			return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: %w", p, err)
-		}
-	} else if info, err := os.Stat(cmd.Path); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
-		return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: install %s or fix it: not an executable file", orName(cmd.Param, "binary"), cmd.Path)
+	p, err := r.LookPath(cmd.Path, cmd.Param)
+	if err != nil {
+		return cmd, err
+	}
+	if cmd.Path, err = filepath.Abs(p); err != nil {
+		return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: %w", p, err)
 	}
 	if _, err := credential(cmd.User, cmd.Group); err != nil {
 		return cmd, err
 	}
 	return cmd, nil
-}
-
-func orName(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // credential resolves user and group names or ids.
@@ -274,40 +264,69 @@ const (
 )
 
 // awaitReady waits until Ready succeeds, failing at once when the daemon
-// exits. offset is where the daemon's output of this run starts in its
-// log file (-1: unknown).
+// exits, also while a readiness attempt is in flight (a daemon that dies
+// may leave a connection hanging). offset is where the daemon's output of
+// this run starts in its log file (-1: unknown).
 func (d *Daemon[C]) awaitReady(ctx context.Context, r *ocf.Request[C], p Process, offset int64) error {
 	id, _ := process.ReadIdentity(p.Command.PIDFile, p.PID)
-	next := time.Now()
-	wait := readyMin
-	var last error
-	tick := time.NewTicker(alivePoll)
-	defer tick.Stop()
-	for {
+	if d.Ready == nil {
 		if !d.alive(p.PID, id) {
 			return d.exited(p.Command, offset)
 		}
-		if !time.Now().Before(next) {
-			if d.Ready == nil {
-				return nil
+		return nil
+	}
+	tick := time.NewTicker(alivePoll)
+	defer tick.Stop()
+	wait := readyMin
+	var last error
+	for {
+		actx, cancel := context.WithCancel(ctx)
+		result := make(chan error, 1)
+		go func() { result <- d.Ready(actx, r, p) }()
+		var err error
+	attempt:
+		for {
+			select {
+			case err = <-result:
+				break attempt
+			case <-tick.C:
+				if !d.alive(p.PID, id) {
+					// Not waiting for the attempt: a check that
+					// ignores its context must not hold the
+					// failure back. It ends with the agent.
+					cancel()
+					return d.exited(p.Command, offset)
+				}
 			}
-			last = d.Ready(ctx, r, p)
-			if last == nil {
-				return nil
-			}
-			if ocf.IsPermanent(last) {
-				return last
-			}
-			next = time.Now().Add(wait)
-			wait = min(wait*2, readyMax)
 		}
-		select {
-		case <-ctx.Done():
-			if !d.alive(p.PID, id) {
-				return d.exited(p.Command, offset)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ocf.IsPermanent(err):
+			return err
+		case ctx.Err() == nil || last == nil:
+			last = err
+		}
+		pause := time.NewTimer(wait)
+		wait = min(wait*2, readyMax)
+	pausing:
+		for {
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				if !d.alive(p.PID, id) {
+					return d.exited(p.Command, offset)
+				}
+				return ocf.Errorf(ocf.ErrGeneric, "%s runs but is not ready before the start timeout: %v", d.Name, last)
+			case <-pause.C:
+				break pausing
+			case <-tick.C:
+				if !d.alive(p.PID, id) {
+					pause.Stop()
+					return d.exited(p.Command, offset)
+				}
 			}
-			return ocf.Errorf(ocf.ErrGeneric, "%s runs but is not ready before the start timeout: %v", d.Name, last)
-		case <-tick.C:
 		}
 	}
 }
@@ -324,7 +343,7 @@ func (d *Daemon[C]) alive(pid int, id process.Identity) bool {
 // exited is the start failure of a daemon that exited: permanent, with
 // its last words.
 func (d *Daemon[C]) exited(cmd Command, offset int64) error {
-	last := LastLine(cmd.LogFile, offset)
+	last := LastWords(cmd.LogFile, offset)
 	if last == "" {
 		last = "no output; see " + cmd.LogFile
 	}
@@ -334,11 +353,15 @@ func (d *Daemon[C]) exited(cmd Command, offset int64) error {
 // maxTail bounds what LastLine reads from the end of a log file.
 const maxTail = 8 << 10
 
-// LastLine returns the last non-blank line written to the file at path
-// after byte offset (0: from the start; a negative offset: the last 8 KiB
-// whatever they are), made safe for an exit reason by ocf.OneLine. It
-// returns "" when there is none or the file cannot be read.
-func LastLine(path string, offset int64) string {
+// LastWords returns what a daemon said last, for an exit reason: among
+// the lines written to the file at path after byte offset (0: from the
+// start; negative: the last 8 KiB whatever they are), the last one that
+// reads like an error (it names an error, a failure, a fatal or alert
+// condition, or a panic), else the last non-blank one; made safe by
+// ocf.OneLine. Daemons often end with a line of no use ("exit code 1")
+// after the one that says why. It returns "" when there is nothing or the
+// file cannot be read.
+func LastWords(path string, offset int64) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -354,12 +377,46 @@ func LastLine(path string, offset int64) string {
 		return ""
 	}
 	lines := strings.Split(string(buf), "\n")
+	last := ""
 	for i := len(lines) - 1; i >= 0; i-- {
-		if line := ocf.OneLine(lines[i], 0); line != "" {
+		line := trimLogPrefix(ocf.OneLine(lines[i], 0))
+		if line == "" {
+			continue
+		}
+		if last == "" {
+			last = line
+		}
+		if soundsLikeError(line) {
 			return line
 		}
 	}
-	return ""
+	return last
+}
+
+// Log line prefixes that say nothing an administrator needs in a reason
+// of 128 bytes: a time stamp, a level, a process tag (HAProxy's "(123) :",
+// nginx's "123#0:").
+var (
+	stampPrefix = regexp.MustCompile(`^\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?\s+`)
+	levelPrefix = regexp.MustCompile(`^\[[A-Za-z]+\]\s*(\(\d+\)\s*:\s*|\d+#\d+:\s*)?`)
+)
+
+func trimLogPrefix(line string) string {
+	line = stampPrefix.ReplaceAllString(line, "")
+	return levelPrefix.ReplaceAllString(line, "")
+}
+
+// errorWords mark a line that says why a daemon failed.
+var errorWords = []string{"error", "fatal", "alert", "emerg", "crit", "panic", "fail", "cannot", "can't", "unable", "denied", "refus", "invalid", "in use"}
+
+func soundsLikeError(line string) bool {
+	lower := strings.ToLower(line)
+	for _, w := range errorWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Monitor reports the daemon stopped, running, or failed: running needs

@@ -64,12 +64,16 @@ type config struct {
 
 // newAgent declares an agent for the test daemon.
 func newAgent() *ocf.Agent[config] {
+	return newAgentReady(daemon.TCP(func(c *config) string { return c.Listen }))
+}
+
+func newAgentReady(ready daemon.Check[config]) *ocf.Agent[config] {
 	d := &daemon.Daemon[config]{
 		Name: "testd",
 		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
 			return daemon.Command{Path: r.Config.Binary, Param: "binary", Env: []string{"DAEMON_TEST_ADDR=" + r.Config.Listen}}, nil
 		},
-		Ready:  daemon.TCP(func(c *config) string { return c.Listen }),
+		Ready:  ready,
 		Reload: daemon.Signal[config](syscall.SIGHUP),
 	}
 	return d.Agent(&ocf.Agent[config]{
@@ -170,6 +174,25 @@ func TestStartFailsFast(t *testing.T) {
 	}
 }
 
+// A readiness attempt that hangs (the port is held by a program that
+// accepts and never answers) does not keep start from seeing the daemon
+// exit.
+func TestStartFailsFastWhileReadinessHangs(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	a := newAgentReady(daemon.HTTP(func(c *config) string { return "http://" + c.Listen + "/" }, 200))
+	r := ocftest.NewRunner(t, a, ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": addr}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	got := must(t, r, ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"}, ocf.ErrGeneric)
+	if !strings.HasPrefix(got.Reason, "testd exited at start: fatal:") {
+		t.Errorf("reason %q, want the daemon's exit, not the timeout", got.Reason)
+	}
+}
+
 // A probe finds a running daemon whose binary has been removed, and stop
 // ends it: answering "not running" would let Pacemaker start it twice.
 func TestBinaryRemovedUnderRunningDaemon(t *testing.T) {
@@ -242,19 +265,34 @@ func TestMonitorNotServing(t *testing.T) {
 	}
 }
 
-func TestLastLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	if err := os.WriteFile(path, []byte("old run\n\x1b[31mred\x1b[0m error\n\n  \n"), 0o644); err != nil {
+func TestLastWords(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, log, want string }{
+		{"escape sequences", "old run\n\x1b[31mred\x1b[0m error\n\n  \n", "red error"},
+		{"error before a useless last line", "==> Starting\n==> Error starting agent: listen tcp: bind: address already in use\n[INFO] agent: Exit code: code=1\n", "==> Error starting agent: listen tcp: bind: address already in use"},
+		{"no error words", "starting\nstopping\n", "stopping"},
+		{"Consul's stamp and level", "2026-12-03T16:29:21.178Z [ERROR] agent: Error starting agent: bind\n2026-12-03T16:29:21.178Z [INFO]  agent: Exit code: code=1\n", "agent: Error starting agent: bind"},
+		{"HAProxy's level and pid", "[NOTICE]   (1) : haproxy version is 2.6\n[ALERT]    (12345) : Starting frontend f: cannot bind socket\n", "Starting frontend f: cannot bind socket"},
+		{"nginx's stamp, level and pid", "2026/12/03 16:29:21 [emerg] 4242#0: bind() to 0.0.0.0:80 failed (98: Address already in use)\n", "bind() to 0.0.0.0:80 failed (98: Address already in use)"},
+		{"empty", "\n \n", ""},
+	} {
+		path := filepath.Join(dir, tt.name)
+		if err := os.WriteFile(path, []byte(tt.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := daemon.LastWords(path, 0); got != tt.want {
+			t.Errorf("%s: LastWords = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	path := filepath.Join(dir, "offset")
+	if err := os.WriteFile(path, []byte("fatal: from the last run\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := daemon.LastLine(path, 0); got != "red error" {
-		t.Errorf("LastLine = %q", got)
+	if got := daemon.LastWords(path, 25); got != "" {
+		t.Errorf("LastWords past the offset = %q, want nothing (the last run's words)", got)
 	}
-	if got := daemon.LastLine(path, 100); got != "" {
-		t.Errorf("LastLine past the end = %q, want none", got)
-	}
-	if got := daemon.LastLine(filepath.Join(t.TempDir(), "none"), 0); got != "" {
-		t.Errorf("LastLine of a missing file = %q", got)
+	if got := daemon.LastWords(filepath.Join(dir, "none"), 0); got != "" {
+		t.Errorf("LastWords of a missing file = %q", got)
 	}
 
 }

@@ -3,14 +3,11 @@
 package agent
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,6 +18,7 @@ import (
 	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/daemon"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
@@ -28,7 +26,17 @@ type request = ocf.Request[Config]
 
 // New returns the agent declaration.
 func New() *ocf.Agent[Config] {
-	return &ocf.Agent[Config]{
+	d := &daemon.Daemon[Config]{
+		Name:       "consul",
+		Command:    command,
+		Prepare:    prepare,
+		Ready:      ready,
+		Deep:       deepCheck,
+		Reload:     reload,
+		BeforeStop: leave,
+		StopSignal: syscall.SIGTERM,
+	}
+	return d.Agent(&ocf.Agent[Config]{
 		Name: "consul", Version: version.Version,
 		ShortDesc: "Consul agent (server or client)",
 		LongDesc: "Runs a Consul agent as a cluster resource, normally cloned on every node " +
@@ -36,15 +44,10 @@ func New() *ocf.Agent[Config] {
 			"Monitor depth 0 checks the process and the HTTP API; depth 10 checks the leader, this node's membership " +
 			"and, on servers, autopilot's view of the raft peers (problems there are reported as degraded, not as failures). " +
 			"Stop leaves the cluster per leave_on_stop, then stops the process and verifies it is gone.",
-		Exclusive:   true,
-		Params:      params,
-		Actions:     actions,
-		Validate:    validate,
-		Start:       start,
-		Stop:        stop,
-		Monitor:     monitor,
-		ReloadAgent: reload,
-	}
+		Params:   params,
+		Actions:  actions,
+		Validate: validate,
+	})
 }
 
 func params(c *Config) []ocf.Param {
@@ -108,44 +111,19 @@ var actions = []ocf.Action{
 	{Name: ocf.ActionMonitor, Timeout: 30 * time.Second, Interval: 60 * time.Second, Depth: 10},
 }
 
-// paths are the agent's own files for one resource instance.
-type paths struct{ config, pid string }
+// configPath is the generated configuration of one resource instance.
+func configPath(r *request) string { return r.StatePath(".json") }
 
-func pathsOf(r *request) paths {
-	base := r.StatePath("")
-	return paths{config: base + ".json", pid: base + ".pid"}
-}
-
-// runtime is what validate resolves for the other actions.
-type runtime struct {
-	binary string
-	token  string
-}
-
-// validate runs before every action; what it resolves is kept in
-// r.Config for the action, so a monitor reads the token file once.
+// validate checks the parts of the configuration the parameters alone
+// cannot: combinations, the files parameters name, the token file.
 func validate(ctx context.Context, r *request) error {
-	rt, err := resolve(r)
-	r.Config.rt = rt
-	return err
-}
-
-// resolve checks the node-local parts of the configuration: the binary,
-// the files parameters name, the token file's permissions.
-func resolve(r *request) (runtime, error) {
 	c := r.Config
-	var rt runtime
 	if c.Mode == "client" && c.BootstrapExp > 0 {
-		return rt, ocf.Errorf(ocf.ErrConfigured, "parameter bootstrap_expect=%d applies to servers only; set mode=server or remove it", c.BootstrapExp)
+		return ocf.Errorf(ocf.ErrConfigured, "remove bootstrap_expect=%d or set mode=server: it applies to servers only", c.BootstrapExp)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return rt, ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
+		return ocf.Errorf(ocf.ErrConfigured, "set both cert_file and key_file, or neither")
 	}
-	bin, err := r.LookPath(c.Binary, "binary")
-	if err != nil {
-		return rt, err
-	}
-	rt.binary = bin
 	for _, f := range []struct{ param, path string }{
 		{"config_dir", c.ConfigDir}, {"extra_config", c.ExtraConfig},
 		{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile},
@@ -154,52 +132,59 @@ func resolve(r *request) (runtime, error) {
 			continue
 		}
 		if !filepath.IsAbs(f.path) {
-			return rt, ocf.Errorf(ocf.ErrConfigured, "parameter %s=%q must be an absolute path", f.param, f.path)
+			return ocf.Errorf(ocf.ErrConfigured, "%s=%q must be an absolute path", f.param, f.path)
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return rt, ocf.Errorf(ocf.ErrArgs, "parameter %s: %s is missing on this node: %w", f.param, f.path, err)
+			return ocf.Errorf(ocf.ErrArgs, "%s: %s is missing on this node: %w", f.param, f.path, err)
 		}
 	}
-	if c.TokenFile != "" {
-		if rt.token, err = ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {
-			return rt, err
-		}
-	}
-	return rt, nil
+	_, err := token(r)
+	return err
 }
 
-func (c *Config) client(ctx context.Context, rt runtime) (*api.Client, error) {
-	return consulapi.New(ctx, consulapi.Options{
-		Address: c.httpAddress(), Token: rt.token, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-	}, 5*time.Second)
+// token reads the ACL token from token_file, "" when unset.
+func token(r *request) (string, error) {
+	if r.Config.TokenFile == "" {
+		return "", nil
+	}
+	return ocf.ReadSecretFile(r.Config.TokenFile, "token_file")
 }
 
-func start(ctx context.Context, r *request) error {
-	rt, p := r.Config.rt, pathsOf(r)
-	if st, _, _ := process.Status(p.pid, process.MatchExecutable(rt.binary)); st == process.Running {
-		return waitReady(ctx, r, rt, p, 0)
+// command is consul agent with the generated configuration, then the
+// administrator's own files.
+func command(ctx context.Context, r *request) (daemon.Command, error) {
+	c := r.Config
+	args := []string{"agent", "-config-file=" + configPath(r)}
+	if c.ConfigDir != "" {
+		args = append(args, "-config-dir="+c.ConfigDir)
 	}
-	if err := writeConfig(ctx, r, rt, p); err != nil {
+	if c.ExtraConfig != "" {
+		args = append(args, "-config-file="+c.ExtraConfig)
+	}
+	return daemon.Command{Path: c.Binary, Param: "binary", Args: args, LogFile: logFileOf(r)}, nil
+}
+
+// prepare writes and checks the configuration and the data directory.
+func prepare(ctx context.Context, r *request, cmd daemon.Command) error {
+	if err := writeConfig(ctx, r, cmd.Path); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(r.Config.DataDir, 0o700); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "creating data_dir %s: %w", r.Config.DataDir, err)
+		return ocf.Errorf(ocf.ErrPerm, "data_dir: cannot create %s: %w", r.Config.DataDir, err)
 	}
-	if err := setAsideBadNodeID(r); err != nil {
-		return err
-	}
-	logFile := logFileOf(r)
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o750); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "creating the directory of log_file %s: %w", logFile, err)
-	}
-	pid, err := process.StartDaemon(ctx, process.Daemon{
-		Path: rt.binary, Args: agentArgs(r.Config, p), PIDFile: p.pid, LogFile: logFile,
-	})
+	return setAsideBadNodeID(r)
+}
+
+// client is an API client of this agent, with the token.
+func client(ctx context.Context, r *request) (*api.Client, error) {
+	tok, err := token(r)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "starting consul: %w", err)
+		return nil, err
 	}
-	r.Log.Info("consul started", "pid", pid, "mode", r.Config.Mode, "http", r.Config.httpAddress())
-	return waitReady(ctx, r, rt, p, pid)
+	c := r.Config
+	return consulapi.New(ctx, consulapi.Options{
+		Address: c.httpAddress(), Token: tok, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+	}, 5*time.Second)
 }
 
 // setAsideBadNodeID renames data_dir/node-id when it holds no UUID, so
@@ -247,17 +232,6 @@ func validNodeID(s string) bool {
 	return true
 }
 
-func agentArgs(c *Config, p paths) []string {
-	args := []string{"agent", "-config-file=" + p.config}
-	if c.ConfigDir != "" {
-		args = append(args, "-config-dir="+c.ConfigDir)
-	}
-	if c.ExtraConfig != "" {
-		args = append(args, "-config-file="+c.ExtraConfig)
-	}
-	return args
-}
-
 func logFileOf(r *request) string {
 	if r.Config.LogFile != "" {
 		return r.Config.LogFile
@@ -268,15 +242,16 @@ func logFileOf(r *request) string {
 // writeConfig renders the configuration and has consul validate it with
 // the other files it will load, so a mistake is reported by start (and
 // validate-all) in Consul's own words instead of by a crashing agent.
-func writeConfig(ctx context.Context, r *request, rt runtime, p paths) error {
+func writeConfig(ctx context.Context, r *request, binary string) error {
 	data, err := r.Config.generated()
 	if err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "rendering configuration: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(p.config), 0o755); err != nil {
+	path := configPath(r)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return ocf.Errorf(ocf.ErrPerm, "creating state directory: %w", err)
 	}
-	tmp := p.config + ".new.json"
+	tmp := path + ".new.json"
 	if err := process.WriteFileAtomic(tmp, data, 0o600); err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "writing configuration: %w", err)
 	}
@@ -288,44 +263,27 @@ func writeConfig(ctx context.Context, r *request, rt runtime, p paths) error {
 	if r.Config.ExtraConfig != "" {
 		args = append(args, r.Config.ExtraConfig)
 	}
-	cmd := exec.CommandContext(ctx, rt.binary, args...)
-	cmd.Env = []string{process.DefaultPath}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return validateRejected(r.Config, firstLine(out, err))
+	if out, err := process.Run(ctx, binary, args...); err != nil {
+		why := process.FirstLine(out)
+		var ee *process.ExitError
+		if errors.As(err, &ee) && why == "" {
+			why = process.FirstLine(ee.Stderr)
+		}
+		if why == "" {
+			why = err.Error()
+		}
+		return validateRejected(r.Config, why)
 	}
-	if err := os.Rename(tmp, p.config); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "installing configuration: %w", err)
 	}
 	return nil
 }
 
-// waitReady waits until the HTTP API answers and, for servers that wait
-// for one, a leader is known. It fails at once, with the agent's last
-// words, if the process exits.
-func waitReady(ctx context.Context, r *request, rt runtime, p paths, pid int) error {
-	wait := 100 * time.Millisecond
-	var last error
-	for {
-		if pid > 0 {
-			if alive, _ := process.Alive(pid); !alive {
-				return ocf.Errorf(ocf.ErrGeneric, "consul exited during start: %s", tail(logFileOf(r)))
-			}
-		}
-		last = ready(ctx, r, rt)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ocf.Errorf(ocf.ErrGeneric, "consul not ready before the start timeout: %v", last)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, time.Second)
-	}
-}
-
-func ready(ctx context.Context, r *request, rt runtime) error {
-	c, err := r.Config.client(ctx, rt)
+// ready succeeds once the HTTP API answers and, for servers that wait
+// for one, a leader is known.
+func ready(ctx context.Context, r *request, p daemon.Process) error {
+	c, err := client(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -344,32 +302,17 @@ func ready(ctx context.Context, r *request, rt runtime) error {
 	return nil
 }
 
-func monitor(ctx context.Context, r *request) (ocf.State, error) {
-	rt, p := r.Config.rt, pathsOf(r)
-	st, pid, err := process.Status(p.pid, process.MatchExecutable(rt.binary))
-	switch {
-	case err != nil:
-		return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "pid file %s: %w", p.pid, err)
-	case st != process.Running:
-		return ocf.Stopped, nil
-	}
-	c, err := r.Config.client(ctx, rt)
+// deepCheck reports cluster-level problems as degraded: restarting this
+// agent would not give the cluster a leader, and would make things worse.
+func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
+	c, err := client(ctx, r)
 	if err != nil {
-		return ocf.Running, err
+		return err
 	}
 	self, err := c.Agent().Self()
 	if err != nil {
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "consul (pid %d) runs but its HTTP API at %s does not answer: %w", pid, r.Config.httpAddress(), err)
+		return ocf.Errorf(ocf.ErrGeneric, "consul (pid %d) runs but its HTTP API at %s does not answer: %w", p.PID, r.Config.httpAddress(), err)
 	}
-	if r.CheckLevel() < 10 {
-		return ocf.Running, nil
-	}
-	return ocf.Running, deepCheck(c, r, self)
-}
-
-// deepCheck reports cluster-level problems as degraded: restarting this
-// agent would not give the cluster a leader, and would make things worse.
-func deepCheck(c *api.Client, r *request, self map[string]map[string]any) error {
 	leader, err := c.Status().Leader()
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "cannot ask for the cluster leader: %v", err)
@@ -404,44 +347,13 @@ func deepCheck(c *api.Client, r *request, self map[string]map[string]any) error 
 	return nil
 }
 
-func stop(ctx context.Context, r *request) error {
-	p := pathsOf(r)
-	// Without a binary there is nothing to match the pid file against:
-	// stop what the pid file names if it is alive.
-	var match process.Matcher
-	rt := r.Config.rt
-	if rt.binary != "" {
-		match = process.MatchExecutable(rt.binary)
-	}
-	st, pid, err := process.Status(p.pid, match)
-	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "pid file %s: %w", p.pid, err)
-	}
-	if st != process.Running {
-		_ = os.Remove(p.pid)
+// leave makes a client (or, with leave_on_stop=true, a server) leave the
+// cluster before the stop signal.
+func leave(ctx context.Context, r *request, p daemon.Process) error {
+	if !r.Config.leaves() {
 		return nil
 	}
-	if r.Config.leaves() && rt.binary != "" {
-		if err := leave(ctx, r, rt); err != nil {
-			r.Log.Warn("graceful leave failed; stopping anyway", "err", err)
-		}
-	}
-	if err := process.Stop(ctx, pid, process.StopOptions{Signal: syscall.SIGTERM}); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "stopping consul (pid %d): %w", pid, err)
-	}
-	_ = os.Remove(p.pid)
-	r.Log.Info("consul stopped", "pid", pid, "left", r.Config.leaves())
-	return nil
-}
-
-func leave(ctx context.Context, r *request, rt runtime) error {
-	// Leave within half the time left: the rest is for the signals.
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
-		defer cancel()
-	}
-	c, err := r.Config.client(ctx, rt)
+	c, err := client(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -450,19 +362,14 @@ func leave(ctx context.Context, r *request, rt runtime) error {
 
 // reload applies reloadable parameters (log_level) with Consul's own
 // reload (SIGHUP), after validating the new configuration.
-func reload(ctx context.Context, r *request) error {
-	rt, p := r.Config.rt, pathsOf(r)
-	st, pid, err := process.Status(p.pid, process.MatchExecutable(rt.binary))
-	if err != nil || st != process.Running {
-		return ocf.Errorf(ocf.ErrGeneric, "reload-agent: consul is not running (pid file %s)", p.pid)
-	}
-	if err := writeConfig(ctx, r, rt, p); err != nil {
+func reload(ctx context.Context, r *request, p daemon.Process) error {
+	if err := writeConfig(ctx, r, p.Command.Path); err != nil {
 		return err
 	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "reload-agent: signalling consul (pid %d): %w", pid, err)
+	if err := daemon.Signal[Config](syscall.SIGHUP)(ctx, r, p); err != nil {
+		return err
 	}
-	r.Log.Info("consul reloaded", "pid", pid, "log_level", r.Config.LogLevel)
+	r.Log.Info("consul reloaded", "pid", p.PID, "log_level", r.Config.LogLevel)
 	return nil
 }
 
@@ -481,27 +388,4 @@ func validateRejected(c *Config, why string) error {
 		return ocf.Errorf(ocf.ErrArgs, "fix config_dir, extra_config or the parameters; consul validate says: %s", why)
 	}
 	return ocf.Errorf(ocf.ErrConfigured, "fix the parameters; consul validate says: %s", why)
-}
-
-// firstLine gives a command's first meaningful output line for an exit
-// reason.
-func firstLine(out []byte, err error) string {
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			return line
-		}
-	}
-	return err.Error()
-}
-
-// tail returns the last non-empty line of the agent's log, which says why
-// it exited.
-func tail(path string) string {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) || len(bytes.TrimSpace(data)) == 0 {
-		return "no output (see " + path + ")"
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }

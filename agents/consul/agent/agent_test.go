@@ -127,7 +127,7 @@ func TestBadInput(t *testing.T) {
 		{"bad port", map[string]string{"binary": fakeBin, "http_port": "0"}, "start", nil, ocf.ErrConfigured, "http_port"},
 		{"relative data_dir", map[string]string{"binary": fakeBin, "data_dir": "data"}, "validate-all", nil, ocf.ErrConfigured, "must be an absolute path"},
 		{"bootstrap_expect on a client", map[string]string{"binary": fakeBin, "bootstrap_expect": "3"}, "validate-all", nil, ocf.ErrConfigured, "applies to servers only"},
-		{"cert without key", map[string]string{"binary": fakeBin, "cert_file": fakeBin}, "validate-all", nil, ocf.ErrConfigured, "cert_file and key_file go together"},
+		{"cert without key", map[string]string{"binary": fakeBin, "cert_file": fakeBin}, "validate-all", nil, ocf.ErrConfigured, "set both cert_file and key_file"},
 		{"config_dir missing", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "start", nil, ocf.ErrArgs, "config_dir"},
 		{"config_dir missing: probe", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "monitor", probe, ocf.NotRunning, ""},
 		{"token file missing", map[string]string{"binary": fakeBin, "token_file": "/nonexistent/token"}, "start", nil, ocf.ErrArgs, "token_file file /nonexistent/token does not exist"},

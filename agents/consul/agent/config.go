@@ -36,8 +36,6 @@ type Config struct {
 	WaitForLeader  bool
 	LogLevel       string
 	LogFile        string
-
-	rt runtime // resolved by validate
 }
 
 func (c *Config) server() bool { return c.Mode == "server" }
