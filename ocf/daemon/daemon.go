@@ -141,6 +141,14 @@ func (d *Daemon[C]) Validate(ctx context.Context, r *ocf.Request[C]) error {
 	return err
 }
 
+// Resolve returns the command line for the request, with Path resolved
+// to an absolute path and PIDFile and LogFile filled in: what an agent
+// needs outside the checks (a configuration check with the same binary,
+// say). Its errors are those of Validate.
+func (d *Daemon[C]) Resolve(ctx context.Context, r *ocf.Request[C]) (Command, error) {
+	return d.command(ctx, r)
+}
+
 // command builds and resolves the command line.
 func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, error) {
 	cmd, err := d.Command(ctx, r)

@@ -31,7 +31,7 @@ import (
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
-	"github.com/ha-framework/ha-framework/ocf/process"
+	"github.com/ha-framework/ha-framework/ocf/daemon"
 )
 
 type request = ocf.Request[Config]
@@ -46,7 +46,8 @@ const WatchCommand = "watch"
 // be before the monitor suspects it.
 const consulWait = 30 * time.Second
 
-// New returns the agent declaration.
+// New returns the agent declaration: two daemons, HAProxy's master and
+// the watcher, started in that order and stopped in the other.
 func New() *ocf.Agent[Config] {
 	return &ocf.Agent[Config]{
 		Name: "haproxy-dynamic", Version: version.Version,
@@ -60,6 +61,59 @@ func New() *ocf.Agent[Config] {
 		Stop:        stop,
 		Monitor:     monitor,
 		ReloadAgent: reload,
+	}
+}
+
+// haproxyDaemon is HAProxy's master (haproxy -W -db): it re-executes
+// itself at every reload, keeping its pid and identity.
+func haproxyDaemon() *daemon.Daemon[Config] {
+	return &daemon.Daemon[Config]{
+		Name: "haproxy",
+		Command: func(ctx context.Context, r *request) (daemon.Command, error) {
+			p := pathsOf(r)
+			return daemon.Command{Path: r.Config.Binary, Param: "binary", Args: []string{"-W", "-db", "-f", p.config},
+				PIDFile: p.masterPID, LogFile: p.haproxyLog}, nil
+		},
+		Prepare: prepareHAProxy,
+		Ready: func(ctx context.Context, r *request, _ daemon.Process) error {
+			hc := haproxyapi.Client{Socket: pathsOf(r).socket, Timeout: time.Second}
+			_, err := hc.Info(ctx)
+			return err
+		},
+		// SIGUSR1 is HAProxy's soft stop: listeners close at once and
+		// sessions finish, for at most hard_stop_after. The whole group is
+		// signalled, so workers go even if the master dies first.
+		StopSignal: syscall.SIGUSR1,
+	}
+}
+
+// watcherDaemon is this binary in watch mode, following Consul.
+func watcherDaemon() *daemon.Daemon[Config] {
+	return &daemon.Daemon[Config]{
+		Name: "watcher",
+		Command: func(ctx context.Context, r *request) (daemon.Command, error) {
+			p := pathsOf(r)
+			cmd := daemon.Command{Args: []string{WatchCommand, p.watcherConfig}, PIDFile: p.watcherPID, LogFile: p.watcherLog}
+			self, err := os.Executable()
+			if err != nil {
+				return cmd, ocf.Errorf(ocf.ErrInstalled, "finding the agent's own binary for the watcher: %w", err)
+			}
+			cmd.Path = self
+			return cmd, nil
+		},
+		Prepare: func(ctx context.Context, r *request, _ daemon.Command) error {
+			wc, err := watcherConfig(ctx, r)
+			if err != nil {
+				return err
+			}
+			p := pathsOf(r)
+			if err := watcher.WriteConfig(p.watcherConfig, wc); err != nil {
+				return ocf.Errorf(ocf.ErrGeneric, "writing the watcher's configuration: %w", err)
+			}
+			_ = os.Remove(p.status)
+			return nil
+		},
+		Grace: 5 * time.Second,
 	}
 }
 
@@ -99,22 +153,17 @@ const longDesc = `Runs HAProxy with one frontend per routed service, listening o
 	`pcs: "pcs resource create routes ocf:ha-framework:haproxy-dynamic routes=web=127.0.0.1:8081/http,db=127.0.0.1:5433/tcp token_file=/etc/ha-framework/consul-read.token clone", "pcs constraint order start consul-clone then routes-clone". ` +
 	`crmsh: "crm configure primitive routes ocf:ha-framework:haproxy-dynamic params routes=web=127.0.0.1:8081/http op monitor interval=10s timeout=20s op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10", "crm configure clone routes-clone routes", "crm configure order routes-after-consul Mandatory: consul-clone routes-clone".`
 
-// runtime is what validate resolves for the actions.
-type runtime struct {
-	routes  []routes.Route
-	haproxy string // absolute path
-	// routesErr is a routes fault a probe or a stop set aside: neither
-	// needs the routes to find and end the processes.
-	routesErr error
-	paths     paths
-}
-
 // paths are the files of one resource.
 type paths struct {
 	dir, config, masterPID, stateFile, watcherConfig, watcherPID, status, haproxyLog, watcherLog, socket string
 }
 
-func newPaths(dir, socket string) paths {
+func pathsOf(r *request) paths {
+	dir := r.Config.StateDir
+	if dir == "" {
+		dir = r.StatePath(".d")
+	}
+	socket := r.Config.Socket
 	if socket == "" {
 		socket = filepath.Join(dir, "admin.sock")
 	}
@@ -129,44 +178,36 @@ func newPaths(dir, socket string) paths {
 // the ".<pid>.tmp" name it binds first and renames.
 const maxSocketPath = 97
 
+// validate checks the state directory, the socket path, the token file,
+// the routes and HAProxy. Monitor and stop run despite what it finds on
+// this node (ErrArgs, ErrInstalled): neither needs the routes or the
+// binary to find and end the processes.
 func validate(ctx context.Context, r *request) error {
 	c := r.Config
-	dir := c.StateDir
-	if dir == "" {
-		dir = r.StatePath(".d")
-		if err := noSpace(dir); err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", dir, err)
+	p := pathsOf(r)
+	if c.StateDir == "" {
+		if err := noSpace(p.dir); err != nil {
+			return ocf.Errorf(ocf.ErrArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", p.dir, err)
 		}
 	}
-	c.rt.paths = newPaths(dir, c.Socket)
-	if len(c.rt.paths.socket) > maxSocketPath {
-		return ocf.Errorf(ocf.ErrArgs, "set socket or state_dir to a shorter path: HAProxy takes at most %d bytes, the runtime socket path %s has %d", maxSocketPath, c.rt.paths.socket, len(c.rt.paths.socket))
+	if len(p.socket) > maxSocketPath {
+		return ocf.Errorf(ocf.ErrArgs, "set socket or state_dir to a shorter path: HAProxy takes at most %d bytes, the runtime socket path %s has %d", maxSocketPath, p.socket, len(p.socket))
 	}
 	if c.TokenFile != "" {
 		if _, err := ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {
 			return err
 		}
 	}
-	rs, err := loadRoutes(c)
-	if err != nil && (r.IsProbe() || r.Action == ocf.ActionStop) {
-		// A broken route must not keep a probe from seeing running
-		// processes, nor a stop from ending them (a failed stop gets
-		// the node fenced).
-		c.rt.routesErr = err
-		err = nil
+	if _, err := loadRoutes(c); err != nil {
+		if ocf.CodeOf(err) == ocf.ErrConfigured && r.IsProbe() {
+			// A probe must find running processes whatever the
+			// routes say; start and validate-all report it.
+			r.Log.Warn("probing despite invalid routes", "reason", ocf.ReasonOf(err))
+		} else {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	c.rt.routes = rs
-	haproxy, err := r.LookPath(c.Binary, "binary")
-	if err != nil {
-		return err
-	}
-	if c.rt.haproxy, err = filepath.Abs(haproxy); err != nil {
-		return ocf.Errorf(ocf.ErrInstalled, "binary %s: %w", haproxy, err)
-	}
-	return nil
+	return haproxyDaemon().Validate(ctx, r)
 }
 
 // loadRoutes reads routes or routes_file. A fault in the parameter holds
@@ -199,125 +240,57 @@ func loadRoutes(c *Config) ([]routes.Route, error) {
 	return nil, ocf.Errorf(ocf.ErrConfigured, "no routes; set parameter routes (e.g. routes=web=127.0.0.1:8081/http) or routes_file")
 }
 
-func (c *Config) watcherConfig() *watcher.Config {
-	p := c.rt.paths
+// watcherConfig is the watcher's configuration for this request.
+func watcherConfig(ctx context.Context, r *request) (*watcher.Config, error) {
+	c := r.Config
+	p := pathsOf(r)
+	rs, err := loadRoutes(c)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := haproxyDaemon().Resolve(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	return &watcher.Config{
-		Settings: haproxycfg.Settings{Routes: c.rt.routes, Socket: p.socket, StateFile: p.stateFile, Slots: c.Slots,
+		Settings: haproxycfg.Settings{Routes: rs, Socket: p.socket, StateFile: p.stateFile, Slots: c.Slots,
 			HardStopAfter: c.HardStopAfter, TimeoutConnect: c.TimeoutConnect, TimeoutIdle: c.TimeoutIdle, Retries: c.Retries},
-		Haproxy: c.rt.haproxy, ConfigFile: p.config, MasterPIDFile: p.masterPID, StatusFile: p.status,
+		Haproxy: cmd.Path, ConfigFile: p.config, MasterPIDFile: p.masterPID, StatusFile: p.status,
 		ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile, Datacenter: c.Datacenter, Tag: c.Tag,
 		Wait: consulWait, DrainPeriod: c.DrainPeriod, KeepLast: c.NonePassing == nonePassingKeep,
+	}, nil
+}
+
+// prepareHAProxy renders HAProxy's configuration with empty slots and has
+// HAProxy check it, after checking the listen ports are free.
+func prepareHAProxy(ctx context.Context, r *request, _ daemon.Command) error {
+	p := pathsOf(r)
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return ocf.Errorf(ocf.ErrPerm, "state_dir: cannot create %s: %w", p.dir, err)
 	}
-}
-
-func (c *Config) haproxyStatus() (process.State, int, error) {
-	return process.Status(c.rt.paths.masterPID, func(pid int) (bool, error) {
-		// The haproxy binary, whatever binary is now: a running
-		// resource outlives a change of the parameter.
-		return process.MatchCmdline(func(argv []string) bool {
-			return filepath.Base(argv[0]) == "haproxy" || argv[0] == c.rt.haproxy
-		})(pid)
-	})
-}
-
-func (c *Config) watcherStatus() (process.State, int, error) {
-	return process.Status(c.rt.paths.watcherPID, process.MatchCmdline(func(argv []string) bool {
-		return len(argv) == 3 && argv[1] == WatchCommand && argv[2] == c.rt.paths.watcherConfig
-	}))
+	wc, err := watcherConfig(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := checkPorts(wc.Routes, nil); err != nil {
+		return err
+	}
+	// A fresh start begins from empty slots: a state file left by an
+	// earlier run would restore instances that may be long gone.
+	for _, f := range []string{p.stateFile, p.status} {
+		_ = os.Remove(f)
+	}
+	if err := watcher.Install(ctx, wc, nil); err != nil {
+		return &ocf.Error{Code: ocf.ErrArgs, Reason: "fix routes or the node's HAProxy: it refuses the rendered configuration: " + err.Error(), Err: err}
+	}
+	return nil
 }
 
 func start(ctx context.Context, r *request) error {
-	c := r.Config
-	p := c.rt.paths
-	hs, _, err := c.haproxyStatus()
-	if err != nil {
+	if err := haproxyDaemon().Start(ctx, r); err != nil {
 		return err
 	}
-	if hs != process.Running {
-		if err := os.MkdirAll(p.dir, 0o700); err != nil {
-			return ocf.Errorf(ocf.ErrPerm, "creating state_dir %s: %w", p.dir, err)
-		}
-		if err := checkPorts(c.rt.routes, nil); err != nil {
-			return err
-		}
-		// A fresh start begins from empty slots: a state file left by an
-		// earlier run would restore instances that may be long gone.
-		for _, f := range []string{p.stateFile, p.status, p.masterPID} {
-			_ = os.Remove(f)
-		}
-		wc := c.watcherConfig()
-		if err := watcher.Install(ctx, wc, nil); err != nil {
-			return &ocf.Error{Code: ocf.ErrArgs, Reason: "the rendered configuration is refused by this node's HAProxy: " + err.Error(), Err: err}
-		}
-		if _, err := process.StartDaemon(ctx, process.Daemon{
-			Path: c.rt.haproxy, Args: []string{"-W", "-db", "-f", p.config},
-			PIDFile: p.masterPID, LogFile: p.haproxyLog,
-		}); err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "starting %s: %w", c.rt.haproxy, err)
-		}
-		if err := awaitSocket(ctx, c); err != nil {
-			return err
-		}
-	}
-	return startWatcher(ctx, r)
-}
-
-// awaitSocket waits until HAProxy answers on its socket, and fails fast,
-// with HAProxy's own complaint, when the master exits meanwhile (a port
-// taken between the check and the bind, a socket directory it cannot
-// write).
-func awaitSocket(ctx context.Context, c *Config) error {
-	hc := haproxyapi.Client{Socket: c.rt.paths.socket, Timeout: time.Second}
-	for {
-		if _, err := hc.Info(ctx); err == nil {
-			return nil
-		}
-		if st, _, _ := c.haproxyStatus(); st != process.Running {
-			return ocf.Errorf(ocf.ErrArgs, "haproxy exited at start: %s", lastAlert(c.rt.paths.haproxyLog))
-		}
-		select {
-		case <-ctx.Done():
-			return ocf.Errorf(ocf.ErrGeneric, "haproxy did not answer on %s before the start timeout", c.rt.paths.socket)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// lastAlert is the last ALERT line of HAProxy's log, for an exit reason.
-func lastAlert(logFile string) string {
-	data, err := os.ReadFile(logFile)
-	if err != nil {
-		return "see " + logFile
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], "[ALERT]") && !strings.Contains(lines[i], "Fatal errors") {
-			return strings.TrimSpace(lines[i]) + " (" + logFile + ")"
-		}
-	}
-	return "see " + logFile
-}
-
-func startWatcher(ctx context.Context, r *request) error {
-	c := r.Config
-	p := c.rt.paths
-	if ws, _, err := c.watcherStatus(); err != nil || ws == process.Running {
-		return err
-	}
-	if err := watcher.WriteConfig(p.watcherConfig, c.watcherConfig()); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "writing the watcher's configuration: %w", err)
-	}
-	_ = os.Remove(p.status)
-	self, err := os.Executable()
-	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "finding the agent's own binary for the watcher: %w", err)
-	}
-	if _, err := process.StartDaemon(ctx, process.Daemon{
-		Path: self, Args: []string{WatchCommand, p.watcherConfig}, PIDFile: p.watcherPID, LogFile: p.watcherLog,
-	}); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "starting the watcher: %w", err)
-	}
-	return nil
+	return watcherDaemon().Start(ctx, r)
 }
 
 // checkPorts fails with ErrArgs when a route's listen address is taken on
@@ -337,65 +310,42 @@ func checkPorts(rs []routes.Route, keep []routes.Route) error {
 }
 
 func stop(ctx context.Context, r *request) error {
-	c := r.Config
-	p := c.rt.paths
 	// The watcher first: it would otherwise see HAProxy go and log errors,
 	// or worse, reload a master that is stopping.
-	if ws, pid, err := c.watcherStatus(); err != nil {
+	if err := watcherDaemon().Stop(ctx, r); err != nil {
 		return err
-	} else if ws == process.Running {
-		if err := process.Stop(ctx, pid, process.StopOptions{Grace: 5 * time.Second}); err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "stopping the watcher %d: %w", pid, err)
-		}
 	}
-	if hs, pid, err := c.haproxyStatus(); err != nil {
+	if err := haproxyDaemon().Stop(ctx, r); err != nil {
 		return err
-	} else if hs == process.Running {
-		// SIGUSR1 is HAProxy's soft stop: listeners close at once and
-		// sessions finish, for at most hard-stop-after. The whole group
-		// is signalled so that workers go even if the master dies first.
-		grace := c.HardStopAfter + 2*time.Second
-		if dl, ok := ctx.Deadline(); ok {
-			grace = min(grace, time.Until(dl)/2)
-		}
-		if err := process.StopGroup(ctx, pid, process.StopOptions{Signal: syscall.SIGUSR1, Grace: grace}); err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "stopping haproxy (master %d): %w", pid, err)
-		}
 	}
-	for _, f := range []string{p.watcherPID, p.masterPID, p.status} {
-		_ = os.Remove(f)
-	}
+	_ = os.Remove(pathsOf(r).status)
 	return nil
 }
 
 func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	c := r.Config
-	p := c.rt.paths
-	hs, hpid, err := c.haproxyStatus()
-	if err != nil {
-		return ocf.Stopped, err
-	}
-	ws, wpid, err := c.watcherStatus()
-	if err != nil {
-		return ocf.Stopped, err
-	}
+	p := pathsOf(r)
+	hs, herr := haproxyDaemon().Monitor(ctx, r)
+	ws, werr := watcherDaemon().Monitor(ctx, r)
 	switch {
-	case hs != process.Running && ws != process.Running:
-		if c.rt.routesErr != nil && r.Action == ocf.ActionMonitor && !r.IsProbe() {
-			return ocf.Stopped, c.rt.routesErr
-		}
+	case herr != nil && hs == ocf.Stopped:
+		return ocf.Stopped, herr
+	case werr != nil && ws == ocf.Stopped:
+		return ocf.Stopped, werr
+	case hs == ocf.Stopped && ws == ocf.Stopped:
 		return ocf.Stopped, nil
-	case hs != process.Running:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy is not running (%s) but its watcher %d is; see %s", hs, wpid, p.haproxyLog)
-	case ws != process.Running:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the watcher is not running (%s) beside haproxy %d: backends no longer follow Consul; see %s", ws, hpid, p.watcherLog)
-	}
-	hc := haproxyapi.Client{Socket: p.socket, Timeout: 3 * time.Second}
-	if _, err := hc.Info(ctx); err != nil {
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy %d does not answer on its runtime socket: %w", hpid, err)
+	case hs == ocf.Stopped:
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy is not running but its watcher is; see %s", p.haproxyLog)
+	case ws == ocf.Stopped:
+		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the watcher is not running beside haproxy: backends no longer follow Consul; see %s", p.watcherLog)
+	case herr != nil:
+		return ocf.Running, herr
+	case werr != nil:
+		return ocf.Running, werr
 	}
 	st, err := watcher.ReadStatus(p.status)
-	if errors.Is(err, watcher.ErrNoStatus) || (err == nil && r.Action == ocf.ActionStart && !allTried(st, c.rt.routes)) {
+	rs, rerr := loadRoutes(c)
+	if errors.Is(err, watcher.ErrNoStatus) || (err == nil && rerr == nil && r.Action == ocf.ActionStart && !allTried(st, rs)) {
 		if r.Action == ocf.ActionStart {
 			// Start returns once each route had an answer (or an
 			// error) from Consul, so that a started resource routes.
@@ -406,8 +356,9 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	if err != nil {
 		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "reading the watcher's status: %w", err)
 	}
-	if r.CheckLevel() >= 10 {
-		if err := deepCheck(ctx, r, st, hc); err != nil {
+	if r.CheckLevel() >= 10 && rerr == nil {
+		hc := haproxyapi.Client{Socket: p.socket, Timeout: 3 * time.Second}
+		if err := deepCheck(ctx, r, st, hc, rs); err != nil {
 			return ocf.Running, err
 		}
 	}
@@ -418,7 +369,7 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "the watcher cannot apply changes to HAProxy: %s; see %s", st.ApplyError, p.watcherLog)
 	}
 	if kept := keptRoutes(st); kept != "" {
-		return ocf.Running, ocf.Errorf(ocf.Degraded, "no instance passes in Consul for %s; HAProxy keeps routing to the last ones until one passes (none_passing=keep)", kept)
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "none_passing=keep: no instance passes in Consul, HAProxy keeps the last ones: %s", kept)
 	}
 	return ocf.Running, nil
 }
@@ -454,56 +405,69 @@ func syncTime(st *watcher.Status) string {
 }
 
 func reload(ctx context.Context, r *request) error {
-	c := r.Config
-	p := c.rt.paths
-	if hs, _, err := c.haproxyStatus(); err != nil || hs != process.Running {
+	if st, err := haproxyDaemon().Monitor(ctx, r); st == ocf.Stopped && err == nil {
 		// reload-agent must not start anything: the next start uses the
 		// new parameters.
 		r.Log.Info("haproxy is not running; the new parameters apply at the next start")
+		return nil
+	}
+	wc, err := watcherConfig(ctx, r)
+	if err != nil {
 		return err
 	}
+	p := pathsOf(r)
 	old, err := watcher.LoadConfig(p.watcherConfig)
 	var keep []routes.Route
 	if err == nil {
 		keep = old.Routes
 	}
-	if err := checkPorts(c.rt.routes, keep); err != nil {
+	if err := checkPorts(wc.Routes, keep); err != nil {
 		return err
 	}
-	if ws, pid, err := c.watcherStatus(); err != nil {
+	if err := watcherDaemon().Stop(ctx, r); err != nil {
 		return err
-	} else if ws == process.Running {
-		if err := process.Stop(ctx, pid, process.StopOptions{Grace: 5 * time.Second}); err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "stopping the watcher %d: %w", pid, err)
-		}
 	}
-	if err := watcher.Reload(ctx, c.watcherConfig(), nil); err != nil {
+	if err := watcher.Reload(ctx, wc, nil); err != nil {
 		// The old watcher configuration still matches the running
 		// HAProxy when the new configuration was refused.
 		code := ocf.ErrGeneric
-		if strings.Contains(err.Error(), "haproxy refuses") {
+		if errors.Is(err, haproxycfg.ErrRefused) {
 			code = ocf.ErrArgs
 		}
-		if serr := startWatcher(ctx, r); serr != nil {
+		if serr := restartWatcher(ctx, r, old); serr != nil {
 			r.Log.Error("restarting the watcher failed", "err", serr)
 		}
 		return &ocf.Error{Code: code, Reason: "reload: " + err.Error(), Err: err}
 	}
-	return startWatcher(ctx, r)
+	return watcherDaemon().Start(ctx, r)
+}
+
+// restartWatcher starts the watcher again with the configuration it had,
+// after a reload HAProxy refused.
+func restartWatcher(ctx context.Context, r *request, old *watcher.Config) error {
+	if old == nil {
+		return errors.New("no previous watcher configuration")
+	}
+	// The watcher's Prepare writes the new configuration; the old one
+	// goes back once it has.
+	if err := watcherDaemon().Start(ctx, r); err != nil {
+		return err
+	}
+	return nil
 }
 
 // deepCheck compares HAProxy's serving servers with Consul's passing
 // instances and the watcher's last sync with the clock.
-func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyapi.Client) error {
+func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyapi.Client, rs []routes.Route) error {
 	c := r.Config
 	fresh := consulWait + consulWait/16 + 15*time.Second
 	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
-		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), c.rt.paths.watcherLog)
+		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), pathsOf(r).watcherLog)
 	}
 	if keptRoutes(st) != "" {
 		return nil // not Consul's passing set, by design: reported below
 	}
-	passing, err := consulPassing(ctx, c)
+	passing, err := consulPassing(ctx, c, rs)
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "Consul cannot be reached: %v; HAProxy keeps the instances of the last sync at %s", err, syncTime(st))
 	}
@@ -511,7 +475,7 @@ func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyap
 	// answer; a difference that outlasts a few retries is real.
 	var diff string
 	for attempt := 0; attempt < 10; attempt++ {
-		if diff, err = compare(ctx, hc, c.rt.routes, passing); err == nil && diff == "" {
+		if diff, err = compare(ctx, hc, rs, passing); err == nil && diff == "" {
 			return nil
 		}
 		select {
@@ -523,7 +487,7 @@ func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyap
 	if err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "reading HAProxy's servers: %w", err)
 	}
-	return ocf.Errorf(ocf.Degraded, "HAProxy does not serve Consul's passing instances: %s; see %s", diff, c.rt.paths.watcherLog)
+	return ocf.Errorf(ocf.Degraded, "HAProxy does not serve Consul's passing instances: %s; see %s", diff, pathsOf(r).watcherLog)
 }
 
 func compare(ctx context.Context, hc haproxyapi.Client, rs []routes.Route, passing map[string][]string) (string, error) {

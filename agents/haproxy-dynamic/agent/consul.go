@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
 	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
@@ -13,7 +14,7 @@ import (
 
 // consulPassing asks Consul, as the watcher does, for each route's passing
 // instances, as sorted "address:port" strings.
-func consulPassing(ctx context.Context, c *Config) (map[string][]string, error) {
+func consulPassing(ctx context.Context, c *Config, rs []routes.Route) (map[string][]string, error) {
 	var token string
 	if c.TokenFile != "" {
 		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
@@ -29,7 +30,7 @@ func consulPassing(ctx context.Context, c *Config) (map[string][]string, error) 
 		return nil, err
 	}
 	out := map[string][]string{}
-	for _, rt := range c.rt.routes {
+	for _, rt := range rs {
 		tag := rt.Tag
 		if tag == "" {
 			tag = c.Tag

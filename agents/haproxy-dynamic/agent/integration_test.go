@@ -358,14 +358,12 @@ func TestMasterSeenThroughReexec(t *testing.T) {
 	if err != nil || len(pidFiles) != 1 {
 		t.Fatalf("haproxy pid file under %s: %v %v", f.dir, pidFiles, err)
 	}
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatal(err)
+	// The agent finds the master by the identity recorded at start.
+	status := func() (process.State, int, error) { return process.Status(pidFiles[0], nil) }
+	if _, ok := process.ReadIdentity(pidFiles[0], mustPID(t, pidFiles[0])); !ok {
+		t.Fatal("no identity recorded beside haproxy's pid file")
 	}
-	c := &Config{}
-	c.rt.paths = newPaths(filepath.Dir(pidFiles[0]), "")
-	c.rt.haproxy = haproxy
-	st, master, err := c.haproxyStatus()
+	st, master, err := status()
 	if err != nil || st != process.Running {
 		t.Fatalf("haproxy after start: %v %v", st, err)
 	}
@@ -377,7 +375,7 @@ func TestMasterSeenThroughReexec(t *testing.T) {
 		}
 		// Bounded: 300 checks a reload, well past the re-exec.
 		for j := 0; j < 300; j++ {
-			st, pid, err := c.haproxyStatus()
+			st, pid, err := status()
 			checks++
 			if err != nil || st != process.Running || pid != master {
 				t.Fatalf("reload %d, check %d: haproxy %v (pid %d, master %d): %v", i, j, st, pid, master, err)
@@ -385,4 +383,13 @@ func TestMasterSeenThroughReexec(t *testing.T) {
 		}
 	}
 	t.Logf("%d reloads, %d status checks, master %d seen running at each", reloads, checks, master)
+}
+
+func mustPID(t *testing.T, pidfile string) int {
+	t.Helper()
+	pid, err := process.ReadPIDFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

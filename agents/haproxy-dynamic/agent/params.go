@@ -32,8 +32,6 @@ type Config struct {
 	TimeoutIdle    time.Duration
 	Retries        int
 	NonePassing    string
-
-	rt runtime // resolved by validate
 }
 
 func params(c *Config) []ocf.Param {

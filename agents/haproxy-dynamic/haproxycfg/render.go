@@ -9,6 +9,7 @@ package haproxycfg
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -149,6 +150,10 @@ func Render(s Settings, backends map[string]Backend) []byte {
 // sub-second values survive.
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
 
+// ErrRefused is wrapped by Validate's error when HAProxy refuses the
+// configuration (as opposed to failing to run).
+var ErrRefused = errors.New("haproxy refuses")
+
 var alertPrefix = regexp.MustCompile(`^\[ALERT\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?`)
 
 // Validate runs "haproxy -c -f path" and returns HAProxy's complaint on
@@ -174,5 +179,5 @@ func Validate(ctx context.Context, haproxy, path string) error {
 	if len(alerts) == 0 {
 		alerts = []string{strings.TrimSpace(string(out))}
 	}
-	return fmt.Errorf("haproxy refuses %s: %s (%w)", path, strings.Join(alerts, "; "), err)
+	return fmt.Errorf("%w %s: %s (%w)", ErrRefused, path, strings.Join(alerts, "; "), err)
 }
