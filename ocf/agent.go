@@ -172,16 +172,16 @@ func (r *Request[C]) Lock(ctx context.Context) (unlock func() error, err error) 
 // (naming parameter param, if any) and honours ocf-tester's
 // OCF_TESTER_FAIL_HAVE_BINARY.
 func (r *Request[C]) LookPath(file, param string) (string, error) {
-	how := "install it"
+	fix := "install " + file
 	if param != "" {
-		how = "install it or set parameter " + param
+		fix = "set parameter " + param + " or install " + file
 	}
 	if r.Env.FailHaveBinary() {
-		return "", Errorf(ErrInstalled, "%s not found (OCF_TESTER_FAIL_HAVE_BINARY); %s", file, how)
+		return "", Errorf(ErrInstalled, "%s: not found (OCF_TESTER_FAIL_HAVE_BINARY)", fix)
 	}
 	p, err := exec.LookPath(file)
 	if err != nil {
-		return "", &Error{Code: ErrInstalled, Reason: fmt.Sprintf("%s not found or not executable; %s", file, how), Err: err}
+		return "", &Error{Code: ErrInstalled, Reason: fix + ": not found or not executable", Err: err}
 	}
 	return p, nil
 }

@@ -119,7 +119,7 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"binary missing: validate", map[string]string{"binary": "/nonexistent/consul"}, "validate-all", nil, ocf.ErrInstalled, "/nonexistent/consul not found"},
+		{"binary missing: validate", map[string]string{"binary": "/nonexistent/consul"}, "validate-all", nil, ocf.ErrInstalled, "set parameter binary or install /nonexistent/consul: not found"},
 		{"binary missing: probe", map[string]string{"binary": "/nonexistent/consul"}, "monitor", probe, ocf.NotRunning, ""},
 		{"binary missing: recurring monitor", map[string]string{"binary": "/nonexistent/consul"}, "monitor", recurring, ocf.ErrInstalled, "set parameter binary"},
 		{"binary missing: stop", map[string]string{"binary": "/nonexistent/consul"}, "stop", nil, ocf.Success, ""},
