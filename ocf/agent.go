@@ -75,8 +75,12 @@ type Agent[C any] struct {
 	// ErrConfigured for parameter combinations that can never work: the
 	// SDK maps them by context (a probe reports "not running", a start
 	// fails on this node only). A stop runs whatever Validate or decoding
-	// found, because a failed stop gets the node fenced: Stop must cope
-	// with a partial configuration. Keep Validate cheap: it runs on every
+	// found, because a failed stop gets the node fenced, and so does a
+	// monitor when Validate found something missing on this node (see
+	// Request.ValidationErr): Stop and Monitor must cope with a partial
+	// configuration. A parameter whose value is invalid holds its default
+	// there, or its zero value when it has none, never the invalid value
+	// itself. Keep Validate cheap: it runs on every
 	// monitor.
 	Validate Func[C]
 

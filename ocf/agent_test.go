@@ -488,3 +488,26 @@ func TestExclusiveActionsHoldTheLock(t *testing.T) {
 		t.Errorf("start after release: %v", got)
 	}
 }
+
+// Stop runs despite invalid parameters, and sees a parameter's default, or
+// its zero value, never the invalid value.
+func TestStopSeesNoInvalidValue(t *testing.T) {
+	var seen testConfig
+	s := &fakeService{}
+	a := testAgent(s)
+	a.Params = func(c *testConfig) []Param {
+		return []Param{
+			String(&c.Name, "name", "Name", Required(), AbsolutePath()),
+			Int(&c.Count, "count", "Count", Default("3"), Range(1, 5)),
+			Port(&c.Port, "port", "Port"),
+		}
+	}
+	a.Stop = func(ctx context.Context, r *Request[testConfig]) error { seen = *r.Config; return nil }
+	got, _ := run(t, a, "stop", map[string]string{"OCF_RESKEY_name": "run/x.pid", "OCF_RESKEY_count": "9", "OCF_RESKEY_port": "0"})
+	if got.Code != Success {
+		t.Fatalf("stop = %v %q", got.Code, got.Reason)
+	}
+	if seen.Name != "" || seen.Count != 3 || seen.Port != 0 {
+		t.Errorf("Stop saw name=%q count=%d port=%d; want \"\" (no default), 3 (the default), 0", seen.Name, seen.Count, seen.Port)
+	}
+}

@@ -16,7 +16,8 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	}
 	// A stop never fails over its parameters: a failed stop gets the node
 	// fenced, and a typo in a changed parameter must not. Stop does its
-	// best with what decoded (a bad value keeps its default).
+	// best with what decoded: a parameter whose value is invalid holds its
+	// default, or the zero value when it has none, never the raw value.
 	if err != nil && r.Action != ActionStop {
 		return ErrConfigured, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type Param struct {
 	deprecated  bool
 	options     []string
 	decode      func(string) error
+	zero        func()
 	checks      []func(string) error
 }
 
@@ -114,8 +116,11 @@ func Range(min, max int) Option {
 	}
 }
 
-func newParam(name, content, format, short string, decode func(string) error, opts []Option) Param {
-	p := Param{name: name, content: content, format: format, short: short, decode: decode}
+func newParam(dst any, name, content, format, short string, decode func(string) error, opts []Option) Param {
+	// zero resets the field after an invalid value, which must not reach
+	// the agent (a stop runs despite it).
+	zero := func() { reflect.ValueOf(dst).Elem().SetZero() }
+	p := Param{name: name, content: content, format: format, short: short, decode: decode, zero: zero}
 	for _, o := range opts {
 		o(&p)
 	}
@@ -124,12 +129,12 @@ func newParam(name, content, format, short string, decode func(string) error, op
 
 // String declares a string parameter decoded into dst.
 func String(dst *string, name, short string, opts ...Option) Param {
-	return newParam(name, "string", "", short, func(v string) error { *dst = v; return nil }, opts)
+	return newParam(dst, name, "string", "", short, func(v string) error { *dst = v; return nil }, opts)
 }
 
 // Int declares an integer parameter decoded into dst.
 func Int(dst *int, name, short string, opts ...Option) Param {
-	return newParam(name, "integer", "an integer", short, func(v string) error {
+	return newParam(dst, name, "integer", "an integer", short, func(v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
 			return fmt.Errorf("not an integer")
@@ -142,7 +147,7 @@ func Int(dst *int, name, short string, opts ...Option) Param {
 // Bool declares a boolean parameter with Pacemaker's truth rules (see
 // ParseBool).
 func Bool(dst *bool, name, short string, opts ...Option) Param {
-	return newParam(name, "boolean", "", short, func(v string) error {
+	return newParam(dst, name, "boolean", "", short, func(v string) error {
 		b, err := ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("not a boolean; use true or false")
@@ -154,7 +159,7 @@ func Bool(dst *bool, name, short string, opts ...Option) Param {
 
 // Select declares a parameter whose value must be one of options.
 func Select(dst *string, name, short string, options []string, opts ...Option) Param {
-	p := newParam(name, "select", "", short, func(v string) error {
+	p := newParam(dst, name, "select", "", short, func(v string) error {
 		for _, o := range options {
 			if v == o {
 				*dst = v
@@ -170,7 +175,7 @@ func Select(dst *string, name, short string, options []string, opts ...Option) P
 // Port declares a TCP or UDP port (1 to 65535). It is an integer in the
 // meta-data; the range is enforced by validation.
 func Port(dst *int, name, short string, opts ...Option) Param {
-	return newParam(name, "integer", "a port from 1 to 65535", short, func(v string) error {
+	return newParam(dst, name, "integer", "a port from 1 to 65535", short, func(v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("not a port; use a number from 1 to 65535")
@@ -183,7 +188,7 @@ func Port(dst *int, name, short string, opts ...Option) Param {
 // Duration declares a duration: a bare number of seconds, or a Go
 // duration such as "1m30s" or "500ms". It is a string in the meta-data.
 func Duration(dst *time.Duration, name, short string, opts ...Option) Param {
-	return newParam(name, "string", `a duration: seconds ("30") or with a unit ("500ms", "1m30s")`, short,
+	return newParam(dst, name, "string", `a duration: seconds ("30") or with a unit ("500ms", "1m30s")`, short,
 		func(v string) error {
 			d, err := ParseDuration(v)
 			if err != nil {
@@ -196,7 +201,7 @@ func Duration(dst *time.Duration, name, short string, opts ...Option) Param {
 
 // List declares a list of words separated by commas or white space.
 func List(dst *[]string, name, short string, opts ...Option) Param {
-	return newParam(name, "string", "a list separated by commas or spaces", short, func(v string) error {
+	return newParam(dst, name, "string", "a list separated by commas or spaces", short, func(v string) error {
 		*dst = SplitList(v)
 		return nil
 	}, opts)
@@ -269,8 +274,10 @@ func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []s
 		if err := p.apply(v); err != nil {
 			p.name = name
 			fail(&Error{Code: ErrConfigured, Reason: invalidReason(p, v, err), Err: err})
-			if p.hasDefault {
-				_ = p.apply(p.def)
+			// The invalid value never reaches the agent: the default,
+			// or the zero value.
+			if !p.hasDefault || p.apply(p.def) != nil {
+				p.zero()
 			}
 		}
 	}
