@@ -6,10 +6,11 @@
 set -euo pipefail
 
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
-# debootstrap build and run the multi-node test clusters.
+# debootstrap build and run the multi-node test clusters; memcached is what
+# the daemon agent template (examples/memcached) runs in its tests.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
-	libxml2-utils haproxy docker.io debootstrap
+	libxml2-utils haproxy docker.io debootstrap memcached
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
