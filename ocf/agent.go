@@ -240,7 +240,9 @@ func (a *Agent[C]) params(c *C, t *traceParams) []Param {
 }
 
 // Check reports mistakes in the declaration: missing mandatory actions,
-// half of a pair, invalid defaults, duplicate or dangling names.
+// half of a pair, invalid defaults, duplicate or dangling names, options
+// that do not fit the parameter's kind (Range on a String, MinDuration on
+// an Int). The conformance harness fails on them.
 func (a *Agent[C]) Check() error {
 	var errs []error
 	if a.Name == "" {
@@ -262,6 +264,9 @@ func (a *Agent[C]) Check() error {
 			errs = append(errs, fmt.Errorf("parameter %s declared twice", p.name))
 		}
 		names[p.name] = true
+		for _, m := range p.misuse {
+			errs = append(errs, fmt.Errorf("parameter %s: %s", p.name, m))
+		}
 		if p.required && p.hasDefault {
 			errs = append(errs, fmt.Errorf("parameter %s is required and has a default", p.name))
 		}

@@ -412,10 +412,14 @@ func TestCheck(t *testing.T) {
 			Int(&c.Count, "count", "Count", Default("x")),
 			String(&c.Name, "count", "Again", Required(), Default("y")),
 			String(&c.Name, "old", "Old", Deprecated("nonexistent", "")),
+			String(&c.Mode, "ranged", "Ranged string", Range(1, 2)),
+			Int(&c.Port, "floored", "Floored int", MinDuration(time.Second)),
+			Duration(&c.Wait, "pathed", "Pathed duration", AbsolutePath()),
 		}
 	}
 	err := broken.Check()
-	for _, want := range []string{"Promote and Demote", "default \"x\"", "declared twice", "required and has a default", "undeclared nonexistent"} {
+	for _, want := range []string{"Promote and Demote", "default \"x\"", "declared twice", "required and has a default", "undeclared nonexistent",
+		"ranged: Range applies to Int", "floored: MinDuration applies to Duration", "pathed: AbsolutePath applies to String"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want it to mention %q", err, want)
 		}

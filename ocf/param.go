@@ -32,6 +32,16 @@ type Param struct {
 	decode      func(string) error
 	zero        func()
 	checks      []func(string) error
+	dst         any      // the bound field, for options that fit one kind only
+	misuse      []string // options that do not fit the kind, for Agent.Check
+}
+
+// fits records, for Agent.Check, an option that does not fit the
+// parameter's kind: it would be ignored or mean nothing.
+func (p *Param) fits(option string, ok bool, want string) {
+	if !ok {
+		p.misuse = append(p.misuse, option+" applies to "+want+" parameters only")
+	}
 }
 
 // Name returns the parameter's name.
@@ -78,6 +88,8 @@ func Check(check func(value string) error) Option {
 // would depend on the directory Pacemaker runs the agent in.
 func AbsolutePath() Option {
 	return func(p *Param) {
+		_, isString := p.dst.(*string)
+		p.fits("AbsolutePath", isString && p.content == "string", "String")
 		if p.format == "" {
 			p.format = "an absolute path"
 		}
@@ -93,6 +105,8 @@ func AbsolutePath() Option {
 // MinDuration requires a Duration parameter to be at least floor.
 func MinDuration(floor time.Duration) Option {
 	return func(p *Param) {
+		_, isDuration := p.dst.(*time.Duration)
+		p.fits("MinDuration", isDuration, "Duration")
 		p.checks = append(p.checks, func(v string) error {
 			if d, _ := ParseDuration(v); d < floor {
 				return fmt.Errorf("must be at least %v", floor)
@@ -105,6 +119,8 @@ func MinDuration(floor time.Duration) Option {
 // Range restricts an integer parameter to [min, max].
 func Range(min, max int) Option {
 	return func(p *Param) {
+		_, isInt := p.dst.(*int)
+		p.fits("Range", isInt && p.format == "an integer", "Int")
 		p.format = fmt.Sprintf("an integer from %d to %d", min, max)
 		p.checks = append(p.checks, func(v string) error {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
@@ -120,7 +136,7 @@ func newParam(dst any, name, content, format, short string, decode func(string) 
 	// zero resets the field after an invalid value, which must not reach
 	// the agent (a stop runs despite it).
 	zero := func() { reflect.ValueOf(dst).Elem().SetZero() }
-	p := Param{name: name, content: content, format: format, short: short, decode: decode, zero: zero}
+	p := Param{name: name, content: content, format: format, short: short, decode: decode, zero: zero, dst: dst}
 	for _, o := range opts {
 		o(&p)
 	}
