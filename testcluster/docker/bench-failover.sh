@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failover benchmark through haproxy-dynamic (issue #5): repeated process
+# Failover benchmark through haproxy-dynamic: repeated process
 # crashes (kill -9 of the service) and node losses (with fencing), measured
 # from the fault to the first request served again through the proxy of
 # another node. Prints min/p50/max in ms and the failed requests, one

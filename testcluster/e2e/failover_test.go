@@ -1,6 +1,6 @@
 //go:build e2e
 
-// Client-observed failover through haproxy-dynamic (issue #5): a service
+// Client-observed failover through haproxy-dynamic: a service
 // "web" (a tiny HAProxy answering with its node's name) in a group with its
 // directory-registration, the haproxy-dynamic clone routing web on every
 // node, and a client on another node curling the local proxy in a loop

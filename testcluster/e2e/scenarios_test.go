@@ -1,6 +1,6 @@
 //go:build e2e
 
-// Scenarios of issue #5 on real 3-node clusters: the consul agent as a
+// Scenarios on real 3-node clusters: the consul agent as a
 // clone of Consul servers, and a service group registered in Consul by the
 // directory-registration agent. They need the real consul binary, from
 // $HAFW_CONSUL or testcluster/scripts/build-consul.sh's cache, mounted

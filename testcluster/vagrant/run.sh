@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hafw test cluster on Vagrant/libvirt (issue #5).
+# The hafw test cluster on Vagrant/libvirt.
 # Usage: run.sh up | wait | status | ssh NODE [CMD...] | down [--all]
 #   up      host setup (setup.sh), box (build-box.sh, cached), vagrant up,
 #           then waits until every node is online in crm_mon

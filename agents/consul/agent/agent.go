@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -329,7 +330,7 @@ func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
 	}
 	health, err := c.Operator().AutopilotServerHealth(nil)
 	if err != nil {
-		if strings.Contains(err.Error(), "403") {
+		if se := (api.StatusError{}); errors.As(err, &se) && se.Code == http.StatusForbidden {
 			r.Log.Debug("autopilot health not readable with this token", "err", err)
 			return nil
 		}

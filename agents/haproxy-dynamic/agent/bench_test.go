@@ -33,7 +33,7 @@ import (
 	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
 
-// BenchmarkHAProxyDynamic measures issue #4's numbers in one run, against
+// BenchmarkHAProxyDynamic measures the proxy's numbers in one run, against
 // a real HAProxy, a real Consul dev agent and real HTTP backends, all on
 // loopback ports picked free, with the agent run in-process (the watcher
 // is this test binary, see TestMain):
