@@ -26,6 +26,7 @@ type Config struct {
 	Socket   string
 
 	Slots          int
+	MaxSlots       int
 	HardStopAfter  time.Duration
 	DrainPeriod    time.Duration
 	TimeoutConnect time.Duration
@@ -66,6 +67,9 @@ func params(c *Config) []ocf.Param {
 		ocf.Int(&c.Slots, "slots", "Server slots per backend", ocf.Default("10"), ocf.Range(1, 1000), re,
 			ocf.Long("Each backend has this many server slots; instances fill them at run time without a reload. "+
 				"When a service has more passing instances, HAProxy is reloaded with the slots grown by this step.")),
+		ocf.Int(&c.MaxSlots, "max_slots", "Most server slots per backend", ocf.Default("1000"), ocf.Range(1, 10000), re,
+			ocf.Long("Slots never grow beyond this (nor below slots): every reload checks the configuration, which takes HAProxy about a second per ten thousand servers. "+
+				"Passing instances beyond it are left out, and the monitor reports degraded while any are. Slots shrink again when the service shrinks.")),
 		ocf.Duration(&c.HardStopAfter, "hard_stop_after", "Longest life of old HAProxy workers", ocf.Default("30s"), re, ocf.MinDuration(time.Second),
 			ocf.Long("After a reload or at stop, old workers finish their sessions for at most this long. Keep the stop timeout above it.")),
 		ocf.Duration(&c.DrainPeriod, "drain_period", "Drain time of a departed instance", ocf.Default("10s"), re,

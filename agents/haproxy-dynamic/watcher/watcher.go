@@ -528,8 +528,11 @@ func layout(c *Config, be string, all []haproxyapi.ServerState, extra []netip.Ad
 		limit = max(DefaultMaxSlots, c.Slots)
 	}
 	slots := current
-	if need > current || current > shrunk(c, need) {
+	switch {
+	case need > current:
 		slots = min(steps(c, need), limit)
+	case current > shrunk(c, need):
+		slots = min(shrunk(c, need), limit)
 	}
 	out := haproxycfg.Backend{Slots: slots}
 	used := map[int]bool{}
@@ -565,9 +568,9 @@ func steps(c *Config, n int) int {
 }
 
 // shrunk is the most slots a backend of n instances keeps before a
-// reload gives slots back: half a step of headroom above n, so that a
-// service that goes back and forth across a step does not reload each
-// time.
+// reload gives slots back, and what it shrinks to: half a step of
+// headroom above n, so that a service that goes back and forth across a
+// step does not reload each time.
 func shrunk(c *Config, n int) int {
 	return steps(c, n+c.Slots/2)
 }
