@@ -27,9 +27,9 @@ func TestFilter(t *testing.T) {
 		{"127.0.0.1:8081", "own listeners"},
 		{"127.0.0.2:8081", ""}, // HAProxy listens on 127.0.0.1 only
 		{"127.0.0.1:8082", ""},
-		{"127.0.0.5:5433", "own listeners"},  // 0.0.0.0 accepts on all loopback
-		{"192.0.2.7:5433", "own listeners"},  // and on the node's addresses
-		{"192.0.2.8:5433", ""},               // another host
+		{"127.0.0.5:5433", "own listeners"}, // 0.0.0.0 accepts on all loopback
+		{"192.0.2.7:5433", "own listeners"}, // and on the node's addresses
+		{"192.0.2.8:5433", ""},              // another host
 		{"[::1]:9000", "own listeners"},
 		{"[::ffff:127.0.0.1]:8081", "own listeners"},
 		{"0.0.0.0:80", "unspecified"},
