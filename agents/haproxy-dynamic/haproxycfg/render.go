@@ -115,6 +115,12 @@ func Render(s Settings, backends map[string]Backend) []byte {
 			// nothing answered) is retried on another instance, but only
 			// when repeating it is harmless: idempotent methods.
 			w("\tretry-on conn-failure empty-response junk-response")
+			// A new server connection per request: HAProxy 2.6 retries a
+			// request that failed on a kept-alive server connection without
+			// the turn-around wait between attempts, so the retries of a
+			// request caught by its instance's crash were all spent within
+			// milliseconds, before the next instance passed.
+			w("\toption http-server-close")
 			w("\thttp-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS !METH_TRACE !METH_PUT !METH_DELETE")
 		}
 		if r.Check && r.Mode == "http" {
