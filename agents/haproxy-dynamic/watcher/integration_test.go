@@ -272,7 +272,13 @@ func (l *load) stop() map[string]int {
 // before the old one is drained. Any 503 ("no server available") means a
 // moment without a usable server.
 func TestReplaceOnlyInstanceUnderLoad(t *testing.T) {
-	r := newRig(t, nil)
+	for _, check := range []bool{false, true} {
+		t.Run(fmt.Sprintf("check=%v", check), func(t *testing.T) { replaceOnlyInstance(t, check) })
+	}
+}
+
+func replaceOnlyInstance(t *testing.T, check bool) {
+	r := newRig(t, func(c *Config) { c.Routes[0].Check = check })
 	a, b := newBackend(t, "a", 0), newBackend(t, "b", 0)
 	r.register("web-a", a.port)
 	r.await("HAProxy serves a", 10*time.Second, func() bool { s, _ := r.serving(); return len(s) == 1 })
