@@ -196,8 +196,12 @@ func newBackend(t *testing.T, id string, delay time.Duration) *httpBackend {
 // load is a bounded client: workers send GET requests over keep-alive
 // connections, each request once (it never retries: a failed request
 // counts and the worker opens a new connection), until stop is called or
-// limit requests were sent.
+// limit requests were sent. With fresh set, each request has a connection
+// of its own (a reload closes idle keep-alive connections, and a request
+// sent at that moment is lost by a client that never retries: not what
+// the tests that reload measure).
 type load struct {
+	fresh   bool
 	stopped atomic.Bool
 	sent    atomic.Int64
 	mu      sync.Mutex
@@ -206,7 +210,10 @@ type load struct {
 }
 
 func startLoad(addr string, workers int, limit int64) *load {
-	l := &load{results: map[string]int{}}
+	return (&load{results: map[string]int{}}).start(addr, workers, limit)
+}
+
+func (l *load) start(addr string, workers int, limit int64) *load {
 	for range workers {
 		l.wg.Add(1)
 		go func() {
@@ -244,7 +251,7 @@ func startLoad(addr string, workers int, limit int64) *load {
 					}
 				}
 				l.count(res)
-				if res != "200" {
+				if res != "200" || l.fresh {
 					conn.Close()
 					conn = nil
 				}
@@ -258,6 +265,12 @@ func (l *load) count(what string) {
 	l.mu.Lock()
 	l.results[what]++
 	l.mu.Unlock()
+}
+
+// stopWhenDone waits until the limit is reached, and returns the results.
+func (l *load) stopWhenDone() map[string]int {
+	l.wg.Wait()
+	return l.results
 }
 
 func (l *load) stop() map[string]int {
@@ -321,9 +334,7 @@ func TestOwnListenerNotRouted(t *testing.T) {
 	if s, _ := r.serving(); s[0] != "127.0.0.1:"+strconv.Itoa(good.port) {
 		t.Fatalf("HAProxy serves %v, want only the good instance", s)
 	}
-	l := startLoad(r.listen, 1, 50)
-	l.wg.Wait()
-	if got := l.stop(); got["200"] != 50 {
+	if got := startLoad(r.listen, 1, 50).stopWhenDone(); got["200"] != 50 {
 		t.Errorf("requests: %v, want 50 answered by the good instance", got)
 	}
 	r.await("the status reports the skipped instance", 5*time.Second, func() bool {
@@ -343,22 +354,48 @@ func TestOwnListenerNotRouted(t *testing.T) {
 func TestMaxSlotsAndShrink(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.Slots, c.MaxSlots = 2, 4 })
 	var ids []string
+	var ports []int
 	for i := range 6 {
 		b := newBackend(t, strconv.Itoa(i), 0)
 		id := "web-" + strconv.Itoa(i)
-		ids = append(ids, id)
+		ids, ports = append(ids, id), append(ports, b.port)
 		r.register(id, b.port)
 	}
 	r.await("HAProxy serves 4 instances in 4 slots", 20*time.Second, func() bool { s, n := r.serving(); return len(s) == 4 && n == 4 })
 	r.await("the status reports 2 left out", 5*time.Second, func() bool {
 		return strings.Contains(r.status().Problems(), "web: 2 passing instances left out beyond max_slots")
 	})
-	for _, id := range ids[1:] {
-		r.deregister(id)
+	// Keep the instance in the highest slot: the shrink must move it into
+	// a low one, and the state file must not bring back what that low
+	// slot held before.
+	st, err := r.hc.ServersState(context.Background(), "be_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := st[len(st)-1].Addr.String()
+	if st[len(st)-1].Server != "s4" || !st[len(st)-1].Serving() {
+		t.Fatalf("servers %+v, want s4 last and serving", st)
+	}
+	l := (&load{fresh: true, results: map[string]int{}}).start(r.listen, 2, 1_000_000)
+	for i, id := range ids {
+		if "127.0.0.1:"+strconv.Itoa(ports[i]) != keep {
+			r.deregister(id)
+		}
 	}
 	// The drain period (1 s) ends, then the reload waits out the gap
 	// since the last one (minReloadGap).
-	r.await("HAProxy shrinks to 2 slots serving one instance", 3*minReloadGap, func() bool { s, n := r.serving(); return len(s) == 1 && n == 2 })
+	r.await("HAProxy shrinks to 2 slots serving only "+keep, 3*minReloadGap, func() bool {
+		s, n := r.serving()
+		return len(s) == 1 && s[0] == keep && n == 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	got := l.stop()
+	t.Logf("requests through the shrink: %v", got)
+	for k, n := range got {
+		if k != "200" && k != "200 (closed)" {
+			t.Errorf("%d requests got %q through the shrink, want none", n, k)
+		}
+	}
 	// The watcher writes its status after applying a change.
 	r.await("the status counts the shrink's reload and reports no problem", 5*time.Second, func() bool {
 		st := r.status()
