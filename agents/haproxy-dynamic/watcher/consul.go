@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ha-framework/ha-framework/ocf"
 )
 
 // MaxAnswer bounds the size of one health answer the watcher reads from
@@ -223,4 +225,50 @@ func clip(s string) string {
 func firstLine(b []byte) string {
 	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
 	return clip(string(line))
+}
+
+// Passing asks Consul once, without blocking, for the passing instances
+// of each route, as the watcher routes them: through the same bounded
+// read and parser, with the instances that no backend may use (see
+// Filter) left out. It is the deep monitor's view of what HAProxy should
+// serve; a route at max_slots serves only some of them (RouteStatus.LeftOut).
+//
+// Return values:
+//   - (instances by service, nil): every route had an answer; each list
+//     is sorted, possibly empty.
+//   - (nil, err): the token file cannot be read, or a query failed.
+func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error) {
+	var token string
+	if c.TokenFile != "" {
+		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	h := newHealthClient(c.ConsulAddress, token, c.Datacenter, timeout)
+	defer h.http.CloseIdleConnections()
+	filter := NewFilter(c.Routes)
+	out := map[string][]netip.AddrPort{}
+	for _, r := range c.Routes {
+		tag := r.Tag
+		if tag == "" {
+			tag = c.Tag
+		}
+		body, _, err := h.service(ctx, r.Service, tag, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		entries, _, err := ParseHealth(body)
+		if err != nil {
+			return nil, fmt.Errorf("health query for %s: %w", r.Service, err)
+		}
+		addrs, _ := Addrs(entries)
+		out[r.Service], _ = filter.Split(addrs)
+	}
+	return out, nil
 }

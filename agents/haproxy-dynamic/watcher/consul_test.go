@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
 )
 
 var cmpAddr = cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })
@@ -281,5 +283,26 @@ func TestHealthQuery(t *testing.T) {
 	}
 	if got.Header.Get("X-Consul-Token") != "s3cret" || strings.Contains(got.URL.String(), "s3cret") {
 		t.Errorf("token: header %q, URL %s; want it in the header only", got.Header.Get("X-Consul-Token"), got.URL)
+	}
+}
+
+// Passing leaves out what the watcher never routes, and survives null
+// entries.
+func TestPassing(t *testing.T) {
+	srv := httptest.NewServer(&hostileConsul{body: `[null, {"Node": {"Address": "10.0.0.1"}, "Service": {"Port": 80}},
+		{"Node": {}, "Service": {"Address": "127.0.0.1", "Port": 8081}}, {"Node": null, "Service": null}]`})
+	defer srv.Close()
+	c := &Config{ConsulAddress: srv.URL}
+	c.Routes = []routes.Route{{Service: "web", Listen: netip.MustParseAddrPort("127.0.0.1:8081")}}
+	got, err := Passing(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]netip.AddrPort{"web": addrs("10.0.0.1:80")}, got, cmpAddr); diff != "" {
+		t.Errorf("Passing (-want +got):\n%s", diff)
+	}
+	srv.Close()
+	if _, err := Passing(context.Background(), c); err == nil {
+		t.Error("Passing with Consul gone = nil error")
 	}
 }

@@ -3,6 +3,7 @@ package watcher
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
 )
@@ -13,14 +14,17 @@ import (
 type Filter struct {
 	listeners []netip.AddrPort
 	// local reports whether an address belongs to this node; a listener
-	// on a wildcard address accepts on every one of them.
-	local func(netip.Addr) bool
+	// on a wildcard address accepts on every one of them. Split takes a
+	// new snapshot when the one taken at localAt is a minute old, so an
+	// address added to the node later counts too.
+	local   func(netip.Addr) bool
+	localAt time.Time
 }
 
 // NewFilter returns the filter for these routes, with this node's
 // addresses as they are now.
 func NewFilter(rs []routes.Route) *Filter {
-	f := &Filter{local: localAddrs()}
+	f := &Filter{local: localAddrs(), localAt: time.Now()}
 	for _, r := range rs {
 		f.listeners = append(f.listeners, r.Listen)
 	}
@@ -51,8 +55,11 @@ func (f *Filter) Reason(a netip.AddrPort) string {
 }
 
 // Split returns the instances that may be routed, and a description of
-// each one that may not.
+// each one that may not. It is not safe for concurrent use.
 func (f *Filter) Split(in []netip.AddrPort) (ok []netip.AddrPort, skipped []string) {
+	if !f.localAt.IsZero() && time.Since(f.localAt) > time.Minute {
+		f.local, f.localAt = localAddrs(), time.Now()
+	}
 	for _, a := range in {
 		if why := f.Reason(a); why != "" {
 			skipped = append(skipped, a.String()+": "+why)
