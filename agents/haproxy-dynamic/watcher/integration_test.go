@@ -5,6 +5,7 @@ package watcher
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -165,6 +166,9 @@ func (r *rig) await(what string, within time.Duration, cond func() bool) {
 func (r *rig) status() *Status {
 	r.t.Helper()
 	st, err := ReadStatus(r.cfg.StatusFile)
+	if errors.Is(err, ErrNoStatus) {
+		return &Status{} // the watcher has only just started
+	}
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -438,4 +442,46 @@ func TestSoleInstanceCrash(t *testing.T) {
 			t.Errorf("%d requests got %q, want none", n, k)
 		}
 	}
+}
+
+// A reload that keeps failing is retried with growing gaps, never back to
+// back: the configuration check of a large backend takes seconds. The
+// status reports the failure throughout, also between attempts.
+func TestFailingReloadsSpaced(t *testing.T) {
+	dir := t.TempDir()
+	refuse, count := filepath.Join(dir, "refuse"), filepath.Join(dir, "checks")
+	// refusingHaproxy stands for a configuration check that fails (as a
+	// check killed at its deadline does) whenever the file refuse exists.
+	script := filepath.Join(dir, "refusing-haproxy")
+	real, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skip("haproxy not installed (apt-get install haproxy)")
+	}
+	body := fmt.Sprintf("#!/bin/sh\nif [ -e %s ]; then echo check >> %s; echo '[ALERT] (1) : config : refused by the test' >&2; exit 1; fi\nexec %s \"$@\"\n", refuse, count, real)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) { c.Haproxy, c.Slots = script, 2 })
+	if err := os.WriteFile(refuse, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		r.register("web-"+strconv.Itoa(i), newBackend(t, strconv.Itoa(i), 0).port)
+	}
+	r.await("the status reports the refused reload", 5*time.Second, func() bool {
+		return strings.Contains(r.status().ApplyError, "refused by the test")
+	})
+	const watch = 8 * time.Second
+	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if st := r.status(); !strings.Contains(st.ApplyError, "refused by the test") {
+			t.Fatalf("between attempts the status reports %q, want the refused reload", st.ApplyError)
+		}
+	}
+	data, _ := os.ReadFile(count)
+	// At 0 s, then after 5 s, then after 10 s more: 2 within 8 s.
+	if n := strings.Count(string(data), "check"); n > 2 {
+		t.Errorf("%d configuration checks within %v, want at most 2", n, watch)
+	}
+	os.Remove(refuse)
+	r.await("the reload succeeds once the check passes again", 30*time.Second, func() bool { s, n := r.serving(); return len(s) == 4 && n == 4 })
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,8 +37,9 @@ const tick = time.Second
 // Reloads never follow each other closely: a configuration check of
 // thousands of servers takes seconds, and a reload starts a new worker
 // while the old ones drain. After a reload the next waits at least
-// minReloadGap, or ten times as long as the last check took; after a
-// failure, twice as long as after the previous one, up to maxReloadGap.
+// minReloadGap, or ten times as long as the last reload took (mostly its
+// configuration check); after a failure, twice as long as after the
+// previous failure, up to maxReloadGap.
 const (
 	minReloadGap = 5 * time.Second
 	maxReloadGap = 5 * time.Minute
@@ -114,11 +114,11 @@ type watcher struct {
 	updates    chan update
 	lastStatus []byte
 	// nextReload is the earliest time of the next reload; reloadFails
-	// counts the failed reloads in a row.
+	// counts the failed reloads in a row, and reloadErr is the last
+	// one's error, nil after a success.
 	nextReload  time.Time
 	reloadFails int
-	// queries counts the queries sent to Consul, for tests.
-	queries atomic.Int64
+	reloadErr   error
 }
 
 func newWatcher(c *Config, log *slog.Logger) *watcher {
@@ -146,7 +146,6 @@ func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag stri
 			return
 		}
 		last = time.Now()
-		w.queries.Add(1)
 		body, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
 		if ctx.Err() != nil {
 			return
@@ -373,11 +372,12 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 }
 
 // reload reloads HAProxy unless the last reload was too recent; the
-// watcher's tick tries again.
+// watcher's tick tries again. While it waits after a failed reload, it
+// returns that failure, so that the status goes on reporting it.
 func (w *watcher) reload(ctx context.Context, be string, extra map[string][]netip.AddrPort, msg string, args ...any) error {
 	now := time.Now()
 	if now.Before(w.nextReload) {
-		return nil
+		return w.reloadErr
 	}
 	w.log.Info(msg, append([]any{"backend", be}, args...)...)
 	err := Reload(ctx, w.cfg, extra)
@@ -386,9 +386,10 @@ func (w *watcher) reload(ctx context.Context, be string, extra map[string][]neti
 		gap := min(minReloadGap<<min(w.reloadFails, 10), maxReloadGap)
 		w.reloadFails++
 		w.nextReload = time.Now().Add(gap)
-		return fmt.Errorf("%w (next attempt in %s)", err, gap)
+		w.reloadErr = fmt.Errorf("%w (next reload attempt in %s at the earliest)", err, gap)
+		return w.reloadErr
 	}
-	w.reloadFails = 0
+	w.reloadFails, w.reloadErr = 0, nil
 	w.nextReload = time.Now().Add(max(minReloadGap, 10*took))
 	w.status.Reloads++
 	return nil
