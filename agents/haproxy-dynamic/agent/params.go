@@ -78,7 +78,8 @@ func params(c *Config) []ocf.Param {
 		ocf.Int(&c.Retries, "retries", "Connection retries", ocf.Default("3"), ocf.Range(1, 100), re,
 			ocf.Long("How often HAProxy tries again after a failed connection (refused, or not established within timeout_connect) and, in http mode, "+
 				"after an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) that got no response; each try may go to another instance. "+
-				"A refused try waits min(timeout_connect, 1s) before the next, so requests wait about retries × min(timeout_connect, 1s) for an instance "+
+				"A refused try waits min(timeout_connect, 1s) before the next (the first retry of a request that got no response goes at once), "+
+				"so requests wait about retries × min(timeout_connect, 1s) for an instance "+
 				"to come back (retries × timeout_connect when connections go unanswered) before they fail.")),
 		ocf.Select(&c.NonePassing, "none_passing", "What a backend does when no instance passes", []string{nonePassingKeep, nonePassingReject},
 			ocf.Default(nonePassingKeep), re,
