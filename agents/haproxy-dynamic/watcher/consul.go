@@ -55,8 +55,9 @@ func newHealthClient(address, token, datacenter string, timeout time.Duration) *
 		base = "http://" + base
 	}
 	// A transport of its own: no proxy from the environment, the local
-	// agent is reached directly.
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+	// agent is reached directly. Each route holds a blocking query open,
+	// so each keeps a connection of its own between queries.
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 		ResponseHeaderTimeout: timeout}
 	return &healthClient{http: &http.Client{Transport: tr, Timeout: timeout}, base: strings.TrimRight(base, "/"),
 		token: token, datacenter: datacenter}
@@ -96,7 +97,13 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, errors.Unwrap(err))
+		// Without the URL that *url.Error adds: it says nothing the
+		// service name does not.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
