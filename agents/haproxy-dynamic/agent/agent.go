@@ -257,7 +257,7 @@ func watcherConfig(ctx context.Context, r *request) (*watcher.Config, error) {
 			HardStopAfter: c.HardStopAfter, TimeoutConnect: c.TimeoutConnect, TimeoutIdle: c.TimeoutIdle, Retries: c.Retries},
 		Haproxy: cmd.Path, ConfigFile: p.config, MasterPIDFile: p.masterPID, StatusFile: p.status,
 		ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile, Datacenter: c.Datacenter, Tag: c.Tag,
-		Wait: consulWait, DrainPeriod: c.DrainPeriod, KeepLast: c.NonePassing == nonePassingKeep,
+		Wait: consulWait, DrainPeriod: c.DrainPeriod, KeepLast: c.NonePassing == nonePassingKeep, MaxSlots: c.MaxSlots,
 	}, nil
 }
 

@@ -26,6 +26,7 @@ type Config struct {
 	Socket   string
 
 	Slots          int
+	MaxSlots       int
 	HardStopAfter  time.Duration
 	DrainPeriod    time.Duration
 	TimeoutConnect time.Duration
@@ -66,18 +67,27 @@ func params(c *Config) []ocf.Param {
 		ocf.Int(&c.Slots, "slots", "Server slots per backend", ocf.Default("10"), ocf.Range(1, 1000), re,
 			ocf.Long("Each backend has this many server slots; instances fill them at run time without a reload. "+
 				"When a service has more passing instances, HAProxy is reloaded with the slots grown by this step.")),
+		ocf.Int(&c.MaxSlots, "max_slots", "Most server slots per backend", ocf.Default("1000"), ocf.Range(1, 10000), re,
+			ocf.Long("Slots never grow beyond this (nor below slots): every reload checks the configuration, which takes HAProxy about a second per ten thousand servers. "+
+				"Passing instances beyond it are left out, and the monitor reports degraded while any are. Slots shrink again when the service shrinks.")),
 		ocf.Duration(&c.HardStopAfter, "hard_stop_after", "Longest life of old HAProxy workers", ocf.Default("30s"), re, ocf.MinDuration(time.Second),
 			ocf.Long("After a reload or at stop, old workers finish their sessions for at most this long. Keep the stop timeout above it.")),
 		ocf.Duration(&c.DrainPeriod, "drain_period", "Drain time of a departed instance", ocf.Default("10s"), re,
 			ocf.Long("An instance that leaves Consul's passing set gets no new sessions at once; its existing sessions are cut after this long, or as soon as it has none.")),
 		ocf.Duration(&c.TimeoutConnect, "timeout_connect", "HAProxy timeout connect", ocf.Default("5s"), re, ocf.MinDuration(time.Millisecond)),
 		ocf.Int(&c.Retries, "retries", "Connection retries", ocf.Default("3"), ocf.Range(1, 100), re,
-			ocf.Long("How often HAProxy tries a failed connection again, each time after timeout_connect or a refusal; each retry may go to another instance. "+
-				"retries × timeout_connect is how long a request waits for an instance to come back before it fails.")),
+			ocf.Long("How often HAProxy tries again after a failed connection (refused, or not established within timeout_connect) and, in http mode, "+
+				"after an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) that got no response; each try may go to another instance. "+
+				"A refused try waits min(timeout_connect, 1s) before the next (the first retry of a request that got no response goes at once), "+
+				"so requests wait about retries × min(timeout_connect, 1s) for an instance "+
+				"to come back (retries × timeout_connect when connections go unanswered) before they fail.")),
 		ocf.Select(&c.NonePassing, "none_passing", "What a backend does when no instance passes", []string{nonePassingKeep, nonePassingReject},
 			ocf.Default(nonePassingKeep), re,
-			ocf.Long("keep: go on routing to the last passing instances, so requests are retried (retries, timeout_connect) and reach the first instance "+
-				"that passes again; a failover that completes within that window fails no idempotent request. The monitor reports degraded meanwhile. "+
+			ocf.Long("keep: go on routing to the last passing instances, so that requests are retried (see retries) and reach the first instance "+
+				"that passes again; the monitor reports degraded meanwhile. In http mode, an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) "+
+				"sent meanwhile, or in flight when its instance crashed, succeeds if an instance passes within the retries window "+
+				"(HAProxy opens a server connection per request for this). Other methods in flight fail; in tcp mode only new connections wait, "+
+				"and connections established to the lost instance are cut. "+
 				"reject: take the instances out at once, so requests fail fast (HTTP 503, or a closed TCP connection).")),
 		ocf.Duration(&c.TimeoutIdle, "timeout_idle", "HAProxy client and server inactivity timeout", ocf.Default("5m"), re, ocf.MinDuration(time.Second),
 			ocf.Long("Raise it for long-lived idle connections such as database pools.")),

@@ -178,6 +178,31 @@ func ParseServersState(out string) ([]ServerState, error) {
 	return states, nil
 }
 
+// FilterServersState returns out, the text of "show servers state", with
+// only the server lines for which keep returns true, for a state file
+// that restores some servers and leaves the others as configured. Lines
+// that do not parse are dropped.
+func FilterServersState(out string, keep func(ServerState) bool) string {
+	lines := strings.SplitAfter(out, "\n")
+	if len(lines) < 2 {
+		return out
+	}
+	header := lines[0] + lines[1]
+	var b strings.Builder
+	b.WriteString(header)
+	for _, line := range lines[2:] {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		st, err := ParseServersState(header + line)
+		if err != nil || len(st) != 1 || !keep(st[0]) {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
 // SetAddr points backend/server at addr.
 func (c Client) SetAddr(ctx context.Context, backend, server string, addr netip.AddrPort) error {
 	cmd := fmt.Sprintf("set server %s/%s addr %s port %d", backend, server, addr.Addr(), addr.Port())

@@ -144,3 +144,21 @@ func bufioLine(c net.Conn) (string, error) {
 		b = append(b, buf[0])
 	}
 }
+
+func TestFilterServersState(t *testing.T) {
+	data, err := os.ReadFile("testdata/show-servers-state.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := FilterServersState(string(data), func(s ServerState) bool { return s.Server == "s2" })
+	states, err := ParseServersState(got)
+	if err != nil {
+		t.Fatalf("filtered state does not parse: %v\n%s", err, got)
+	}
+	if len(states) != 1 || states[0].Server != "s2" || states[0].Addr.Port() != 18091 {
+		t.Errorf("filtered state = %+v, want s2 only", states)
+	}
+	if !strings.HasPrefix(got, "1\n# be_id ") {
+		t.Errorf("filtered state lost its header:\n%s", got)
+	}
+}

@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // Settings is everything but the membership.
@@ -115,6 +115,12 @@ func Render(s Settings, backends map[string]Backend) []byte {
 			// nothing answered) is retried on another instance, but only
 			// when repeating it is harmless: idempotent methods.
 			w("\tretry-on conn-failure empty-response junk-response")
+			// A new server connection per request: HAProxy 2.6 retries a
+			// request that failed on a kept-alive server connection without
+			// the turn-around wait between attempts, so the retries of a
+			// request caught by its instance's crash were all spent within
+			// milliseconds, before the next instance passed.
+			w("\toption http-server-close")
 			w("\thttp-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS !METH_TRACE !METH_PUT !METH_DELETE")
 		}
 		if r.Check && r.Mode == "http" {
@@ -156,18 +162,26 @@ var ErrRefused = errors.New("haproxy refuses")
 
 var alertPrefix = regexp.MustCompile(`^\[ALERT\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?`)
 
-// Validate runs "haproxy -c -f path" and returns HAProxy's complaint on
+// Validate runs "haproxy -c -f path" (through process.Run: a clean
+// environment, killed when ctx ends) and returns HAProxy's complaint on
 // one line when the file is refused.
+//
+// Return values:
+//   - nil: HAProxy accepts the file.
+//   - an error wrapping a *process.ExitError: HAProxy refuses it; the
+//     message holds its alerts.
+//   - another error: haproxy could not be run, or ctx ended first.
 func Validate(ctx context.Context, haproxy, path string) error {
-	out, err := exec.CommandContext(ctx, haproxy, "-c", "-f", path).CombinedOutput()
+	out, err := process.Run(ctx, haproxy, "-c", "-f", path)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s -c -f %s: %w", haproxy, path, ctx.Err())
+	var ee *process.ExitError
+	if !errors.As(err, &ee) {
+		return err
 	}
 	var alerts []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(string(out)+"\n"+string(ee.Stderr), "\n") {
 		if !strings.Contains(line, "[ALERT]") || strings.Contains(line, "Error(s) found") || strings.Contains(line, "Fatal errors found") {
 			continue
 		}
@@ -177,7 +191,7 @@ func Validate(ctx context.Context, haproxy, path string) error {
 		alerts = append(alerts, strings.TrimSpace(line))
 	}
 	if len(alerts) == 0 {
-		alerts = []string{strings.TrimSpace(string(out))}
+		alerts = []string{process.FirstLine(ee.Stderr)}
 	}
 	return fmt.Errorf("%w %s: %s (%w)", ErrRefused, path, strings.Join(alerts, "; "), err)
 }

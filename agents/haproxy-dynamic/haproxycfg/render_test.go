@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,38 @@ func TestRenderedConfigIsValid(t *testing.T) {
 	err = Validate(context.Background(), haproxy, bad)
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "balance only supports") {
 		t.Errorf("Validate(bad) = %v, want one line naming the bad algorithm", err)
+	}
+}
+
+// BenchmarkValidate measures HAProxy's configuration check of one backend
+// of n filled slots: what each reload costs, and why max_slots exists.
+func BenchmarkValidate(b *testing.B) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		b.Skip("haproxy not installed (apt-get install haproxy)")
+	}
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			rs, err := routes.Parse("web=127.0.0.1:8081/http/check")
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir := b.TempDir()
+			s := Settings{Routes: rs, Socket: filepath.Join(dir, "admin.sock"), StateFile: filepath.Join(dir, "state"), Retries: 3,
+				Slots: n, HardStopAfter: time.Second, TimeoutConnect: time.Second, TimeoutIdle: time.Minute}
+			be := Backend{}
+			for i := 1; i <= n; i++ {
+				be.Servers = append(be.Servers, Server{Slot: i, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80)})
+			}
+			path := filepath.Join(dir, "haproxy.cfg")
+			if err := os.WriteFile(path, Render(s, map[string]Backend{"web": be}), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := Validate(context.Background(), haproxy, path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

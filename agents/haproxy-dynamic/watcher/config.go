@@ -16,7 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
@@ -49,7 +52,17 @@ type Config struct {
 	// redispatches to the first instance that passes again) rather than
 	// refusing every request at once.
 	KeepLast bool `json:"keep_last"`
+	// MaxSlots caps the server slots of a backend: HAProxy's
+	// configuration check, run at every reload, takes seconds per ten
+	// thousand servers. Passing instances beyond it are left out, and
+	// reported in the status. 0 means DefaultMaxSlots.
+	MaxSlots int `json:"max_slots,omitempty"`
 }
+
+// DefaultMaxSlots is the cap on a backend's slots when Config.MaxSlots is
+// unset. HAProxy 2.6 checks a configuration of a thousand servers in a
+// fraction of a second.
+const DefaultMaxSlots = 1000
 
 // WriteConfig stores c at path, atomically, mode 0600.
 func WriteConfig(path string, c *Config) error {
@@ -72,6 +85,9 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if len(c.Routes) == 0 || c.Socket == "" || c.StatusFile == "" || c.ConsulAddress == "" || c.Wait <= 0 {
 		return nil, fmt.Errorf("watcher configuration %s is incomplete", path)
+	}
+	if c.MaxSlots == 0 {
+		c.MaxSlots = DefaultMaxSlots
 	}
 	if c.Retries == 0 {
 		// Written by a version without the setting: its fixed value.
@@ -100,14 +116,48 @@ type Status struct {
 
 // RouteStatus is one route's view of Consul.
 type RouteStatus struct {
-	// Instances are the passing instances (address:port) last seen.
+	// Instances are the routable passing instances (address:port) last
+	// seen, at most max_slots of them; Passing counts them all.
 	Instances []string `json:"instances"`
+	Passing   int      `json:"passing"`
+	// Skipped describes passing entries that are never routed: malformed
+	// entries, instances without an IP address and port, and addresses
+	// no backend may use (one of this resource's own listeners, an
+	// unspecified, multicast or broadcast address). It lists at most ten;
+	// SkippedCount counts them all.
+	Skipped      []string `json:"skipped,omitempty"`
+	SkippedCount int      `json:"skipped_count,omitempty"`
+	// LeftOut counts the routable passing instances that get no slot
+	// because the backend holds max_slots already.
+	LeftOut int `json:"left_out,omitempty"`
 	// Kept lists the instances HAProxy keeps routing to although none
 	// passes (Config.KeepLast); empty while some instance passes.
 	Kept     []string  `json:"kept,omitempty"`
 	Index    uint64    `json:"index"`
 	LastSync time.Time `json:"last_sync"`
 	Error    string    `json:"error,omitempty"`
+}
+
+// Problems describes, on one line, what the watcher does not route
+// although Consul reports it passing: instances left out beyond
+// max_slots, and skipped entries. It returns "" when every passing
+// instance is routed.
+func (s *Status) Problems() string {
+	var out []string
+	for _, svc := range slices.Sorted(maps.Keys(s.Routes)) {
+		rs := s.Routes[svc]
+		if rs.LeftOut > 0 {
+			out = append(out, fmt.Sprintf("%s: %d passing instances left out beyond max_slots", svc, rs.LeftOut))
+		}
+		if rs.SkippedCount > 0 && len(rs.Skipped) > 0 {
+			more := ""
+			if rs.SkippedCount > 1 {
+				more = fmt.Sprintf(" and %d more", rs.SkippedCount-1)
+			}
+			out = append(out, fmt.Sprintf("%s: not routed: %s%s", svc, rs.Skipped[0], more))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // ErrNoStatus is returned by ReadStatus before the watcher wrote one.

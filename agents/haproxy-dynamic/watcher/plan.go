@@ -28,6 +28,12 @@ type op struct {
 // sessions and balancing state are never shuffled; a departed instance is
 // drained first and only put in maintenance once idle or after
 // drainPeriod.
+//
+// The changes come in an order that never leaves the backend with fewer
+// usable servers than the wanted set offers, even for the instant between
+// two runtime commands: servers that come back and new instances first,
+// drains last. When the only instance is replaced by another, the new one
+// takes traffic before the old one stops taking it.
 func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[string]time.Time,
 	sessions map[string]int, now time.Time, drainPeriod time.Duration) (ops []op, overflow []netip.AddrPort) {
 	wanted := map[netip.AddrPort]bool{}
@@ -38,6 +44,7 @@ func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[st
 	servers = slices.Clone(servers)
 	slices.SortFunc(servers, func(a, b haproxyapi.ServerState) int { return slotNumber(a.Server) - slotNumber(b.Server) })
 	var free []string
+	var readies, maints, fills, drainOps []op
 	// Serving servers first: they keep their instance.
 	for _, s := range servers {
 		if !s.Serving() {
@@ -47,7 +54,7 @@ func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[st
 			covered[s.Addr] = true
 			continue
 		}
-		ops = append(ops, op{Server: s.Server, Kind: "drain"})
+		drainOps = append(drainOps, op{Server: s.Server, Kind: "drain"})
 		drains[s.Server] = now
 	}
 	for _, s := range servers {
@@ -56,7 +63,7 @@ func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[st
 			// Came back while draining: serve again, same slot.
 			covered[s.Addr] = true
 			delete(drains, s.Server)
-			ops = append(ops, op{Server: s.Server, Kind: "ready"})
+			readies = append(readies, op{Server: s.Server, Kind: "ready"})
 		case s.Draining():
 			since, ok := drains[s.Server]
 			if !ok {
@@ -66,7 +73,7 @@ func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[st
 			}
 			if n, known := sessions[s.Server]; (known && n == 0) || now.Sub(since) >= drainPeriod {
 				delete(drains, s.Server)
-				ops = append(ops, op{Server: s.Server, Kind: "maint"})
+				maints = append(maints, op{Server: s.Server, Kind: "maint"})
 				free = append(free, s.Server)
 			}
 		case s.Maint():
@@ -84,9 +91,12 @@ func plan(servers []haproxyapi.ServerState, want []netip.AddrPort, drains map[st
 			overflow = append(overflow, a)
 			continue
 		}
-		ops = append(ops, op{Server: free[0], Kind: "fill", Addr: a})
+		fills = append(fills, op{Server: free[0], Kind: "fill", Addr: a})
 		free = free[1:]
 	}
+	// A draining server put in maintenance takes no new traffic before
+	// or after, so maints may come before the fills that reuse its slot.
+	ops = slices.Concat(readies, maints, fills, drainOps)
 	return ops, overflow
 }
 

@@ -26,8 +26,7 @@ func TestRecordNonePassing(t *testing.T) {
 		{passing: moved, keepWant: moved, dropWant: moved},
 	}
 	for _, keep := range []bool{true, false} {
-		w := &watcher{cfg: &Config{KeepLast: keep}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			status: Status{Routes: map[string]RouteStatus{}}, want: map[string][]netip.AddrPort{}}
+		w := newWatcher(&Config{KeepLast: keep}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		for i, st := range steps {
 			w.record(update{service: "web", index: uint64(i + 1), instances: st.passing})
 			want, kept := st.dropWant, []string(nil)
@@ -49,8 +48,7 @@ func TestRecordNonePassing(t *testing.T) {
 
 // A watcher that never saw an instance has nothing to keep.
 func TestRecordNothingToKeep(t *testing.T) {
-	w := &watcher{cfg: &Config{KeepLast: true}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		status: Status{Routes: map[string]RouteStatus{}}, want: map[string][]netip.AddrPort{}}
+	w := newWatcher(&Config{KeepLast: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	w.record(update{service: "web", index: 1})
 	if got, known := w.want["web"]; !known || len(got) != 0 {
 		t.Errorf("want[web] = %v (known %v), want known and empty", got, known)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxyapi"
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
-	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
@@ -26,13 +26,28 @@ type update struct {
 	instances []netip.AddrPort
 	index     uint64
 	err       error
-	skipped   []string // instances that cannot be routed (no IP address or port)
+	skipped   []string // entries that cannot be routed (malformed, no IP address or port)
 }
 
 // tick is how often the watcher re-checks HAProxy even without news from
 // Consul: it ends drains, and it repairs drift (an administrator's
 // "set server", a reload by someone else) within a second.
 const tick = time.Second
+
+// Reloads never follow each other closely: a configuration check of
+// thousands of servers takes seconds, and a reload starts a new worker
+// while the old ones drain. After a reload the next waits at least
+// minReloadGap, or ten times as long as the last reload took (mostly its
+// configuration check); after a failure, twice as long as after the
+// previous failure, up to maxReloadGap.
+const (
+	minReloadGap = 5 * time.Second
+	maxReloadGap = 5 * time.Minute
+)
+
+// maxListed bounds the instances a route's status lists by name, so that
+// a huge or hostile catalog cannot bloat the status file.
+const maxListed = 10
 
 // Run follows Consul and applies changes until ctx ends.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
@@ -46,17 +61,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	// The HTTP client's timeout must outlast a blocking query: Consul
 	// adds up to wait/16 of jitter to the wait time.
-	client, err := consulapi.New(context.Background(), consulapi.Options{Address: c.ConsulAddress, Token: token}, c.Wait+c.Wait/16+10*time.Second)
-	if err != nil {
-		return err
-	}
-	w := &watcher{
-		cfg: c, log: log, haproxy: haproxyapi.Client{Socket: c.Socket},
-		status:  Status{PID: os.Getpid(), Started: time.Now().UTC(), Routes: map[string]RouteStatus{}},
-		want:    map[string][]netip.AddrPort{},
-		drains:  map[string]map[string]time.Time{},
-		updates: make(chan update),
-	}
+	h := newHealthClient(c.ConsulAddress, token, c.Datacenter, c.Wait+c.Wait/16+10*time.Second)
+	w := newWatcher(c, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, r := range c.Routes {
@@ -64,7 +70,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		if tag == "" {
 			tag = c.Tag
 		}
-		go w.follow(ctx, client, r.Service, tag)
+		go w.follow(ctx, h, r.Service, tag)
 	}
 	w.writeStatus()
 	t := time.NewTicker(tick)
@@ -93,31 +99,64 @@ type watcher struct {
 	cfg     *Config
 	log     *slog.Logger
 	haproxy haproxyapi.Client
+	filter  *Filter
 	status  Status
-	// want is the last good answer per service; a service is absent
-	// until Consul answered once, and an error never changes it.
+	// want is the last good answer per service, routable instances only;
+	// a service is absent until Consul answered once, and an error never
+	// changes it.
 	want map[string][]netip.AddrPort
+	// skipped is the last logged description of what a route's answer
+	// held that cannot be routed, so that the same is not logged again.
+	skipped map[string]string
 	// drains is per backend, per server: when draining began.
 	drains     map[string]map[string]time.Time
 	applyErrs  map[string]error
 	updates    chan update
 	lastStatus []byte
+	// nextReload is the earliest time of the next reload; reloadFails
+	// counts the failed reloads in a row, and reloadErr is the last
+	// one's error, nil after a success.
+	nextReload  time.Time
+	reloadFails int
+	reloadErr   error
+}
+
+func newWatcher(c *Config, log *slog.Logger) *watcher {
+	return &watcher{
+		cfg: c, log: log, haproxy: haproxyapi.Client{Socket: c.Socket}, filter: NewFilter(c.Routes),
+		status:  Status{PID: os.Getpid(), Started: time.Now().UTC(), Routes: map[string]RouteStatus{}},
+		want:    map[string][]netip.AddrPort{},
+		skipped: map[string]string{},
+		drains:  map[string]map[string]time.Time{},
+		updates: make(chan update),
+	}
 }
 
 // follow runs blocking queries for one service and sends every answer,
-// and every failure, to the main loop.
-func (w *watcher) follow(ctx context.Context, client *api.Client, service, tag string) {
+// and every failure, to the main loop. It follows Consul's rules for
+// blocking queries: at most one query per minQueryGap whatever Consul
+// answers, an index that goes backwards or is missing starts over, and
+// errors back off with jitter.
+func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag string) {
 	var index uint64
-	backoff := 500 * time.Millisecond
+	var last time.Time
+	fails := 0
 	for ctx.Err() == nil {
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: w.cfg.Wait, Datacenter: w.cfg.Datacenter,
-			// A stale read from any server keeps routing current while
-			// the servers elect a leader; a leaderless cluster would
-			// otherwise fail every query.
-			AllowStale: true}).WithContext(ctx)
-		entries, meta, err := client.Health().Service(service, tag, true, q)
+		if !sleep(ctx, minQueryGap-time.Since(last)) {
+			return
+		}
+		last = time.Now()
+		body, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
 		if ctx.Err() != nil {
 			return
+		}
+		u := update{service: service, index: got}
+		if err == nil {
+			var entries []Entry
+			var bad []string
+			entries, u.skipped, err = ParseHealth(body)
+			u.instances, bad = Addrs(entries)
+			u.skipped = append(u.skipped, bad...)
 		}
 		if err != nil {
 			w.send(ctx, update{service: service, err: err})
@@ -126,30 +165,30 @@ func (w *watcher) follow(ctx context.Context, client *api.Client, service, tag s
 			// blocking query on the old index would hold the stale
 			// membership for a whole wait.
 			index = 0
-			select {
-			case <-ctx.Done():
+			if !sleep(ctx, backoff(fails)) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
+			fails++
 			continue
 		}
-		backoff = 500 * time.Millisecond
-		u := update{service: service, index: meta.LastIndex}
-		u.instances, u.skipped = Instances(entries)
+		fails = 0
 		w.send(ctx, u)
-		// Consul's rules for blocking queries: an index that goes
-		// backwards (a snapshot restore, a new cluster) restarts at 0,
-		// and an index of 0 must never be waited on (it returns at once).
-		switch {
-		case meta.LastIndex < index:
-			index = 0
-		default:
-			index = meta.LastIndex
-		}
-		if index == 0 {
-			index = 1
-		}
+		index = nextIndex(index, got)
+	}
+}
+
+// sleep waits d, and reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -160,28 +199,26 @@ func (w *watcher) send(ctx context.Context, u update) {
 	}
 }
 
-// Instances extracts address:port of each entry: the service address,
-// else the node's. HAProxy's runtime API takes IP addresses only.
+// Instances extracts address:port of each entry of a health answer
+// decoded by Consul's API client: the service address, else the node's.
+// Entries without a Node or a Service, and instances without an IP
+// address and a port, are described in skipped. HAProxy's runtime API
+// takes IP addresses only.
 func Instances(entries []*api.ServiceEntry) (out []netip.AddrPort, skipped []string) {
-	seen := map[netip.AddrPort]bool{}
-	for _, e := range entries {
+	var es []Entry
+	for i, e := range entries {
+		if e == nil || e.Node == nil || e.Service == nil {
+			skipped = append(skipped, fmt.Sprintf("entry %d: no Node or no Service", i))
+			continue
+		}
 		addr := e.Service.Address
 		if addr == "" {
 			addr = e.Node.Address
 		}
-		ip, err := netip.ParseAddr(addr)
-		if err != nil || e.Service.Port <= 0 || e.Service.Port > 65535 || ip.Zone() != "" {
-			skipped = append(skipped, fmt.Sprintf("%s (%s:%d)", e.Service.ID, addr, e.Service.Port))
-			continue
-		}
-		a := netip.AddrPortFrom(ip.Unmap(), uint16(e.Service.Port))
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
+		es = append(es, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
 	}
-	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	return out, skipped
+	out, bad := Addrs(es)
+	return out, append(skipped, bad...)
 }
 
 func (w *watcher) record(u update) {
@@ -197,36 +234,63 @@ func (w *watcher) record(u update) {
 	if rs.Error != "" {
 		w.log.Info("Consul answers again", "service", u.service)
 	}
-	if len(u.skipped) > 0 {
-		w.log.Warn("instances without an IP address and port are not routed", "service", u.service, "instances", u.skipped)
+	routable, refused := w.filter.Split(u.instances)
+	skipped := append(slices.Clip(u.skipped), refused...)
+	if desc := strings.Join(skipped, "; "); desc != w.skipped[u.service] {
+		w.skipped[u.service] = desc
+		if len(skipped) > 0 {
+			w.log.Warn("passing instances not routed", "service", u.service, "count", len(skipped),
+				"instances", strings.Join(skipped[:min(len(skipped), maxListed)], "; "))
+		}
+	}
+	rs.Skipped, rs.SkippedCount = skipped[:min(len(skipped), maxListed):min(len(skipped), maxListed)], len(skipped)
+	if len(rs.Skipped) == 0 {
+		rs.Skipped = nil
 	}
 	old := w.want[u.service]
 	rs.Kept = nil
 	switch {
-	case len(u.instances) == 0 && len(old) > 0 && w.cfg.KeepLast:
+	case len(routable) == 0 && len(old) > 0 && w.cfg.KeepLast:
 		// A lost node takes its instance with it: until Pacemaker starts
 		// the service elsewhere, retrying the last instances holds the
 		// requests, and the retries redispatch to the new instance once
 		// it passes. Refusing would fail every request in between.
 		if len(rs.Instances) > 0 {
-			w.log.Warn("no passing instance; HAProxy keeps routing to the last ones until one passes", "service", u.service, "instances", fmt.Sprint(old))
+			w.log.Warn("no passing instance; HAProxy keeps routing to the last ones until one passes", "service", u.service, "instances", listed(old))
 		}
-		rs.Kept = make([]string, len(old))
-		for i, a := range old {
-			rs.Kept[i] = a.String()
+		rs.Kept = make([]string, min(len(old), maxListed))
+		for i := range rs.Kept {
+			rs.Kept[i] = old[i].String()
 		}
 	default:
-		w.want[u.service] = u.instances
-		if !slices.Equal(old, u.instances) {
-			w.log.Info("passing instances changed", "service", u.service, "instances", fmt.Sprint(u.instances))
+		w.want[u.service] = routable
+		if !slices.Equal(old, routable) {
+			w.log.Info("passing instances changed", "service", u.service, "count", len(routable), "instances", listed(routable))
 		}
 	}
 	rs.Error, rs.Index, rs.LastSync = "", u.index, time.Now().UTC()
-	rs.Instances = make([]string, len(u.instances))
-	for i, a := range u.instances {
-		rs.Instances[i] = a.String()
+	rs.Passing = len(routable)
+	rs.Instances = make([]string, min(len(routable), w.maxSlots()))
+	for i := range rs.Instances {
+		rs.Instances[i] = routable[i].String()
 	}
 	w.status.Routes[u.service] = rs
+}
+
+// listed describes instances for a log line: the first maxListed.
+func listed(as []netip.AddrPort) string {
+	s := fmt.Sprint(as[:min(len(as), maxListed)])
+	if len(as) > maxListed {
+		s += fmt.Sprintf(" and %d more", len(as)-maxListed)
+	}
+	return s
+}
+
+func (w *watcher) maxSlots() int {
+	if w.cfg.MaxSlots <= 0 {
+		return DefaultMaxSlots
+	}
+	return max(w.cfg.MaxSlots, w.cfg.Slots)
 }
 
 // apply brings one backend to the wanted instances, reloading HAProxy
@@ -271,7 +335,16 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 			}
 		}
 	}
-	ops, overflow := plan(servers, w.want[service], drains, sessions, time.Now(), w.cfg.DrainPeriod)
+	want, leftOut := capInstances(w.want[service], servers, w.maxSlots())
+	if rs := w.status.Routes[service]; rs.LeftOut != leftOut {
+		if leftOut > 0 {
+			w.log.Warn("more passing instances than max_slots; some are left out", "service", service,
+				"passing", len(w.want[service]), "max_slots", w.maxSlots(), "left_out", leftOut)
+		}
+		rs.LeftOut = leftOut
+		w.status.Routes[service] = rs
+	}
+	ops, overflow := plan(servers, want, drains, sessions, time.Now(), w.cfg.DrainPeriod)
 	for _, o := range ops {
 		w.log.Info("runtime change", "backend", be, "server", o.Server, "op", o.Kind, "addr", o.Addr)
 		switch o.Kind {
@@ -287,15 +360,67 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 			return err
 		}
 	}
-	if len(overflow) == 0 {
-		return nil
+	switch {
+	case len(overflow) > 0:
+		return w.reload(ctx, be, map[string][]netip.AddrPort{service: overflow},
+			"more instances than slots; reloading HAProxy with more slots", "slots", len(servers), "unplaced", len(overflow))
+	case len(ops) == 0 && len(servers) > shrunk(w.cfg, len(want)) && !slices.ContainsFunc(servers, haproxyapi.ServerState.Draining):
+		return w.reload(ctx, be, nil,
+			"far fewer instances than slots; reloading HAProxy with fewer slots", "slots", len(servers), "instances", len(want))
 	}
-	w.log.Info("more instances than slots; reloading HAProxy with more slots", "backend", be, "slots", len(servers), "unplaced", len(overflow))
-	if err := Reload(ctx, w.cfg, map[string][]netip.AddrPort{service: overflow}); err != nil {
-		return err
+	return nil
+}
+
+// reload reloads HAProxy unless the last reload was too recent; the
+// watcher's tick tries again. While it waits after a failed reload, it
+// returns that failure, so that the status goes on reporting it.
+func (w *watcher) reload(ctx context.Context, be string, extra map[string][]netip.AddrPort, msg string, args ...any) error {
+	now := time.Now()
+	if now.Before(w.nextReload) {
+		return w.reloadErr
 	}
+	w.log.Info(msg, append([]any{"backend", be}, args...)...)
+	err := Reload(ctx, w.cfg, extra)
+	took := time.Since(now)
+	if err != nil {
+		gap := min(minReloadGap<<min(w.reloadFails, 10), maxReloadGap)
+		w.reloadFails++
+		w.nextReload = time.Now().Add(gap)
+		w.reloadErr = fmt.Errorf("%w (next reload attempt in %s at the earliest)", err, gap)
+		return w.reloadErr
+	}
+	w.reloadFails, w.reloadErr = 0, nil
+	w.nextReload = time.Now().Add(max(minReloadGap, 10*took))
 	w.status.Reloads++
 	return nil
+}
+
+// capInstances keeps at most limit of want: those already placed in a
+// slot first, so that the cap never moves traffic off a working instance,
+// then the others in order. It returns how many were left out.
+func capInstances(want []netip.AddrPort, servers []haproxyapi.ServerState, limit int) ([]netip.AddrPort, int) {
+	if len(want) <= limit {
+		return want, 0
+	}
+	placed := map[netip.AddrPort]bool{}
+	for _, s := range servers {
+		if !s.Maint() {
+			placed[s.Addr] = true
+		}
+	}
+	out := make([]netip.AddrPort, 0, limit)
+	for _, a := range want {
+		if placed[a] && len(out) < limit {
+			out = append(out, a)
+		}
+	}
+	for _, a := range want {
+		if !placed[a] && len(out) < limit {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return out, len(want) - len(out)
 }
 
 func (w *watcher) writeStatus() {
@@ -325,54 +450,53 @@ func (w *watcher) writeStatus() {
 }
 
 // Reload renders the configuration with what HAProxy serves now, plus
-// extra instances in new slots, validates it, and reloads HAProxy's
+// extra instances in free slots, validates it, and reloads HAProxy's
 // master (SIGUSR2) seamlessly: the new worker gets the listening sockets
 // from the master and the servers' states from the state file dumped just
 // before, and old workers finish their sessions within hard-stop-after.
 // It returns once the new worker answers on the socket.
+//
+// A backend's slots grow by whole steps of Config.Slots to hold its
+// instances, up to Config.MaxSlots, and shrink again when far fewer
+// instances are left (see shrunk); instances keep their slot unless it is
+// cut off.
 func Reload(ctx context.Context, c *Config, extra map[string][]netip.AddrPort) error {
 	hc := haproxyapi.Client{Socket: c.Socket}
 	info, err := hc.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	all, err := hc.ServersState(ctx, "")
+	state, err := hc.Do(ctx, "show servers state")
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	all, err := haproxyapi.ParseServersState(state)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	backends := map[string]haproxycfg.Backend{}
 	for _, r := range c.Routes {
-		be := haproxycfg.Backend{}
-		for _, s := range all {
+		backends[r.Service] = layout(c, haproxycfg.BackendName(r.Service), all, extra[r.Service])
+	}
+	// The state file restores each server's address and state by name.
+	// A slot that now holds another address (an instance moved by a
+	// shrink, a new one in a freed slot) must start from the rendered
+	// line, not from what the slot held before.
+	state = haproxyapi.FilterServersState(state, func(s haproxyapi.ServerState) bool {
+		for _, r := range c.Routes {
 			if s.Backend != haproxycfg.BackendName(r.Service) {
 				continue
 			}
-			n := slotNumber(s.Server)
-			be.Slots = max(be.Slots, n)
-			if s.Serving() && n > 0 {
-				be.Servers = append(be.Servers, haproxycfg.Server{Slot: n, Addr: s.Addr})
+			be := backends[r.Service]
+			for _, sv := range be.Servers {
+				if haproxycfg.SlotName(sv.Slot) == s.Server {
+					return sv.Addr == s.Addr
+				}
 			}
+			return s.Addr == haproxycfg.Placeholder && slotNumber(s.Server) <= be.Slots
 		}
-		// New instances go to new slot numbers: an existing slot's entry
-		// in the state file would override the rendered address.
-		for _, a := range extra[r.Service] {
-			be.Slots++
-			be.Servers = append(be.Servers, haproxycfg.Server{Slot: be.Slots, Addr: a})
-		}
-		if n := len(extra[r.Service]); n > 0 {
-			// Grow by whole steps of the base slot count, so a service
-			// that scales by one does not cost a reload per instance.
-			be.Slots = (be.Slots + c.Slots - 1) / c.Slots * c.Slots
-		}
-		backends[r.Service] = be
-	}
-	state, err := hc.Do(ctx, "show servers state")
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	if _, err := haproxyapi.ParseServersState(state); err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
+		return false
+	})
 	if err := Install(ctx, c, backends); err != nil {
 		return err
 	}
@@ -380,6 +504,76 @@ func Reload(ctx context.Context, c *Config, extra map[string][]netip.AddrPort) e
 		return fmt.Errorf("reload: server state: %w", err)
 	}
 	return Signal(ctx, c, info["Pid"])
+}
+
+// layout places a backend's instances for a reload: those HAProxy serves
+// or drains now, then extra, in slots whose number grows or shrinks by
+// steps of c.Slots.
+func layout(c *Config, be string, all []haproxyapi.ServerState, extra []netip.AddrPort) haproxycfg.Backend {
+	var kept []haproxyapi.ServerState
+	current := 0
+	for _, s := range all {
+		if s.Backend != be {
+			continue
+		}
+		n := slotNumber(s.Server)
+		current = max(current, n)
+		if n > 0 && !s.Maint() {
+			kept = append(kept, s)
+		}
+	}
+	slices.SortFunc(kept, func(a, b haproxyapi.ServerState) int { return slotNumber(a.Server) - slotNumber(b.Server) })
+	need := len(kept) + len(extra)
+	limit := max(c.MaxSlots, c.Slots)
+	if c.MaxSlots <= 0 {
+		limit = max(DefaultMaxSlots, c.Slots)
+	}
+	slots := current
+	switch {
+	case need > current:
+		slots = min(steps(c, need), limit)
+	case current > shrunk(c, need):
+		slots = min(shrunk(c, need), limit)
+	}
+	out := haproxycfg.Backend{Slots: slots}
+	used := map[int]bool{}
+	var moved []netip.AddrPort
+	for _, s := range kept {
+		if n := slotNumber(s.Server); n <= slots && !used[n] {
+			used[n] = true
+			out.Servers = append(out.Servers, haproxycfg.Server{Slot: n, Addr: s.Addr})
+		} else {
+			moved = append(moved, s.Addr)
+		}
+	}
+	next := 1
+	for _, a := range append(moved, extra...) {
+		for used[next] {
+			next++
+		}
+		if next > slots {
+			break // beyond max_slots: the watcher reports them left out
+		}
+		used[next] = true
+		out.Servers = append(out.Servers, haproxycfg.Server{Slot: next, Addr: a})
+	}
+	slices.SortFunc(out.Servers, func(a, b haproxycfg.Server) int { return a.Slot - b.Slot })
+	return out
+}
+
+// steps is the slot count for n instances: whole steps of c.Slots, so
+// that a service that scales by one does not cost a reload per instance.
+func steps(c *Config, n int) int {
+	step := max(c.Slots, 1)
+	return max(1, (n+step-1)/step) * step
+}
+
+// shrunk is the most slots a backend of n instances keeps before a
+// reload gives slots back, and what it shrinks to: half a step of
+// headroom above n, so that a service that goes back and forth across a
+// step does not reload each time.
+func shrunk(c *Config, n int) int {
+	return steps(c, n+c.Slots/2)
 }
 
 // Install renders, validates with haproxy -c and atomically replaces the

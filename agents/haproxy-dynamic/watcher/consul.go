@@ -1,0 +1,281 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ha-framework/ha-framework/ocf"
+)
+
+// MaxAnswer bounds the size of one health answer the watcher reads from
+// Consul. An entry of a passing instance with one check is about 1.5 KiB,
+// so this holds tens of thousands of instances, far beyond what a backend
+// routes (max_slots); a larger answer is refused as a whole (an error: the
+// backend keeps its last instances) rather than exhausting memory.
+const MaxAnswer = 64 << 20
+
+// Limits of the query loop, following Consul's rules for blocking queries.
+const (
+	// minQueryGap is the least time between the starts of two queries of
+	// one route. A Consul that answers at once (no index, an index that
+	// never moves) would otherwise drive a query, and a runtime API
+	// round, in a tight loop; a real change waits at most this long.
+	minQueryGap = 200 * time.Millisecond
+	// Errors back off exponentially, with full jitter, so that the
+	// watchers of every node do not retry in step.
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// healthClient runs the health queries of the watcher over plain HTTP, so
+// that it controls what it accepts: the answer's size, and the index
+// header, which may be missing or wrong.
+type healthClient struct {
+	http       *http.Client
+	base       string // http://host:port
+	token      string
+	datacenter string
+}
+
+func newHealthClient(address, token, datacenter string, timeout time.Duration) *healthClient {
+	base := address
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	// A transport of its own: no proxy from the environment, the local
+	// agent is reached directly. Each route holds a blocking query open,
+	// so each keeps a connection of its own between queries.
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+		ResponseHeaderTimeout: timeout}
+	return &healthClient{http: &http.Client{Transport: tr, Timeout: timeout}, base: strings.TrimRight(base, "/"),
+		token: token, datacenter: datacenter}
+}
+
+// errTooLarge is returned for an answer beyond MaxAnswer.
+var errTooLarge = fmt.Errorf("Consul's answer is larger than %d MiB; refused", MaxAnswer>>20)
+
+// service runs one blocking query for the passing instances of service,
+// and returns the answer's body and its X-Consul-Index (0 when missing or
+// not a number: the caller's index rules handle it).
+func (h *healthClient) service(ctx context.Context, service, tag string, index uint64, wait time.Duration) ([]byte, uint64, error) {
+	q := url.Values{}
+	q.Set("passing", "1")
+	// A stale read from any server keeps routing current while the
+	// servers elect a leader; a leaderless cluster would otherwise fail
+	// every query.
+	q.Set("stale", "")
+	if tag != "" {
+		q.Set("tag", tag)
+	}
+	if h.datacenter != "" {
+		q.Set("dc", h.datacenter)
+	}
+	if index > 0 {
+		q.Set("index", strconv.FormatUint(index, 10))
+		q.Set("wait", strconv.FormatInt(wait.Milliseconds(), 10)+"ms")
+	}
+	u := h.base + "/v1/health/service/" + url.PathEscape(service) + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if h.token != "" {
+		// In a header, never in the URL: URLs end up in error messages.
+		req.Header.Set("X-Consul-Token", h.token)
+	}
+	resp, err := h.http.Do(req)
+	if err != nil {
+		// Without the URL that *url.Error adds: it says nothing the
+		// service name does not.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+	}
+	if len(body) > MaxAnswer {
+		return nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(body))
+	}
+	idx, _ := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
+	return body, idx, nil
+}
+
+// nextIndex applies Consul's rules for blocking queries to the index of
+// an answer: an index that went backwards (a snapshot restore, a new
+// cluster) starts over, and an index of 0 (missing, or a Consul bug) is
+// never waited on as such, since a query at index 0 returns at once; 1
+// blocks until anything changes.
+func nextIndex(prev, got uint64) uint64 {
+	if got < prev {
+		return 0
+	}
+	if got == 0 {
+		return 1
+	}
+	return got
+}
+
+// backoff returns the wait before retry number n (0 for the first) after
+// an error: exponential from minBackoff up to maxBackoff, with full
+// jitter but never below minBackoff/2.
+func backoff(n int) time.Duration {
+	d := maxBackoff
+	if n < 16 {
+		d = min(minBackoff<<n, maxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Entry is one instance in a health answer.
+type Entry struct {
+	ID   string // the service ID, for log lines
+	Addr string // the address as given (service address, else node's)
+	Port int
+}
+
+// healthEntry is what the watcher reads of an entry of
+// /v1/health/service; Node and Service are pointers so that a null is
+// seen and skipped.
+type healthEntry struct {
+	Node *struct {
+		Node    string
+		Address string
+	}
+	Service *struct {
+		ID      string
+		Address string
+		Port    int
+	}
+}
+
+// ParseHealth reads a /v1/health/service answer: a JSON array of entries.
+// An entry that is not an object with a Node and a Service (null, a wrong
+// type, a port that is not a number) is skipped, and described in
+// skipped; only an answer that is not a JSON array is an error.
+func ParseHealth(data []byte) (entries []Entry, skipped []string, err error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, nil, fmt.Errorf("health answer is not a JSON array: %v", err)
+	}
+	for i, r := range raw {
+		var e healthEntry
+		if err := json.Unmarshal(r, &e); err != nil {
+			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
+			continue
+		}
+		if e.Node == nil || e.Service == nil {
+			skipped = append(skipped, fmt.Sprintf("entry %d: no Node or no Service", i))
+			continue
+		}
+		addr := e.Service.Address
+		if addr == "" {
+			addr = e.Node.Address
+		}
+		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
+	}
+	return entries, skipped, nil
+}
+
+// Addrs extracts address:port of each entry. HAProxy's runtime API takes
+// IP addresses only; an entry without one, or without a valid port, is
+// described in skipped. The result is sorted and free of duplicates.
+func Addrs(entries []Entry) (out []netip.AddrPort, skipped []string) {
+	seen := map[netip.AddrPort]bool{}
+	for _, e := range entries {
+		ip, err := netip.ParseAddr(e.Addr)
+		if err != nil || e.Port <= 0 || e.Port > 65535 || ip.Zone() != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (%s:%d): no IP address and port", clip(e.ID), clip(e.Addr), e.Port))
+			continue
+		}
+		a := netip.AddrPortFrom(ip.Unmap(), uint16(e.Port))
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return out, skipped
+}
+
+// clip shortens a value from Consul for a log line or the status, and
+// quotes it when it holds anything but printable ASCII.
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return strconv.QuoteToASCII(s)
+	}
+	return s
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+	return clip(string(line))
+}
+
+// Passing asks Consul once, without blocking, for the passing instances
+// of each route, as the watcher routes them: through the same bounded
+// read and parser, with the instances that no backend may use (see
+// Filter) left out. It is the deep monitor's view of what HAProxy should
+// serve; a route at max_slots serves only some of them (RouteStatus.LeftOut).
+//
+// Return values:
+//   - (instances by service, nil): every route had an answer; each list
+//     is sorted, possibly empty.
+//   - (nil, err): the token file cannot be read, or a query failed.
+func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error) {
+	var token string
+	if c.TokenFile != "" {
+		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	h := newHealthClient(c.ConsulAddress, token, c.Datacenter, timeout)
+	defer h.http.CloseIdleConnections()
+	filter := NewFilter(c.Routes)
+	out := map[string][]netip.AddrPort{}
+	for _, r := range c.Routes {
+		tag := r.Tag
+		if tag == "" {
+			tag = c.Tag
+		}
+		body, _, err := h.service(ctx, r.Service, tag, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		entries, _, err := ParseHealth(body)
+		if err != nil {
+			return nil, fmt.Errorf("health query for %s: %w", r.Service, err)
+		}
+		addrs, _ := Addrs(entries)
+		out[r.Service], _ = filter.Split(addrs)
+	}
+	return out, nil
+}
