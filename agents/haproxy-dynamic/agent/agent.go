@@ -371,7 +371,21 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	if kept := keptRoutes(st); kept != "" {
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "none_passing=keep: no instance passes in Consul, HAProxy keeps the last ones: %s", kept)
 	}
+	if p := st.Problems(); p != "" {
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "%s", p)
+	}
 	return ocf.Running, nil
+}
+
+// leftOut reports whether a route has more passing instances than
+// max_slots lets HAProxy serve.
+func leftOut(st *watcher.Status) bool {
+	for _, rs := range st.Routes {
+		if rs.LeftOut > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // keptRoutes describes the routes whose last instances are kept although
@@ -459,15 +473,25 @@ func restartWatcher(ctx context.Context, r *request, old *watcher.Config) error 
 // deepCheck compares HAProxy's serving servers with Consul's passing
 // instances and the watcher's last sync with the clock.
 func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyapi.Client, rs []routes.Route) error {
-	c := r.Config
 	fresh := consulWait + consulWait/16 + 15*time.Second
 	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
 		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), pathsOf(r).watcherLog)
 	}
-	if keptRoutes(st) != "" {
+	if keptRoutes(st) != "" || leftOut(st) {
 		return nil // not Consul's passing set, by design: reported below
 	}
-	passing, err := consulPassing(ctx, c, rs)
+	wc, err := watcherConfig(ctx, r)
+	if err != nil {
+		return err
+	}
+	found, err := watcher.Passing(ctx, wc)
+	passing := map[string][]string{}
+	for svc, addrs := range found {
+		for _, a := range addrs {
+			passing[svc] = append(passing[svc], a.String())
+		}
+		slices.Sort(passing[svc])
+	}
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "Consul cannot be reached: %v; HAProxy keeps the instances of the last sync at %s", err, syncTime(st))
 	}

@@ -393,3 +393,18 @@ func mustPID(t *testing.T, pidfile string) int {
 	}
 	return pid
 }
+
+// An instance registered at the route's own listen address is not routed
+// (HAProxy would connect to itself), and the monitor says so, degraded,
+// while the other instances are served.
+func TestMonitorReportsOwnListenerSkipped(t *testing.T) {
+	f := newFixture(t, nil)
+	f.register("web-b1", backend(t, "b1"), false)
+	f.run(ocf.ActionStart, nil, ocf.Success)
+	f.awaitMonitor(ocf.Success, "", 10*time.Second)
+	_, port, _ := net.SplitHostPort(f.listen)
+	n, _ := strconv.Atoi(port)
+	f.register("web-loop", n, false)
+	f.awaitMonitor(ocf.Degraded, "one of this resource's own listeners", 10*time.Second)
+	f.await("b1", 5*time.Second)
+}
