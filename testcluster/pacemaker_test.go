@@ -69,15 +69,15 @@ func ocfTester(t *testing.T, name string, params, env map[string]string) {
 }
 
 func TestCrmResourceValidate(t *testing.T) {
-	rc, out := ocftest.CrmValidate(t, "example", nil)
+	rc, out := ocftest.CrmValidate(t, "ha-framework", "example", nil)
 	if rc != 6 || !strings.Contains(out, "ocf-exit-reason:parameter label is required") {
 		t.Errorf("validate without label: rc %d, want 6 with a reason naming label:\n%s", rc, out)
 	}
-	rc, out = ocftest.CrmValidate(t, "example", map[string]string{"label": "x", "delay": "soon"})
+	rc, out = ocftest.CrmValidate(t, "ha-framework", "example", map[string]string{"label": "x", "delay": "soon"})
 	if rc != 6 || !strings.Contains(out, `delay="soon" is invalid`) {
 		t.Errorf("validate with a bad delay: rc %d, want 6:\n%s", rc, out)
 	}
-	if rc, out = ocftest.CrmValidate(t, "example", map[string]string{"label": "x"}); rc != 0 {
+	if rc, out = ocftest.CrmValidate(t, "ha-framework", "example", map[string]string{"label": "x"}); rc != 0 {
 		t.Errorf("validate with label: rc %d, want 0:\n%s", rc, out)
 	}
 }
