@@ -21,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/ha-framework/ha-framework/agents"
+	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/cluster"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
@@ -265,7 +266,7 @@ func TestClusterCLI(t *testing.T) {
 	requireCluster(t)
 	ctx := context.Background()
 	var c cluster.CLI
-	node, err := c.LocalNode(ctx)
+	node, err := c.LocalNode(ctx, ocf.Env{})
 	if err != nil || node == "" {
 		t.Fatalf("LocalNode = %q, %v", node, err)
 	}
@@ -289,7 +290,7 @@ func TestClusterCLI(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	if _, err := c.LocalNode(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.LocalNode(short, ocf.Env{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("LocalNode after the deadline: %v", err)
 	}
 }
