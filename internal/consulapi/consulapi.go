@@ -153,7 +153,7 @@ type Options struct {
 	CAFile, CertFile, KeyFile string
 }
 
-// New returns a client for o. Nothing of the process environment
+// NewClient returns a client for o. Nothing of the process environment
 // reaches it: the api package reads CONSUL_HTTP_TOKEN,
 // CONSUL_HTTP_TOKEN_FILE, CONSUL_NAMESPACE, CONSUL_PARTITION and the
 // CONSUL_* TLS variables by itself, which would let an administrator's
@@ -167,7 +167,11 @@ type Options struct {
 //   - (nil, err): Address is malformed, or the TLS files cannot be
 //     loaded (missing, unreadable, not PEM, key not matching the
 //     certificate).
-func New(o Options) (*api.Client, error) {
+func NewClient(o Options) (*api.Client, error) { return newClient(o, 0) }
+
+// newClient is NewClient with, when timeout > 0, one timeout for every
+// request (the deprecated New).
+func newClient(o Options, timeout time.Duration) (*api.Client, error) {
 	scheme, hostport, err := splitAddress(o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("consul address %q: %w", o.Address, err)
@@ -192,7 +196,7 @@ func New(o Options) (*api.Client, error) {
 		tlsCfg.MinVersion = tls.VersionTLS12
 		transport.TLSClientConfig = tlsCfg
 	}
-	hc := &http.Client{Transport: transport}
+	hc := &http.Client{Transport: transport, Timeout: timeout}
 	hc.Transport = &guard{next: hc.Transport, token: o.Token}
 	cfg := &api.Config{Address: hostport, Scheme: scheme, HttpClient: hc, Token: o.Token}
 	c, err := api.NewClient(cfg)
@@ -245,4 +249,21 @@ func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()
 	return err
+}
+
+// New returns a client for o whose every request, whatever its own
+// context, also ends within limit, or by ctx's deadline when ctx has one,
+// counted from now: one budget fixed when the client is made, which a
+// first slow call can spend entirely.
+//
+// Deprecated: use NewClient and pass each call the action's context. New
+// stays only until every agent has moved.
+func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, error) {
+	if d, ok := ctx.Deadline(); ok {
+		limit = time.Until(d)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("no time left to reach Consul: %w", context.DeadlineExceeded)
+	}
+	return newClient(o, limit)
 }

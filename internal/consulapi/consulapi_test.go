@@ -131,7 +131,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := New(Options{Address: "nowhere"}); err == nil {
+	if _, err := NewClient(Options{Address: "nowhere"}); err == nil {
 		t.Error("New with a malformed address succeeded")
 	}
 	dir := t.TempDir()
@@ -139,10 +139,10 @@ func TestNewRejects(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not PEM"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Address: "https://127.0.0.1:8501", CAFile: junk}); err == nil {
+	if _, err := NewClient(Options{Address: "https://127.0.0.1:8501", CAFile: junk}); err == nil {
 		t.Error("New with a CA file that is not PEM succeeded")
 	}
-	if _, err := New(Options{Address: "https://127.0.0.1:8501", CertFile: junk, KeyFile: junk}); err == nil {
+	if _, err := NewClient(Options{Address: "https://127.0.0.1:8501", CertFile: junk, KeyFile: junk}); err == nil {
 		t.Error("New with a client certificate that is not PEM succeeded")
 	}
 }

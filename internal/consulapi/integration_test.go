@@ -122,7 +122,7 @@ func client(t *testing.T, cfg Config) *api.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(o)
+	c, err := NewClient(o)
 	if err != nil {
 		t.Fatal(err)
 	}
