@@ -33,7 +33,8 @@ func Words(dst *[]string, name, short string, opts ...Option) Param {
 // any other character it stays. Outside quotes a backslash makes the
 // next character literal, and a backslash-newline pair is removed.
 // Quotes next to other characters join them into one word (a'b c'd is
-// "ab cd"), and ” or "" alone is an empty word.
+// "ab cd"), and two quotes with nothing between them make an empty
+// word.
 //
 // Return values:
 //   - (words, nil): the words, nil when s holds none.
