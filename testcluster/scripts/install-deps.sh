@@ -11,6 +11,7 @@ set -euo pipefail
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
+	gcc libc6-dev
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
