@@ -251,10 +251,11 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// New returns a client for o whose every request, whatever its own
-// context, also ends within limit, or by ctx's deadline when ctx has one,
-// counted from now: one budget fixed when the client is made, which a
-// first slow call can spend entirely.
+// New returns a client for o with one timeout for every request: the
+// time left on ctx when the client is made (limit when ctx has no
+// deadline), counted again from the start of each request. A slow first
+// call can thus use the whole action's budget, and the calls after it
+// overrun the action's deadline.
 //
 // Deprecated: use NewClient and pass each call the action's context. New
 // stays only until every agent has moved.

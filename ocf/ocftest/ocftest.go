@@ -1,8 +1,9 @@
 // Package ocftest checks that an agent behaves as Pacemaker expects. An
 // agent's own go test calls Conformance, which runs the ocf-tester
-// sequence in-process with OCF 1.1 awareness, and, where the tools are
-// installed, OCFTester and CrmValidate run the real ones against a built
-// binary. It works from any module: nothing in it assumes this
+// sequence in-process with OCF 1.1 awareness. Where the tools are
+// installed, OCFTester runs the real ocf-tester against a built binary,
+// and CrmValidate runs crm_resource --validate against an installed
+// agent. It works from any module: nothing in it assumes this
 // repository's layout or provider name.
 //
 // Every run gets its own state directory (HA_RSCTMP) under the test's
