@@ -3,10 +3,12 @@
 // caller's deadline and through process.Run. It needs no cgo and no
 // Pacemaker libraries, so agents that use it stay static.
 //
-// Everything works on pacemaker_remote nodes too: the node is always
-// named to the tools (--node), because process.Run gives them none of the
-// agent's environment, from which they would otherwise guess it, and the
-// local node's name comes from Pacemaker itself (LocalNode). Failures are
+// It is written for pacemaker_remote nodes too, where Pacemaker proxies
+// the tools' connections to the cluster: the node is always named to the
+// tools (--node), because process.Run gives them none of the agent's
+// environment, from which they would otherwise guess it, and the local
+// node's name comes from Pacemaker itself (LocalNode). The tests run on
+// a full cluster node only. Failures are
 // told apart by the tools' exit statuses (Pacemaker's crm_exit_t codes),
 // never by the text they print.
 //

@@ -40,9 +40,9 @@ type Config struct {
 	Name string
 	// Params are the instance parameters (ocf-tester's -o name=value).
 	Params map[string]string
-	// Env adds or overrides variables. HA_RSCTMP defaults to a fresh
-	// directory under t.TempDir(); OCF_RESOURCE_PROVIDER defaults to
-	// Provider.
+	// Env adds or overrides variables, such as HA_RSCTMP (by default a
+	// fresh t.TempDir()) and OCF_RESOURCE_PROVIDER (by default
+	// Provider).
 	Env map[string]string
 	// Provider is the agent's provider, as in ocf:PROVIDER:NAME (default
 	// "ocftest").
