@@ -39,8 +39,8 @@ func TestLockExcludesGoroutines(t *testing.T) {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := Lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Lock() on a held lock = %v, want DeadlineExceeded", err)
+	if _, err := Lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLockHeld) {
+		t.Fatalf("Lock() on a held lock = %v, want ErrLockHeld and DeadlineExceeded", err)
 	}
 	if took := time.Since(begin); took < wait {
 		t.Errorf("Lock() gave up after %v, before its %v deadline", took, wait)
@@ -205,10 +205,10 @@ func TestLockFile(t *testing.T) {
 
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Lock(canceled, path); !errors.Is(err, context.Canceled) {
-		t.Errorf("Lock() with a done ctx = %v, want Canceled", err)
+	if _, err := Lock(canceled, path); !errors.Is(err, context.Canceled) || errors.Is(err, ErrLockHeld) {
+		t.Errorf("Lock() with a done ctx = %v, want Canceled without ErrLockHeld", err)
 	}
-	if _, err := Lock(context.Background(), filepath.Join(dir, "missing", "rsc.lock")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Lock() in a missing directory = %v, want ErrNotExist", err)
+	if _, err := Lock(context.Background(), filepath.Join(dir, "missing", "rsc.lock")); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrLockHeld) {
+		t.Errorf("Lock() in a missing directory = %v, want ErrNotExist without ErrLockHeld", err)
 	}
 }
