@@ -14,7 +14,7 @@ const wordsFormat = `words separated by spaces, quoted as in sh: 'a b', "a b" or
 // split on commas, so "-o a,b" stays two words, and a word may hold
 // spaces when quoted. It is a string in the meta-data.
 func Words(dst *[]string, name, short string, opts ...Option) Param {
-	return newParam(name, "string", wordsFormat, short, func(v string) error {
+	return newParam(dst, name, "string", wordsFormat, short, func(v string) error {
 		words, err := SplitWords(v)
 		if err != nil {
 			return err
