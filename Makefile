@@ -15,7 +15,7 @@ FUZZTIME ?= 15s
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
 
@@ -24,7 +24,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./agents/,$(AGENTS))
 
 # Everything CI runs.
-test: deps lint build static unit fuzz install cluster-up consul integration e2e
+test: deps lint build static unit race fuzz install cluster-up consul integration e2e
 
 deps:
 	testcluster/scripts/install-deps.sh
@@ -35,6 +35,11 @@ lint:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The SDK under the race detector, which needs cgo (the agents themselves
+# are still built without it).
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./ocf/...
 
 # Every agent binary must be static: a node may have nothing but the kernel
 # and the software the agent manages.
@@ -47,6 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzOneLine$$' -fuzztime $(FUZZTIME) ./ocf
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitWords$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher

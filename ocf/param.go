@@ -12,7 +12,7 @@ import (
 
 // Param declares one instance parameter. The same declaration drives
 // decoding of OCF_RESKEY_<name>, validation, and the meta-data XML. Build
-// one with String, Int, Bool, Select, Port, Duration or List, and refine it
+// one with String, Int, Bool, Select, Port, Duration, List or Words, and refine it
 // with Options.
 type Param struct {
 	name        string

@@ -21,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/ha-framework/ha-framework/agents"
+	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/cluster"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
@@ -69,15 +70,15 @@ func ocfTester(t *testing.T, name string, params, env map[string]string) {
 }
 
 func TestCrmResourceValidate(t *testing.T) {
-	rc, out := ocftest.CrmValidate(t, "example", nil)
+	rc, out := ocftest.CrmValidate(t, "ha-framework", "example", nil)
 	if rc != 6 || !strings.Contains(out, "ocf-exit-reason:parameter label is required") {
 		t.Errorf("validate without label: rc %d, want 6 with a reason naming label:\n%s", rc, out)
 	}
-	rc, out = ocftest.CrmValidate(t, "example", map[string]string{"label": "x", "delay": "soon"})
+	rc, out = ocftest.CrmValidate(t, "ha-framework", "example", map[string]string{"label": "x", "delay": "soon"})
 	if rc != 6 || !strings.Contains(out, `delay="soon" is invalid`) {
 		t.Errorf("validate with a bad delay: rc %d, want 6:\n%s", rc, out)
 	}
-	if rc, out = ocftest.CrmValidate(t, "example", map[string]string{"label": "x"}); rc != 0 {
+	if rc, out = ocftest.CrmValidate(t, "ha-framework", "example", map[string]string{"label": "x"}); rc != 0 {
 		t.Errorf("validate with label: rc %d, want 0:\n%s", rc, out)
 	}
 }
@@ -265,7 +266,7 @@ func TestClusterCLI(t *testing.T) {
 	requireCluster(t)
 	ctx := context.Background()
 	var c cluster.CLI
-	node, err := c.LocalNode(ctx)
+	node, err := c.LocalNode(ctx, ocf.Env{})
 	if err != nil || node == "" {
 		t.Fatalf("LocalNode = %q, %v", node, err)
 	}
@@ -289,7 +290,7 @@ func TestClusterCLI(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	if _, err := c.LocalNode(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.LocalNode(short, ocf.Env{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("LocalNode after the deadline: %v", err)
 	}
 }

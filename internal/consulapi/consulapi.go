@@ -1,17 +1,147 @@
-// Package consulapi builds Consul API clients for agent invocations: bound
-// to the action's deadline, with the ACL token read from a file and passed
-// in a header, never in a URL, argv or the environment.
+// Package consulapi is the one place agents get a Consul HTTP API client
+// from: the parameters that say how to reach the local agent (declared
+// once with Params), the ACL token read from a file and sent in a header
+// (never in a URL, argv or the environment), TLS, a deadline per request
+// taken from the request's context, and typed tests on the errors.
+//
+// A client from New carries no timeout of its own: pass the action's
+// context to every call (QueryOptions.WithContext,
+// WriteOptions.WithContext), so that each call ends by the action's
+// deadline, however many calls the action makes. A call made without a
+// deadline (some api methods take no options) is bounded by
+// NoDeadlineLimit.
 package consulapi
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ha-framework/ha-framework/ocf"
 )
+
+// DefaultAddress is the local Consul agent's plain HTTP API.
+const DefaultAddress = "127.0.0.1:8500"
+
+// NoDeadlineLimit bounds a request whose context has no deadline, so
+// that a call that cannot take a context still ends.
+const NoDeadlineLimit = 10 * time.Second
+
+// Config is how an agent reaches its node's Consul agent, as declared by
+// Params and decoded from the resource's parameters.
+type Config struct {
+	// Address is host:port, http://host:port or https://host:port
+	// (consul_address).
+	Address string
+	// TokenFile names the file holding the ACL token (token_file); ""
+	// for none.
+	TokenFile string
+	// CAFile, CertFile and KeyFile configure TLS (ca_file, cert_file,
+	// key_file).
+	CAFile, CertFile, KeyFile string
+}
+
+// Params declares consul_address, token_file, ca_file, cert_file and
+// key_file, bound to c's fields; reloadable makes all five Reloadable
+// (for an agent whose reload-agent reconnects). Agents append them to
+// their own parameters and call c.Options in Validate.
+func Params(c *Config, reloadable bool) []ocf.Param {
+	var re []ocf.Option
+	if reloadable {
+		re = append(re, ocf.Reloadable())
+	}
+	opts := func(o ...ocf.Option) []ocf.Option { return append(o, re...) }
+	return []ocf.Param{
+		ocf.String(&c.Address, "consul_address", "Local Consul agent's HTTP API", opts(ocf.Default(DefaultAddress), ocf.Check(CheckAddress),
+			ocf.Long("Address of the Consul agent on this node: host:port or http://host:port for plain HTTP, https://host:port for HTTPS "+
+				"(with ca_file, and cert_file and key_file when the agent verifies clients)."))...),
+		ocf.String(&c.TokenFile, "token_file", "ACL token file", opts(ocf.AbsolutePath(),
+			ocf.Long("File holding the ACL token sent to Consul; mode 0600, owned by root. "+
+				"Never give the token itself as a parameter: parameters are stored in the CIB and passed in the environment."))...),
+		ocf.String(&c.CAFile, "ca_file", "CA certificate file for an https consul_address", opts(ocf.AbsolutePath(),
+			ocf.Long("PEM file of the certificate authority that signed the Consul agent's HTTPS certificate. Default: the system's roots."))...),
+		ocf.String(&c.CertFile, "cert_file", "Client certificate file for an https consul_address", opts(ocf.AbsolutePath(),
+			ocf.Long("PEM client certificate presented to a Consul agent that verifies incoming HTTPS clients (verify_incoming). Set key_file with it."))...),
+		ocf.String(&c.KeyFile, "key_file", "Client key file for an https consul_address", opts(ocf.AbsolutePath(),
+			ocf.Long("PEM private key of cert_file; mode 0600, owned by root."))...),
+	}
+}
+
+// CheckAddress accepts the forms of consul_address: host:port,
+// http://host:port or https://host:port, with a port from 1 to 65535.
+// It is the parameter's ocf.Check.
+func CheckAddress(v string) error {
+	_, _, err := splitAddress(v)
+	return err
+}
+
+// splitAddress returns the scheme ("http" or "https") and host:port of a
+// consul_address.
+func splitAddress(v string) (scheme, hostport string, err error) {
+	scheme, hostport = "http", v
+	if rest, ok := strings.CutPrefix(v, "https://"); ok {
+		scheme, hostport = "https", rest
+	} else if rest, ok := strings.CutPrefix(v, "http://"); ok {
+		hostport = rest
+	}
+	host, port, serr := net.SplitHostPort(hostport)
+	n, perr := strconv.Atoi(port)
+	if serr != nil || host == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "/?#@ ") {
+		return "", "", errors.New("must be host:port, http://host:port or https://host:port")
+	}
+	return scheme, hostport, nil
+}
+
+// Options reads what c names on this node and returns the options New
+// takes: the token through ocf.ReadSecretFile, and a check that the TLS
+// files exist.
+//
+// Return values:
+//   - (o, nil): ready for New.
+//   - (Options{}, err), an *ocf.Error with ErrConfigured: consul_address
+//     is malformed, or only one of cert_file and key_file is set, or a
+//     path is not absolute.
+//   - (Options{}, err), an *ocf.Error with ErrArgs: a file is missing on
+//     this node, or the token file is unreadable, empty, or not private
+//     (see ocf.ReadSecretFile).
+func (c Config) Options() (Options, error) {
+	if err := CheckAddress(c.Address); err != nil {
+		return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameter consul_address=%q is invalid: %v", c.Address, err)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
+	}
+	for _, f := range []struct{ param, path string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if !strings.HasPrefix(f.path, "/") {
+			return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameter %s=%q must be an absolute path", f.param, f.path)
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return Options{}, ocf.Errorf(ocf.ErrArgs, "parameter %s: %s is missing on this node: %w", f.param, f.path, err)
+		}
+	}
+	o := Options{Address: c.Address, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
+	if c.TokenFile != "" {
+		token, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
+		if err != nil {
+			return Options{}, err
+		}
+		o.Token = token
+	}
+	return o, nil
+}
 
 // Options say how to reach a Consul agent's HTTP API.
 type Options struct {
@@ -23,42 +153,118 @@ type Options struct {
 	CAFile, CertFile, KeyFile string
 }
 
-// New returns a client whose every request ends by ctx's deadline, or
-// within limit when ctx has none.
-func New(ctx context.Context, o Options, limit time.Duration) (c *api.Client, err error) {
-	cfg := api.DefaultNonPooledConfig()
-	// DefaultConfig reads CONSUL_* variables; an agent's behaviour must
-	// come from its parameters only.
-	cfg.Address, cfg.Scheme, cfg.Token, cfg.TokenFile = o.Address, "http", o.Token, ""
-	cfg.Namespace, cfg.Partition, cfg.Datacenter, cfg.HttpAuth = "", "", "", nil
-	// The local agent is reached directly, whatever proxy the
-	// environment names.
-	cfg.Transport.Proxy = nil
-	cfg.TLSConfig = api.TLSConfig{CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile}
-	switch {
-	case strings.HasPrefix(o.Address, "https://"):
-		cfg.Scheme, cfg.Address = "https", strings.TrimPrefix(o.Address, "https://")
-	case strings.HasPrefix(o.Address, "http://"):
-		cfg.Address = strings.TrimPrefix(o.Address, "http://")
+// NewClient returns a client for o. Nothing of the process environment
+// reaches it: the api package reads CONSUL_HTTP_TOKEN,
+// CONSUL_HTTP_TOKEN_FILE, CONSUL_NAMESPACE, CONSUL_PARTITION and the
+// CONSUL_* TLS variables by itself, which would let an administrator's
+// shell (crm_resource --force-start) change what an agent sends where;
+// the token and target of every request are set here instead. The client
+// has no timeout of its own (see the package documentation).
+//
+// Return values:
+//   - (client, nil): no request made yet; a wrong address or TLS
+//     mismatch shows on the first call.
+//   - (nil, err): Address is malformed, or the TLS files cannot be
+//     loaded (missing, unreadable, not PEM, key not matching the
+//     certificate).
+func NewClient(o Options) (*api.Client, error) { return newClient(o, 0) }
+
+// newClient is NewClient with, when timeout > 0, one timeout for every
+// request (the deprecated New).
+func newClient(o Options, timeout time.Duration) (*api.Client, error) {
+	scheme, hostport, err := splitAddress(o.Address)
+	if err != nil {
+		return nil, fmt.Errorf("consul address %q: %w", o.Address, err)
 	}
+	// A transport of its own: one derived from http.DefaultTransport may
+	// already hold a TLS configuration, which the api package would then
+	// keep instead of o's CA and certificate. No proxy: the local agent
+	// is reached directly, whatever proxy the environment names.
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 4,
+	}
+	// Plain HTTP needs no TLS setup; skipping it spares every monitor the
+	// cost of loading the system's root certificates.
+	if scheme == "https" || o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" {
+		tlsCfg, err := api.SetupTLSConfig(&api.TLSConfig{CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile})
+		if err != nil {
+			return nil, fmt.Errorf("consul TLS settings: %w", err)
+		}
+		tlsCfg.MinVersion = tls.VersionTLS12
+		transport.TLSClientConfig = tlsCfg
+	}
+	hc := &http.Client{Transport: transport, Timeout: timeout}
+	hc.Transport = &guard{next: hc.Transport, token: o.Token}
+	cfg := &api.Config{Address: hostport, Scheme: scheme, HttpClient: hc, Token: o.Token}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
+	}
+	return c, nil
+}
+
+// guard is the client's transport: it sends exactly the configured token
+// (or none) and only the default namespace and partition, whatever the
+// api package took from the environment, and bounds requests that carry
+// no deadline.
+type guard struct {
+	next  http.RoundTripper
+	token string
+}
+
+func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Del("X-Consul-Token")
+	if g.token != "" {
+		req.Header.Set("X-Consul-Token", g.token)
+	}
+	if q := req.URL.Query(); q.Has("ns") || q.Has("partition") {
+		q.Del("ns")
+		q.Del("partition")
+		req.URL.RawQuery = q.Encode()
+	}
+	if _, ok := req.Context().Deadline(); ok {
+		return g.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), NoDeadlineLimit)
+	resp, err := g.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	// The body is read after RoundTrip returns: the limit ends with it.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// New returns a client for o with one timeout for every request: the
+// time left on ctx when the client is made (limit when ctx has no
+// deadline), counted again from the start of each request. A slow first
+// call can thus use the whole action's budget, and the calls after it
+// overrun the action's deadline.
+//
+// Deprecated: use NewClient and pass each call the action's context. New
+// stays only until every agent has moved.
+func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, error) {
 	if d, ok := ctx.Deadline(); ok {
 		limit = time.Until(d)
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("no time left to reach Consul: %w", context.DeadlineExceeded)
 	}
-	// Plain HTTP needs no TLS setup; skipping it spares every monitor the
-	// cost of loading the system's root certificates.
-	hc := &http.Client{Transport: cfg.Transport}
-	if cfg.Scheme == "https" || o.CAFile != "" || o.CertFile != "" {
-		if hc, err = api.NewHttpClient(cfg.Transport, cfg.TLSConfig); err != nil {
-			return nil, fmt.Errorf("consul TLS settings: %w", err)
-		}
-	}
-	hc.Timeout = limit
-	cfg.HttpClient = hc
-	if c, err = api.NewClient(cfg); err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
-	}
-	return c, nil
+	return newClient(o, limit)
 }

@@ -1,31 +1,38 @@
 // Package ocftest checks that an agent behaves as Pacemaker expects. An
 // agent's own go test calls Conformance, which runs the ocf-tester
-// sequence in-process with OCF 1.1 awareness, and, where the tools are
-// installed, OCFTester and CrmValidate run the real ones against the
-// installed binary.
+// sequence in-process with OCF 1.1 awareness. Where the tools are
+// installed, OCFTester runs the real ocf-tester against a built binary,
+// and CrmValidate runs crm_resource --validate against an installed
+// agent. It works from any module: nothing in it assumes this
+// repository's layout or provider name.
+//
+// Every run gets its own state directory (HA_RSCTMP) under the test's
+// temporary directory, so lock, state and log files never reach
+// /run/resource-agents and vanish with the test.
 package ocftest
 
 import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
-// Schema is the official OCF 1.1 meta-data schema (RELAX NG).
+// schema is the official OCF 1.1 meta-data schema (RELAX NG).
 //
 //go:embed schema/ra-api.rng
-var Schema []byte
-
-// PcsSchema is where pcs keeps the schema it enforces.
-const PcsSchema = "/usr/share/pcs/data/ocf-1.1.rng"
+var schema []byte
 
 // Config is how to run the agent under test.
 type Config struct {
@@ -33,10 +40,19 @@ type Config struct {
 	Name string
 	// Params are the instance parameters (ocf-tester's -o name=value).
 	Params map[string]string
-	// Env adds or overrides variables; HA_RSCTMP defaults to a fresh
-	// temporary directory.
+	// Env adds or overrides variables, such as HA_RSCTMP (by default a
+	// fresh t.TempDir()) and OCF_RESOURCE_PROVIDER (by default
+	// Provider).
 	Env map[string]string
+	// Provider is the agent's provider, as in ocf:PROVIDER:NAME (default
+	// "ocftest").
+	Provider string
 }
+
+// defaultProvider names the provider when Config leaves it out; it is
+// nobody's real one, so that nothing can mistake a test for a
+// deployment.
+const defaultProvider = "ocftest"
 
 // Result is one invocation's outcome.
 type Result struct {
@@ -55,13 +71,24 @@ type Runner struct {
 // NewRunner prepares in-process invocations of a with cfg.
 func NewRunner(t testing.TB, a ocf.Runner, cfg Config) *Runner {
 	t.Helper()
+	return &Runner{agent: a, env: environment(t, cfg)}
+}
+
+// environment is what every harness run gives the agent: the variables
+// Pacemaker sets, the instance parameters, then cfg.Env on top.
+func environment(t testing.TB, cfg Config) map[string]string {
+	t.Helper()
+	provider := cfg.Provider
+	if provider == "" {
+		provider = defaultProvider
+	}
 	env := map[string]string{
 		"OCF_ROOT":                    "/usr/lib/ocf",
 		"OCF_RA_VERSION_MAJOR":        "1",
 		"OCF_RA_VERSION_MINOR":        "1",
 		"OCF_RESOURCE_INSTANCE":       "ocftest",
 		"OCF_RESOURCE_TYPE":           cfg.Name,
-		"OCF_RESOURCE_PROVIDER":       "ha-framework",
+		"OCF_RESOURCE_PROVIDER":       provider,
 		"OCF_RESKEY_CRM_meta_timeout": "20000",
 		"HA_RSCTMP":                   t.TempDir(),
 	}
@@ -71,8 +98,16 @@ func NewRunner(t testing.TB, a ocf.Runner, cfg Config) *Runner {
 	for k, v := range cfg.Env {
 		env[k] = v
 	}
-	return &Runner{agent: a, env: env}
+	return env
 }
+
+// Env returns a copy of the variables every action of r starts with.
+func (r *Runner) Env() map[string]string { return maps.Clone(r.env) }
+
+// StateDir is the agent's state directory in r's runs (HA_RSCTMP): a
+// fresh one under the test's temporary directory unless Config.Env chose
+// another.
+func (r *Runner) StateDir() string { return r.env["HA_RSCTMP"] }
 
 // Run performs action with extra variables on top of the configuration;
 // an extra value of "" unsets the variable.
@@ -189,8 +224,12 @@ func ValidateMetadata(t testing.TB, xml []byte) {
 	if err != nil {
 		t.Skip("xmllint not installed (apt-get install libxml2-utils): meta-data not checked against the schemas")
 	}
-	official := filepath.Join(t.TempDir(), "ra-api.rng")
-	if err := os.WriteFile(official, Schema, 0o644); err != nil {
+	dir := t.TempDir()
+	official, doc := filepath.Join(dir, "ra-api.rng"), filepath.Join(dir, "meta-data.xml")
+	if err := os.WriteFile(official, schema, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(doc, xml, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	schemas := []string{official}
@@ -199,11 +238,15 @@ func ValidateMetadata(t testing.TB, xml []byte) {
 	} else {
 		t.Logf("pcs not installed: %s not checked", PcsSchema)
 	}
-	for _, schema := range schemas {
-		cmd := exec.Command(xmllint, "--noout", "--relaxng", schema, "-")
-		cmd.Stdin = bytes.NewReader(xml)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("meta-data does not validate against %s: %v\n%s", schema, err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, rng := range schemas {
+		if _, err := process.Run(ctx, xmllint, "--noout", "--relaxng", rng, doc); err != nil {
+			t.Errorf("meta-data does not validate against %s: %v", rng, err)
+			var ee *process.ExitError
+			if errors.As(err, &ee) {
+				t.Logf("xmllint:\n%s", ee.Stderr)
+			}
 		}
 	}
 }

@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// ErrLockHeld is wrapped, with ctx's error, by Lock when ctx ended while
+// another holder had the lock: contention, as opposed to a lock that
+// could not be tried at all.
+var ErrLockHeld = errors.New("lock held by another holder")
+
 // lockPoll is how often Lock retries a held lock. flock(2) can only block
 // without a timeout, so Lock polls a non-blocking attempt instead and can
 // give up when the context ends.
@@ -36,8 +41,10 @@ const lockPoll = 50 * time.Millisecond
 //     releases it and closes the file; it may be called more than once
 //     (for example deferred and also called early), later calls
 //     returning the result of the first.
-//   - (nil, err) with errors.Is(err, ctx.Err()): ctx ended before the
-//     lock was free (or had already ended).
+//   - (nil, err) with errors.Is(err, ErrLockHeld) and errors.Is(err,
+//     ctx.Err()): ctx ended while another holder had the lock.
+//   - (nil, err) with errors.Is(err, ctx.Err()) only: ctx had ended
+//     before the lock was tried.
 //   - (nil, err): the file could not be opened or created, or flock(2)
 //     failed for another reason than contention.
 func Lock(ctx context.Context, path string) (unlock func() error, err error) {
@@ -72,7 +79,7 @@ func Lock(ctx context.Context, path string) (unlock func() error, err error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("lock %s: still held by another holder: %w", path, ctx.Err())
+			return nil, fmt.Errorf("lock %s: %w: %w", path, ErrLockHeld, ctx.Err())
 		case <-ticker.C:
 		}
 	}

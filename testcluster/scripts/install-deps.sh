@@ -7,10 +7,12 @@ set -euo pipefail
 
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
 # debootstrap build and run the multi-node test clusters; memcached is what
-# the daemon agent template (examples/memcached) runs in its tests.
+# the daemon agent template (examples/memcached) runs in its tests; gcc and
+# libc6-dev give make race the cgo the race detector needs.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
+	gcc libc6-dev
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

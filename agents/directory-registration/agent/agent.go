@@ -166,12 +166,9 @@ func resourceKey(env ocf.Env) string {
 // name for it (given on every operation Pacemaker runs), else crm_node's
 // answer (crm_resource --force-* runs), else the host name.
 func nodeName(ctx context.Context, env ocf.Env) string {
-	if n, ok := env.Meta("on_node"); ok && n != "" {
-		return n
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if n, err := (cluster.CLI{}).LocalNode(ctx); err == nil && n != "" {
+	if n, err := (cluster.CLI{}).LocalNode(ctx, env); err == nil {
 		return n
 	}
 	h, _ := os.Hostname()

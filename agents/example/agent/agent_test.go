@@ -30,6 +30,11 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// strings.Contains(reason, "") holds for any reason: a row
+			// must say what its reason names.
+			if tt.reason == "" {
+				t.Fatal("row names no text its exit reason must contain")
+			}
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "example", Params: tt.params,
 				Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "2000"}})
 			got := r.Run(tt.action, nil)
