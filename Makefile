@@ -62,7 +62,7 @@ consul:
 	testcluster/scripts/build-consul.sh >/dev/null
 
 integration:
-	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/... ./agents/...
+	$(GO) test -count=1 -tags integration -timeout 30m ./testcluster/... ./agents/... ./ocf/cluster/... ./internal/consulapi/...
 
 # Real 3-node Pacemaker clusters in Docker (node image built locally from
 # Debian packages and cached): failover, partitions, fencing.

@@ -7,10 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -168,38 +166,22 @@ func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, er
 	if cmd.Path, err = filepath.Abs(p); err != nil {
 		return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: %w", p, err)
 	}
-	if _, err := credential(cmd.User, cmd.Group); err != nil {
+	if _, err := credential(ctx, cmd.User, cmd.Group); err != nil {
 		return cmd, err
 	}
 	return cmd, nil
 }
 
-// credential resolves user and group names or ids.
-func credential(name, group string) (*syscall.Credential, error) {
-	if name == "" && group == "" {
-		return nil, nil
-	}
-	cred := &syscall.Credential{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
-	if name != "" {
-		u, err := user.Lookup(name)
-		if err != nil {
-			if u, err = user.LookupId(name); err != nil {
-				return nil, ocf.Errorf(ocf.ErrInstalled, "user %q does not exist on this node; create it or fix the user parameter", name)
-			}
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-	}
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if g, err = user.LookupGroupId(group); err != nil {
-				return nil, ocf.Errorf(ocf.ErrInstalled, "group %q does not exist on this node; create it or fix the group parameter", group)
-			}
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		cred.Gid = uint32(gid)
+// credential resolves user and group names or ids, NSS included.
+func credential(ctx context.Context, name, group string) (*syscall.Credential, error) {
+	cred, err := process.LookupCredential(ctx, name, group)
+	switch {
+	case errors.Is(err, process.ErrUnknownUser):
+		return nil, ocf.Errorf(ocf.ErrInstalled, "user: create %q on this node or fix the parameter: no such user", name)
+	case errors.Is(err, process.ErrUnknownGroup):
+		return nil, ocf.Errorf(ocf.ErrInstalled, "group: create %q on this node or fix the parameter: no such group", group)
+	case err != nil:
+		return nil, ocf.Errorf(ocf.ErrGeneric, "looking up user %q and group %q: %w", name, group, err)
 	}
 	return cred, nil
 }
@@ -239,7 +221,10 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 			return err
 		}
 	}
-	cred, _ := credential(cmd.User, cmd.Group)
+	cred, err := credential(ctx, cmd.User, cmd.Group)
+	if err != nil {
+		return err
+	}
 	for _, dir := range []string{filepath.Dir(cmd.LogFile), filepath.Dir(cmd.PIDFile)} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return ocf.Errorf(ocf.ErrPerm, "%s: creating %s: %w", d.Name, dir, err)

@@ -60,6 +60,7 @@ func serve(addr string) int {
 type config struct {
 	Binary string
 	Listen string
+	User   string
 }
 
 // newAgent declares an agent for the test daemon.
@@ -71,7 +72,7 @@ func newAgentReady(ready daemon.Check[config]) *ocf.Agent[config] {
 	d := &daemon.Daemon[config]{
 		Name: "testd",
 		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
-			return daemon.Command{Path: r.Config.Binary, Param: "binary", Env: []string{"DAEMON_TEST_ADDR=" + r.Config.Listen}}, nil
+			return daemon.Command{Path: r.Config.Binary, Param: "binary", Env: []string{"DAEMON_TEST_ADDR=" + r.Config.Listen}, User: r.Config.User}, nil
 		},
 		Ready:  ready,
 		Reload: daemon.Signal[config](syscall.SIGHUP),
@@ -82,6 +83,7 @@ func newAgentReady(ready daemon.Check[config]) *ocf.Agent[config] {
 			return []ocf.Param{
 				ocf.String(&c.Binary, "binary", "Binary", ocf.Required()),
 				ocf.String(&c.Listen, "listen", "Listen address", ocf.Required(), ocf.Reloadable()),
+				ocf.String(&c.User, "user", "User"),
 			}
 		},
 	})
@@ -330,5 +332,54 @@ func BenchmarkDaemonExit(b *testing.B) {
 			b.Fatal(err)
 		}
 		p.Wait()
+	}
+}
+
+// The daemon runs as the user the command names; an unknown user is this
+// node's problem, reported before anything starts.
+func TestRunsAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	// The user must reach the binary: not under t.TempDir(), which is
+	// private to root.
+	dir, err := os.MkdirTemp("/tmp", "daemon-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "testd")
+	data, err := os.ReadFile(testBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": bin, "listen": freeAddr(t), "user": "nobody"},
+		Env: map[string]string{"HA_RSCTMP": state}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	pid, err := process.ReadPIDFile(filepath.Join(state, "testd-ocftest.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t65534\t") {
+		t.Errorf("daemon does not run as nobody (65534):\n%s", status)
+	}
+	must(t, r, ocf.ActionStop, nil, ocf.Success)
+
+	bad := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": bin, "listen": freeAddr(t), "user": "no-such-user-here"}})
+	got := must(t, bad, ocf.ActionValidateAll, nil, ocf.ErrInstalled)
+	if !strings.HasPrefix(got.Reason, `user: create "no-such-user-here"`) {
+		t.Errorf("reason %q", got.Reason)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,16 +175,26 @@ func prepare(ctx context.Context, r *request, cmd daemon.Command) error {
 	return setAsideBadNodeID(r)
 }
 
-// client is an API client of this agent, with the token.
-func client(ctx context.Context, r *request) (*api.Client, error) {
+// client is an API client of this agent, with the token. Every request
+// carries its own context (query), so none outlives the action.
+func client(r *request) (*api.Client, error) {
 	tok, err := token(r)
 	if err != nil {
 		return nil, err
 	}
 	c := r.Config
-	return consulapi.New(ctx, consulapi.Options{
+	return consulapi.NewClient(consulapi.Options{
 		Address: c.httpAddress(), Token: tok, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-	}, 5*time.Second)
+	})
+}
+
+func query(ctx context.Context) *api.QueryOptions { return (&api.QueryOptions{}).WithContext(ctx) }
+
+// self reads /v1/agent/self under ctx (the api package's Self takes none).
+func self(ctx context.Context, c *api.Client) (map[string]map[string]any, error) {
+	var out map[string]map[string]any
+	_, err := c.Raw().Query("/v1/agent/self", &out, query(ctx))
+	return out, err
 }
 
 // setAsideBadNodeID renames data_dir/node-id when it holds no UUID, so
@@ -284,15 +293,15 @@ func writeConfig(ctx context.Context, r *request, binary string) error {
 // ready succeeds once the HTTP API answers and, for servers that wait
 // for one, a leader is known.
 func ready(ctx context.Context, r *request, p daemon.Process) error {
-	c, err := client(ctx, r)
+	c, err := client(r)
 	if err != nil {
 		return err
 	}
-	if _, err := c.Agent().Self(); err != nil {
+	if _, err := self(ctx, c); err != nil {
 		return fmt.Errorf("HTTP API at %s: %w", r.Config.httpAddress(), err)
 	}
 	if r.Config.server() && r.Config.WaitForLeader {
-		leader, err := c.Status().Leader()
+		leader, err := c.Status().LeaderWithQueryOptions(query(ctx))
 		if err != nil {
 			return fmt.Errorf("asking for the leader: %w", err)
 		}
@@ -306,31 +315,31 @@ func ready(ctx context.Context, r *request, p daemon.Process) error {
 // deepCheck reports cluster-level problems as degraded: restarting this
 // agent would not give the cluster a leader, and would make things worse.
 func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
-	c, err := client(ctx, r)
+	c, err := client(r)
 	if err != nil {
 		return err
 	}
-	self, err := c.Agent().Self()
+	me, err := self(ctx, c)
 	if err != nil {
 		return ocf.Errorf(ocf.ErrGeneric, "consul (pid %d) runs but its HTTP API at %s does not answer: %w", p.PID, r.Config.httpAddress(), err)
 	}
-	leader, err := c.Status().Leader()
+	leader, err := c.Status().LeaderWithQueryOptions(query(ctx))
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "cannot ask for the cluster leader: %v", err)
 	}
 	if leader == "" {
 		return ocf.Errorf(ocf.Degraded, "the Consul cluster has no leader")
 	}
-	name, _ := self["Config"]["NodeName"].(string)
-	if status, _ := self["Member"]["Status"].(float64); status != 1 {
+	name, _ := me["Config"]["NodeName"].(string)
+	if status, _ := me["Member"]["Status"].(float64); status != 1 {
 		return ocf.Errorf(ocf.Degraded, "node %s is not an alive member of the cluster (serf status %v)", name, status)
 	}
 	if !r.Config.server() {
 		return nil
 	}
-	health, err := c.Operator().AutopilotServerHealth(nil)
+	health, err := c.Operator().AutopilotServerHealth(query(ctx))
 	if err != nil {
-		if se := (api.StatusError{}); errors.As(err, &se) && se.Code == http.StatusForbidden {
+		if consulapi.IsForbidden(err) {
 			r.Log.Debug("autopilot health not readable with this token", "err", err)
 			return nil
 		}
@@ -354,11 +363,12 @@ func leave(ctx context.Context, r *request, p daemon.Process) error {
 	if !r.Config.leaves() {
 		return nil
 	}
-	c, err := client(ctx, r)
+	c, err := client(r)
 	if err != nil {
 		return err
 	}
-	return c.Agent().Leave()
+	_, err = c.Raw().Write("/v1/agent/leave", nil, nil, (&api.WriteOptions{}).WithContext(ctx))
+	return err
 }
 
 // reload applies reloadable parameters (log_level) with Consul's own
