@@ -108,7 +108,85 @@ func decodeOne(data []byte) (json.RawMessage, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, &fieldError{"", "not valid JSON: more data after the first value"}
 	}
+	if fe := duplicateKey(raw); fe != nil {
+		return nil, fe
+	}
 	return raw, nil
+}
+
+// duplicateKey finds the first key given twice in one object, anywhere
+// in a JSON document: encoding/json keeps the last silently, so an
+// administrator would read one value and Consul get another. (Keys that
+// differ only in case or underscores are caught where the definition's
+// own objects are read, since Consul reads them as one.) It reads the
+// document once, as a stream of tokens.
+func duplicateKey(data []byte) *fieldError {
+	type frame struct {
+		object  bool
+		keys    map[string]bool
+		wantKey bool   // an object's next token is a key or its end
+		path    string // the container's own path
+		key     string // an object's current member, as a path
+		n       int    // an array's next index
+	}
+	var stack []*frame
+	valueDone := func() {
+		if len(stack) > 0 {
+			if top := stack[len(stack)-1]; top.object {
+				top.wantKey = true
+			} else {
+				top.n++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or a syntax error decodeOne reports
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				valueDone()
+				continue
+			}
+			k, _ := tok.(string)
+			path := k
+			if top.path != "" {
+				path = top.path + "." + k
+			}
+			if top.keys[k] {
+				return &fieldError{path, "given twice"}
+			}
+			top.keys[k], top.wantKey, top.key = true, false, path
+			continue
+		}
+		var path string
+		switch {
+		case top == nil:
+		case top.object:
+			path = top.key
+		default:
+			path = fmt.Sprintf("%s[%d]", top.path, top.n)
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, wantKey: true, path: path})
+		case json.Delim('['):
+			stack = append(stack, &frame{path: path})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // jsonProblem describes a syntax error with its line, which is what an
