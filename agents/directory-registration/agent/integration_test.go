@@ -722,7 +722,7 @@ func TestUnsafeStateDir(t *testing.T) {
 	}
 	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration",
 		Params: map[string]string{"consul_address": d.addr, "service_name": "planted"},
-		Env: map[string]string{"OCF_RESOURCE_INSTANCE": "planted-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": state}})
+		Env:    map[string]string{"OCF_RESOURCE_INSTANCE": "planted-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": state}})
 	got := r.Run("start", nil)
 	if got.Code == ocf.Success || !strings.Contains(got.Reason, state+" is writable by group or others (mode 0777)") {
 		t.Errorf("start = %v %q, want a failure naming the directory", got.Code, got.Reason)
