@@ -62,7 +62,7 @@ func OpenStateDir(path string) (*StateDir, error) {
 		if info, lerr := os.Lstat(path); lerr == nil && info.Mode()&fs.ModeSymlink != 0 {
 			what = "is a symbolic link"
 		}
-		return nil, fmt.Errorf("%w: %s %s; remove it (the agent creates the directory)", ErrUnsafeStateDir, path, what)
+		return nil, fmt.Errorf("remove %s, the agent creates the directory (it %s): %w", path, what, ErrUnsafeStateDir)
 	case err != nil:
 		return nil, fmt.Errorf("state directory %s: %w", path, err)
 	}
@@ -76,12 +76,12 @@ func OpenStateDir(path string) (*StateDir, error) {
 	switch {
 	case int(st.Uid) != os.Geteuid():
 		d.Close()
-		return nil, fmt.Errorf("%w: %s is owned by uid %d, not by uid %d (root); check what is in it, then remove it or run: chown root %s",
-			ErrUnsafeStateDir, path, st.Uid, os.Geteuid(), path)
+		return nil, fmt.Errorf("check what is in %s, then remove it or chown it to uid %d (owned by uid %d): %w",
+			path, os.Geteuid(), st.Uid, ErrUnsafeStateDir)
 	case perm&0o022 != 0:
 		d.Close()
-		return nil, fmt.Errorf("%w: %s is writable by group or others (mode %04o); check what is in it, then remove it or run: chmod 700 %s",
-			ErrUnsafeStateDir, path, perm, path)
+		return nil, fmt.Errorf("check what is in %s, then remove it or chmod 700 it (mode %04o: group or others may write): %w",
+			path, perm, ErrUnsafeStateDir)
 	case perm != 0o700:
 		// On the descriptor, not the name: the directory checked is the
 		// one repaired.
@@ -141,10 +141,10 @@ func (d *StateDir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, 
 	fd, err := syscall.Openat(int(d.f.Fd()), name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, uint32(perm.Perm()))
 	switch {
 	case errors.Is(err, syscall.ELOOP):
-		return nil, fmt.Errorf("%w: %s is a symbolic link; remove it", ErrUnsafeStateDir, full)
+		return nil, fmt.Errorf("remove %s (a symbolic link): %w", full, ErrUnsafeStateDir)
 	case errors.Is(err, syscall.ENXIO):
 		// A FIFO without a reader, opened for writing.
-		return nil, fmt.Errorf("%w: %s is not a regular file; remove it", ErrUnsafeStateDir, full)
+		return nil, fmt.Errorf("remove %s (not a regular file): %w", full, ErrUnsafeStateDir)
 	case err != nil:
 		return nil, &fs.PathError{Op: "open", Path: full, Err: err}
 	}
@@ -157,10 +157,10 @@ func (d *StateDir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, 
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
 		f.Close()
-		return nil, fmt.Errorf("%w: %s is not a regular file; remove it", ErrUnsafeStateDir, full)
+		return nil, fmt.Errorf("remove %s (not a regular file): %w", full, ErrUnsafeStateDir)
 	case int(st.Uid) != os.Geteuid():
 		f.Close()
-		return nil, fmt.Errorf("%w: %s is owned by uid %d; remove it", ErrUnsafeStateDir, full, st.Uid)
+		return nil, fmt.Errorf("remove %s (owned by uid %d): %w", full, st.Uid, ErrUnsafeStateDir)
 	}
 	if flag&os.O_CREATE != 0 && st.Mode&0o7777 != uint32(perm.Perm()) {
 		// The umask narrowed a new file's mode, or an old file has

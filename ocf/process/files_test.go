@@ -56,12 +56,12 @@ func TestOpenStateDir(t *testing.T) {
 		{name: "missing, with a missing parent", path: filepath.Join(base, "a", "b")},
 		{name: "0755 repaired", path: mkdir("open", 0o755)},
 		{name: "sticky 1755 repaired", path: mkdir("sticky", 0o755|os.ModeSticky)},
-		{name: "world writable", path: mkdir("planted", 0o777), unsafe: "is writable by group or others (mode 0777); check what is in it"},
-		{name: "world writable and sticky", path: mkdir("tmp", 0o777|os.ModeSticky), unsafe: "(mode 1777)"},
-		{name: "group writable", path: mkdir("group", 0o770), unsafe: "(mode 0770)"},
-		{name: "symbolic link", path: link, unsafe: "is a symbolic link"},
-		{name: "a file", path: file, unsafe: "is not a directory"},
-		{name: "owned by another user", path: foreign, unsafe: "is owned by uid 65534", rootOnly: true},
+		{name: "world writable", path: mkdir("planted", 0o777), unsafe: "then remove it or chmod 700 it (mode 0777: group or others may write)"},
+		{name: "world writable and sticky", path: mkdir("tmp", 0o777|os.ModeSticky), unsafe: "(mode 1777:"},
+		{name: "group writable", path: mkdir("group", 0o770), unsafe: "(mode 0770:"},
+		{name: "symbolic link", path: link, unsafe: "(it is a symbolic link)"},
+		{name: "a file", path: file, unsafe: "(it is not a directory)"},
+		{name: "owned by another user", path: foreign, unsafe: "(owned by uid 65534)", rootOnly: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,10 +120,10 @@ func TestStateDirFiles(t *testing.T) {
 	go func() {
 		defer close(done)
 		for _, flag := range []int{os.O_WRONLY | os.O_APPEND | os.O_CREATE, os.O_RDONLY} {
-			if f, err := d.OpenFile("watcher.log", flag, 0o600); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "is a symbolic link") {
+			if f, err := d.OpenFile("watcher.log", flag, 0o600); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "(a symbolic link)") {
 				t.Errorf("OpenFile(link, %#x) = %v, %v; want ErrUnsafeStateDir", flag, f, err)
 			}
-			if f, err := d.OpenFile("fifo", flag, 0o600); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "is not a regular file") {
+			if f, err := d.OpenFile("fifo", flag, 0o600); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "(not a regular file)") {
 				t.Errorf("OpenFile(fifo, %#x) = %v, %v; want ErrUnsafeStateDir", flag, f, err)
 			}
 		}

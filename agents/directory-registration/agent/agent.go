@@ -301,6 +301,12 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	if len(ours) == 0 {
 		return ocf.Stopped, nil
 	}
+	if verr := r.ValidationErr(); verr != nil {
+		// The SDK runs the monitor despite a fault on this node (a
+		// token, definition or TLS file) so that a registration still
+		// in place is seen: running, but degraded until it is fixed.
+		return ocf.Running, &ocf.Error{Code: ocf.Degraded, Reason: ocf.ReasonOf(verr), Err: verr}
+	}
 	if want == nil {
 		// A probe with a broken definition: what is registered is
 		// reported as it is, so that Pacemaker stops it.

@@ -134,19 +134,19 @@ func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegi
 		var owner string
 		switch m := s.Meta[metaResource]; {
 		case m == "":
-			owner = "something other than Pacemaker (no ha_resource meta)"
+			owner = "something other than Pacemaker"
 		case m != key:
 			owner = "resource " + strconv.Quote(cleanText(m, 64))
 		default:
-			owner = "service " + strconv.Quote(cleanText(s.Service, 64)) + ", not " + want.Name + ", with this resource's ha_resource meta"
+			owner = "service " + strconv.Quote(cleanText(s.Service, 64)) + " with this resource's meta"
 		}
-		return ocf.Errorf(ocf.ErrArgs, "service ID %s on this node's Consul agent is registered by %s; give this resource its own ID (service_id or \"id\" in the definition)", want.ID, owner)
+		return ocf.Errorf(ocf.ErrArgs, "set service_id (or \"id\" in the definition): %s on this node's Consul is taken by %s", want.ID, owner)
 	}
 	// Recorded before registering: an interrupted start leaves a
 	// registration the next action must recognise.
 	led := newLedger(c.r)
 	if err := led.save(claims); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "cannot record the registration in the state directory: %v", err)
+		return ocf.Errorf(ocf.ErrArgs, "state directory: %v", err)
 	}
 	if force || len(drift(want, v.services[want.ID], v.checkIDs(want.ID))) > 0 {
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
@@ -349,7 +349,7 @@ func (c *consul) verdict(v *view, ids []string, want *api.AgentServiceRegistrati
 			return nil
 		}
 		if r.Config.OnCritical == criticalFailure {
-			return ocf.Errorf(ocf.ErrGeneric, "service %s: %s (on_critical=failure)", strings.Join(ids, ", "), h.detail)
+			return ocf.Errorf(ocf.ErrGeneric, "on_critical=failure: service %s: %s", strings.Join(ids, ", "), h.detail)
 		}
 		return ocf.Errorf(ocf.Degraded, "service %s: %s", strings.Join(ids, ", "), h.detail)
 	}
@@ -462,11 +462,11 @@ func (c *consul) fail(what string, err error) error {
 	body := cleanText(se.Body, maxOutput)
 	switch {
 	case se.Code == 403:
-		fix := "the token in token_file " + cfg.TokenFile + " needs service:write on the service and read access to this node's services"
+		fix := "token_file " + cfg.TokenFile + ": its token needs service:write on the service and read on this node's services"
 		if cfg.TokenFile == "" {
 			fix = "set token_file to a file holding a token with service:write on the service"
 		}
-		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf("Consul at %s denied %s (403 %s); %s", addr, what, body, fix)}
+		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf("%s: Consul at %s denied %s (403 %s)", fix, addr, what, body)}
 	case strings.Contains(se.Body, "Scripts are disabled"):
 		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf(
 			"Consul at %s refuses script checks registered over its API (%s); set enable_script_checks=true in this node's Consul configuration (only with ACLs enabled), or use an http, tcp, grpc or ttl check", addr, body)}

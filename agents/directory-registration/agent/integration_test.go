@@ -373,6 +373,11 @@ func TestStaleRegistration(t *testing.T) {
 	must(t, r, "start", nil, ocf.Success)
 	writeDefinition(t, def, `{"service": {"name": "orders", "port": 8443, "checks": [{"ttl": "30s"},]}}`)
 	must(t, r, "monitor", probe, ocf.Success)
+	// A recurring monitor reports the registration, degraded by the
+	// broken file, so that someone fixes it.
+	if got := must(t, r, "monitor", recurring, ocf.Degraded); !strings.Contains(got.Reason, "definition_file: not valid JSON") {
+		t.Errorf("recurring monitor reason %q", got.Reason)
+	}
 	must(t, r, "stop", nil, ocf.Success)
 	if services, _ = d.api.Agent().Services(); services["orders-node1"] != nil {
 		t.Error("stop with a broken definition left the registration")
@@ -463,7 +468,7 @@ func TestForeignService(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, r, "monitor", probe, ocf.NotRunning)
-	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, `service ID orders-node1 on this node's Consul agent is registered by service "evil"`) {
+	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, `orders-node1 on this node's Consul is taken by service "evil"`) {
 		t.Errorf("start reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
@@ -603,7 +608,7 @@ func TestConflictingID(t *testing.T) {
 	}
 	r := runner(t, "web-reg", map[string]string{"consul_address": d.addr, "service_name": "web"})
 	got := must(t, r, "start", nil, ocf.ErrArgs)
-	if !strings.Contains(got.Reason, "service ID web-node1 on this node's Consul agent is registered by something other than Pacemaker") {
+	if !strings.Contains(got.Reason, "set service_id (or \"id\" in the definition): web-node1 on this node's Consul is taken by something other than Pacemaker") {
 		t.Errorf("reason %q", got.Reason)
 	}
 }
@@ -626,7 +631,7 @@ func TestConsulGoesAway(t *testing.T) {
 	must(t, r, "stop", nil, ocf.Success)
 	// A soft error: ErrInstalled would ban the resource from the node
 	// until someone cleans it up, for what is usually an outage.
-	if got := must(t, r, "start", nil, ocf.ErrGeneric); !strings.Contains(got.Reason, "Consul agent at "+d.addr+" does not answer") {
+	if got := must(t, r, "start", nil, ocf.ErrGeneric); !strings.Contains(got.Reason, "or fix consul_address: "+d.addr+" does not answer") {
 		t.Errorf("reason %q", got.Reason)
 	}
 }
@@ -653,7 +658,7 @@ func TestACLToken(t *testing.T) {
 
 	r := runner(t, "acl-reg", map[string]string{"consul_address": d.addr, "service_name": "acl", "token_file": bad, "check_ttl": "30s"})
 	got := r.Run("start", nil)
-	if got.Code != ocf.ErrArgs || !strings.Contains(got.Reason, "denied") || !strings.Contains(got.Reason, "token_file "+bad) {
+	if got.Code != ocf.ErrArgs || !strings.Contains(got.Reason, "token_file "+bad+": its token needs service:write") {
 		t.Errorf("start with a rejected token = %v %q", got.Code, got.Reason)
 	}
 	must(t, r, "monitor", probe, ocf.NotRunning)
@@ -724,7 +729,7 @@ func TestUnsafeStateDir(t *testing.T) {
 		Params: map[string]string{"consul_address": d.addr, "service_name": "planted"},
 		Env:    map[string]string{"OCF_RESOURCE_INSTANCE": "planted-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": state}})
 	got := r.Run("start", nil)
-	if got.Code == ocf.Success || !strings.Contains(got.Reason, state+" is writable by group or others (mode 0777)") {
+	if got.Code == ocf.Success || !strings.Contains(got.Reason, "state directory: check what is in "+state+", then remove it or chmod 700 it") {
 		t.Errorf("start = %v %q, want a failure naming the directory", got.Code, got.Reason)
 	}
 	if services, _ := d.api.Agent().Services(); services["planted-node1"] != nil {

