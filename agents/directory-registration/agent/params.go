@@ -80,7 +80,7 @@ func params(c *Config) []ocf.Param {
 
 		ocf.String(&c.DefinitionFile, "definition_file", "Service definition file (Consul JSON)", def, ocf.AbsolutePath(),
 			ocf.Long("A service definition in Consul's JSON format ({\"service\": {\"name\": ..., \"port\": ..., \"checks\": [...]}}), "+
-				"read on every action. Checks may be script (args), http, tcp, grpc or ttl. "+
+				"read on every action; owned by root and not writable by group or others, since its checks run with the token. Checks may be script (args), http, tcp, grpc or ttl. "+
 				"Either this or service_name with the other service_* and check_* parameters. "+
 				"Pacemaker cannot see edits to the file: the depth-10 monitor re-registers when the file no longer matches the registration.")),
 
