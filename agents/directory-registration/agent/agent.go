@@ -76,17 +76,11 @@ type runtime struct {
 
 func validate(ctx context.Context, r *request) error {
 	c := r.Config
-	c.rt.key = resourceKey(r.Env)
-	if c.rt.key == "" {
-		return ocf.Errorf(ocf.ErrConfigured, "OCF_RESOURCE_INSTANCE is not set; run the agent through Pacemaker (crm_resource, pcs)")
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
-	}
-	// The Consul client reads these files when it is built: checked
-	// here first, so that a FIFO or a device is refused instead of
-	// blocking every action, stop included. A CA or a certificate
-	// others can write would let them redirect the agent's token.
+	// The Consul client reads these files when it is built: they are
+	// checked first, before anything can end validation early, so that
+	// a FIFO or a device is refused instead of blocking every action,
+	// stop included. A CA or a certificate others can write would let
+	// them redirect the agent's token.
 	for _, f := range []struct {
 		param, path string
 		rules       ocf.FileRules
@@ -103,6 +97,13 @@ func validate(ctx context.Context, r *request) error {
 			return err
 		}
 	}
+	c.rt.key = resourceKey(r.Env)
+	if c.rt.key == "" {
+		return ocf.Errorf(ocf.ErrConfigured, "OCF_RESOURCE_INSTANCE is not set; run the agent through Pacemaker (crm_resource, pcs)")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
+	}
 	if c.TokenFile != "" {
 		token, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
 		if err != nil {
@@ -113,10 +114,10 @@ func validate(ctx context.Context, r *request) error {
 	parsed, fromFile, err := loadDefinition(c, r.Env)
 	c.rt.parsed, c.rt.fromFile = parsed, fromFile
 	if err != nil && (r.IsProbe() || r.Action == ocf.ActionStop) {
-		// Registrations are found by their ha_resource meta, which needs
-		// no definition: a broken definition must not hide a stale
-		// registration from a probe, nor keep stop from removing it (a
-		// failed stop gets the node fenced).
+		// The record of what this resource registered names its
+		// registrations without the definition: a broken definition
+		// must not hide one from a probe, nor keep stop from removing
+		// it (a failed stop gets the node fenced).
 		c.rt.defErr = err
 		return nil
 	}

@@ -28,8 +28,10 @@ type consul struct {
 func connect(ctx context.Context, r *request) (*consul, error) {
 	c := r.Config
 	if c.rt.filesErr != nil {
-		// Only a stop gets here with a bad file; without TLS files it
-		// cannot talk to Consul, and ErrArgs makes it a success.
+		// Only a stop, or a monitor the SDK runs despite validation,
+		// gets here with a bad file. Without its TLS files it cannot
+		// talk to Consul; the file's ErrArgs makes a stop a success and
+		// a probe "not running".
 		return nil, c.rt.filesErr
 	}
 	client, err := consulapi.New(ctx, consulapi.Options{
@@ -425,8 +427,8 @@ const maxOutput = 120
 
 // unreachable is a Consul request that got no HTTP answer.
 type unreachable struct {
-	// refused: nothing listens at consul_address, so no Consul agent
-	// runs there to hold a registration.
+	// refused: nothing listens at consul_address (or its name does not
+	// resolve), so no Consul agent runs there to hold a registration.
 	refused bool
 	err     error
 }
@@ -455,7 +457,9 @@ func (c *consul) fail(what string, err error) error {
 	addr := cfg.ConsulAddress
 	var se api.StatusError
 	if !errors.As(err, &se) {
-		return &ocf.Error{Code: ocf.ErrGeneric, Err: &unreachable{refused: errors.Is(err, syscall.ECONNREFUSED), err: err}, Reason: fmt.Sprintf(
+		var dns *net.DNSError
+		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns)
+		return &ocf.Error{Code: ocf.ErrGeneric, Err: &unreachable{refused: refused, err: err}, Reason: fmt.Sprintf(
 			"start Consul on this node first, or fix consul_address: %s does not answer (%s) while %s",
 			addr, transportProblem(err), what)}
 	}
