@@ -29,10 +29,11 @@ func connect(ctx context.Context, r *request) (*consul, error) {
 	c := r.Config
 	if c.rt.filesErr != nil {
 		// Only a stop, or a monitor the SDK runs despite validation,
-		// gets here with a bad file. Without its TLS files it cannot
-		// talk to Consul; the file's ErrArgs makes a stop a success and
-		// a probe "not running".
-		return nil, c.rt.filesErr
+		// gets here with a bad file (a stop even with a relative path,
+		// which decoding reported). Without its TLS files it cannot
+		// talk to Consul, which is this node's problem: ErrArgs makes
+		// a stop a success and a probe "not running".
+		return nil, &ocf.Error{Code: ocf.ErrArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
 	}
 	client, err := consulapi.New(ctx, consulapi.Options{
 		Address: c.ConsulAddress, Token: c.rt.token, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
