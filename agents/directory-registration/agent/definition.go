@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -282,6 +284,9 @@ func parseService(o *object) (*api.AgentServiceRegistration, error) {
 	for i, t := range reg.Tags {
 		if strings.TrimSpace(t) == "" {
 			return nil, &fieldError{fmt.Sprintf("%s[%d]", o.field("tags"), i), "empty tag"}
+		}
+		if err := plainText(t); err != nil {
+			return nil, &fieldError{fmt.Sprintf("%s[%d]", o.field("tags"), i), err.Error()}
 		}
 	}
 	if err := validMeta(reg.Meta); err != nil {
@@ -684,6 +689,24 @@ func validMeta(m map[string]string) error {
 			return fmt.Errorf("key %q: the prefix consul- is reserved by Consul", k)
 		case len(m[k]) > 512:
 			return fmt.Errorf("value of %s is longer than 512 characters", k)
+		case plainText(m[k]) != nil:
+			return fmt.Errorf("value of %s %v", k, plainText(m[k]))
+		}
+	}
+	return nil
+}
+
+// plainText refuses what would change the meaning of a tag or a meta
+// value for whoever reads the catalog (a configuration renderer, a log, a
+// terminal): control characters, white space other than plain spaces,
+// invisible marks and invalid UTF-8.
+func plainText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) || (unicode.IsSpace(r) && r != ' ') || unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("must not contain %U (byte %d)", r, i)
 		}
 	}
 	return nil

@@ -142,6 +142,9 @@ func TestParseDefinitionRejects(t *testing.T) {
 		{"key twice exactly", `{"service": {"name": "web", "port": 1, "port": 2}}`, "service.port: given twice"},
 		{"meta key twice", `{"name": "web", "meta": {"a": "1", "a": "2"}}`, "meta.a: given twice"},
 		{"check key twice", `{"name": "web", "checks": [{"ttl": "30s"}, {"ttl": "30s", "name": "a", "name": "b"}]}`, "checks[1].name: given twice"},
+		{"tag with a line break", `{"name": "web", "tags": ["a", "b\nhaproxy-option"]}`, "tags[1]: must not contain U+000A (byte 1)"},
+		{"tag with a right-to-left override", `{"name": "web", "tags": ["a\u202e"]}`, "tags[0]: must not contain U+202E (byte 1)"},
+		{"meta value with an escape", `{"name": "web", "meta": {"v": "1\u001b[2J"}}`, "meta: value of v must not contain U+001B (byte 1)"},
 		{"header twice", `{"name": "web", "check": {"http": "http://a/", "header": {"X": ["1"], "X": ["2"]}, "interval": "10s"}}`, "check.header.X: given twice"},
 	}
 	for _, tt := range inline {
