@@ -47,6 +47,16 @@ func (p *Param) fits(option string, ok bool, want string) {
 	}
 }
 
+// textual reports whether the parameter holds text (String, List), for
+// options about the characters of its value.
+func (p *Param) textual() bool {
+	switch p.dst.(type) {
+	case *string, *[]string:
+		return p.content == "string"
+	}
+	return false
+}
+
 // Name returns the parameter's name.
 func (p Param) Name() string { return p.name }
 
@@ -117,6 +127,7 @@ func AbsolutePath() Option {
 // address, a name, a path that the file's syntax does not quote.
 func NoSpace() Option {
 	return func(p *Param) {
+		p.fits("NoSpace", p.textual(), "String and List")
 		p.checks = append(p.checks, func(v string) error { return checkText(v, false) })
 	}
 }
@@ -126,6 +137,7 @@ func NoSpace() Option {
 // only separator the reader of a configuration file sees.
 func Printable() Option {
 	return func(p *Param) {
+		p.fits("Printable", p.textual(), "String and List")
 		p.checks = append(p.checks, func(v string) error { return checkText(v, true) })
 	}
 }

@@ -1,6 +1,7 @@
 package ocf
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -61,5 +62,38 @@ func TestTextOptions(t *testing.T) {
 				t.Errorf("reason %q does not name the parameter", ReasonOf(err))
 			}
 		})
+	}
+}
+
+// TestTextOptionsFit: NoSpace and Printable on a parameter that holds no
+// text are declaration mistakes that Agent.Check reports.
+func TestTextOptionsFit(t *testing.T) {
+	type cfg struct {
+		N    int
+		S    string
+		L    []string
+		Mode string
+	}
+	a := &Agent[cfg]{Name: "fit", Start: func(context.Context, *Request[cfg]) error { return nil },
+		Stop:    func(context.Context, *Request[cfg]) error { return nil },
+		Monitor: func(context.Context, *Request[cfg]) (State, error) { return Stopped, nil },
+		Params: func(c *cfg) []Param {
+			return []Param{
+				Int(&c.N, "n", "N", NoSpace()),
+				String(&c.S, "s", "S", NoSpace()),
+				List(&c.L, "l", "L", Printable()),
+				Select(&c.Mode, "mode", "Mode", []string{"a"}, Printable()),
+			}
+		}}
+	err := a.Check()
+	for _, want := range []string{"NoSpace applies to String and List parameters only", "Printable applies to String and List parameters only"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want it to contain %q", err, want)
+		}
+	}
+	for _, ok := range []string{"parameter s", "parameter l"} {
+		if err != nil && strings.Contains(err.Error(), ok+":") {
+			t.Errorf("Check() = %v, flags %s", err, ok)
+		}
 	}
 }
