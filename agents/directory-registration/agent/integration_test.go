@@ -729,7 +729,7 @@ func TestUnsafeStateDir(t *testing.T) {
 		Params: map[string]string{"consul_address": d.addr, "service_name": "planted"},
 		Env:    map[string]string{"OCF_RESOURCE_INSTANCE": "planted-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": state}})
 	got := r.Run("start", nil)
-	if got.Code == ocf.Success || !strings.Contains(got.Reason, "state directory: check what is in "+state+", then remove it or chmod 700 it") {
+	if got.Code == ocf.Success || !strings.Contains(got.Reason, "check what is in "+state+", then remove it or chmod 700 it") {
 		t.Errorf("start = %v %q, want a failure naming the directory", got.Code, got.Reason)
 	}
 	if services, _ := d.api.Agent().Services(); services["planted-node1"] != nil {
