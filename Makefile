@@ -54,6 +54,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOneLine$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitWords$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzConsulAnswers$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
 

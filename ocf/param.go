@@ -1,6 +1,7 @@
 package ocf
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Param declares one instance parameter. The same declaration drives
@@ -42,6 +45,16 @@ func (p *Param) fits(option string, ok bool, want string) {
 	if !ok {
 		p.misuse = append(p.misuse, option+" applies to "+want+" parameters only")
 	}
+}
+
+// textual reports whether the parameter holds text (String, List), for
+// options about the characters of its value.
+func (p *Param) textual() bool {
+	switch p.dst.(type) {
+	case *string, *[]string:
+		return p.content == "string"
+	}
+	return false
 }
 
 // Name returns the parameter's name.
@@ -85,7 +98,10 @@ func Check(check func(value string) error) Option {
 }
 
 // AbsolutePath requires the value to be an absolute path: a relative one
-// would depend on the directory Pacemaker runs the agent in.
+// would depend on the directory Pacemaker runs the agent in. Like
+// Printable, it also refuses control characters and white space other
+// than plain spaces: a path ends up in configuration files and command
+// lines, where a line break or a vertical tab changes their meaning.
 func AbsolutePath() Option {
 	return func(p *Param) {
 		_, isString := p.dst.(*string)
@@ -97,9 +113,62 @@ func AbsolutePath() Option {
 			if !filepath.IsAbs(v) {
 				return fmt.Errorf("must be an absolute path")
 			}
-			return nil
+			return checkText(v, true)
 		})
 	}
+}
+
+// NoSpace requires the value to be one word: no white space at all
+// (ASCII or Unicode: tab, vertical tab, form feed, carriage return, NEL,
+// no-break space, line and paragraph separators...), no control
+// characters, no invisible formatting characters (zero-width spaces,
+// bidirectional overrides), and valid UTF-8. Use it for every value that
+// reaches a configuration file or a command line as a single token: an
+// address, a name, a path that the file's syntax does not quote.
+func NoSpace() Option {
+	return func(p *Param) {
+		p.fits("NoSpace", p.textual(), "String and List")
+		p.checks = append(p.checks, func(v string) error { return checkText(v, false) })
+	}
+}
+
+// Printable is NoSpace that allows plain spaces (U+0020), for values
+// made of several words, such as a list or a template: the space is the
+// only separator the reader of a configuration file sees.
+func Printable() Option {
+	return func(p *Param) {
+		p.fits("Printable", p.textual(), "String and List")
+		p.checks = append(p.checks, func(v string) error { return checkText(v, true) })
+	}
+}
+
+// checkText refuses what NoSpace and Printable refuse, naming the first
+// offending character by its code point (the character itself may be
+// invisible, or break the exit reason).
+func checkText(v string, spaces bool) error {
+	if !utf8.ValidString(v) {
+		return errors.New("is not valid UTF-8")
+	}
+	for i, r := range v {
+		var what string
+		switch {
+		case r == ' ' && spaces:
+		case r == ' ':
+			return fmt.Errorf("must not contain spaces (byte %d)", i)
+		case unicode.IsControl(r):
+			what = "control character"
+		case unicode.IsSpace(r):
+			// NEL, no-break space, U+2028 and the other Unicode spaces.
+			what = "white space"
+		case unicode.Is(unicode.Cf, r):
+			// Zero-width and bidirectional marks.
+			what = "invisible character"
+		}
+		if what != "" {
+			return fmt.Errorf("must not contain %s %U (byte %d)", what, r, i)
+		}
+	}
+	return nil
 }
 
 // MinDuration requires a Duration parameter to be at least floor.

@@ -1,7 +1,8 @@
 // Package process supervises the daemons that OCF resource agents manage:
 // it starts them detached from the agent, tracks them through pid files,
-// tells running, stopped and stale apart, stops them with escalation, and
-// serialises an agent's actions with a lock.
+// tells running, stopped and stale apart, stops them with escalation,
+// serialises an agent's actions with a lock, and keeps state directories
+// safe from files planted by other users (OpenStateDir).
 //
 // The helpers follow what Pacemaker requires of an agent (see the OCF
 // resource agent API, https://github.com/ClusterLabs/OCF-spec/blob/main/ra/1.1/resource-agent-api.md):
@@ -31,7 +32,7 @@
 // format (decimal pid and a newline, mode 0644) and the lock file
 // semantics (flock(2) on a file that is never removed) are stable. Error
 // texts are not: test errors with errors.Is against the documented
-// sentinels (ErrStillRunning, ErrInvalidPIDFile, fs.ErrNotExist,
+// sentinels (ErrStillRunning, ErrInvalidPIDFile, ErrUnsafeStateDir, fs.ErrNotExist,
 // context.DeadlineExceeded).
 //
 // The package is Linux-only: it relies on /proc, setsid(2), flock(2) and,

@@ -52,25 +52,25 @@ func New() *ocf.Agent[Config] {
 
 func params(c *Config) []ocf.Param {
 	return []ocf.Param{
-		ocf.String(&c.Binary, "binary", "Consul binary", ocf.Default("consul"),
+		ocf.String(&c.Binary, "binary", "Consul binary", ocf.Default("consul"), ocf.Printable(),
 			ocf.Long("Path of the consul binary, or a name looked up in PATH.")),
 		ocf.Select(&c.Mode, "mode", "Server or client agent", []string{"server", "client"}, ocf.Default("client")),
-		ocf.String(&c.Datacenter, "datacenter", "Datacenter name", ocf.Default("dc1")),
-		ocf.String(&c.NodeName, "node_name", "Consul node name",
+		ocf.String(&c.Datacenter, "datacenter", "Datacenter name", ocf.Default("dc1"), ocf.NoSpace()),
+		ocf.String(&c.NodeName, "node_name", "Consul node name", ocf.NoSpace(),
 			ocf.Long("The node's name in Consul. Default: the host name.")),
 		ocf.String(&c.DataDir, "data_dir", "Data directory", ocf.Default("/var/lib/consul"), ocf.UniqueGroup("data_dir"),
 			ocf.AbsolutePath()),
-		ocf.String(&c.ConfigDir, "config_dir", "Extra configuration directory",
+		ocf.String(&c.ConfigDir, "config_dir", "Extra configuration directory", ocf.Printable(),
 			ocf.Long("A directory of Consul configuration files loaded after the generated configuration (ACLs, services, anything not covered by parameters).")),
-		ocf.String(&c.ExtraConfig, "extra_config", "Extra configuration file",
+		ocf.String(&c.ExtraConfig, "extra_config", "Extra configuration file", ocf.Printable(),
 			ocf.Long("One more Consul configuration file (HCL or JSON), loaded last.")),
-		ocf.String(&c.BindAddr, "bind_addr", "Cluster bind address",
+		ocf.String(&c.BindAddr, "bind_addr", "Cluster bind address", ocf.Printable(),
 			ocf.Long("Address for cluster traffic (serf, raft). Default: Consul's choice, the node's only private IPv4 address; a node with several needs this set. "+
 				"A clone shares one value on every node, so give a go-sockaddr template that picks each node's cluster address, e.g. "+
 				`{{ GetAllInterfaces | include "network" "10.0.0.0/24" | attr "address" }}, `+
 				"where the network is the cluster network as the interfaces are configured (a smaller one matches nothing).")),
-		ocf.String(&c.AdvertiseAddr, "advertise_addr", "Advertised address"),
-		ocf.String(&c.ClientAddr, "client_addr", "Client interfaces (HTTP, DNS)", ocf.Default("127.0.0.1")),
+		ocf.String(&c.AdvertiseAddr, "advertise_addr", "Advertised address", ocf.NoSpace()),
+		ocf.String(&c.ClientAddr, "client_addr", "Client interfaces (HTTP, DNS)", ocf.Default("127.0.0.1"), ocf.Printable()),
 		ocf.Port(&c.HTTPPort, "http_port", "HTTP API port", ocf.Default("8500")),
 		ocf.Port(&c.ServerPort, "server_port", "Server RPC port", ocf.Default("8300")),
 		ocf.Port(&c.SerfLANPort, "serf_lan_port", "Serf LAN port", ocf.Default("8301")),
@@ -84,13 +84,13 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("Servers only: Consul's performance.raft_multiplier. 1, Consul's recommendation for production, lets the servers notice a lost leader "+
 				"and elect another within about 2 s; Consul's own default, 5, takes about 5 times longer and suits only very slow machines. "+
 				"While there is no leader, new registrations cannot reach the catalog: this bounds how fast a failed-over service is routed again.")),
-		ocf.List(&c.RetryJoin, "retry_join", "Addresses to join",
+		ocf.List(&c.RetryJoin, "retry_join", "Addresses to join", ocf.Printable(),
 			ocf.Long("Addresses (host or host:port) of other agents to join, retried until one answers.")),
-		ocf.String(&c.TokenFile, "token_file", "ACL token file",
+		ocf.String(&c.TokenFile, "token_file", "ACL token file", ocf.Printable(),
 			ocf.Long("File holding the ACL token this agent uses for its own API calls (monitor, leave, reload). Mode 0600, owned by root. Never give the token itself as a parameter.")),
-		ocf.String(&c.CAFile, "ca_file", "TLS CA file"),
-		ocf.String(&c.CertFile, "cert_file", "TLS certificate file"),
-		ocf.String(&c.KeyFile, "key_file", "TLS key file"),
+		ocf.String(&c.CAFile, "ca_file", "TLS CA file", ocf.Printable()),
+		ocf.String(&c.CertFile, "cert_file", "TLS certificate file", ocf.Printable()),
+		ocf.String(&c.KeyFile, "key_file", "TLS key file", ocf.Printable()),
 		ocf.Select(&c.LeaveOnStop, "leave_on_stop", "Leave the cluster on stop", []string{"auto", "true", "false"}, ocf.Default("auto"),
 			ocf.Long("auto: clients leave, servers do not (a leaving server shrinks the quorum). true or false force it.")),
 		ocf.Bool(&c.WaitForLeader, "wait_for_leader", "Start waits for a leader", ocf.Default("false"),
@@ -99,7 +99,7 @@ func params(c *Config) []ocf.Param {
 				"Off, start returns once the agent answers, and the depth 10 monitor reports degraded while there is no leader.")),
 		ocf.Select(&c.LogLevel, "log_level", "Consul log level", []string{"trace", "debug", "info", "warn", "error"},
 			ocf.Default("info"), ocf.Reloadable()),
-		ocf.String(&c.LogFile, "log_file", "Consul output file",
+		ocf.String(&c.LogFile, "log_file", "Consul output file", ocf.Printable(),
 			ocf.Long("Where the agent's output goes. Default: /var/log/ha-framework/consul-INSTANCE.log.")),
 	}
 }

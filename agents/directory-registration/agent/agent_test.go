@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
@@ -50,6 +52,15 @@ func TestBadInput(t *testing.T) {
 	unknownKey := writeFile(t, dir, "unknown.json", string(readTestdata(t, "bad/unknown-check-key.json")), 0o644)
 	openToken := writeFile(t, dir, "open.token", "s3cr3t-t0ken", 0o644)
 	missing := filepath.Join(dir, "missing.json")
+	groupWritable := writeFile(t, dir, "group.json", `{"service": {"name": "orders"}}`, 0o664)
+	worldWritable := writeFile(t, dir, "world.json", `{"service": {"name": "orders"}}`, 0o666)
+	duplicate := writeFile(t, dir, "duplicate.json", `{"service": {"name": "orders", "port": 1, "port": 2}}`, 0o644)
+	foreign := writeFile(t, dir, "foreign.json", `{"service": {"name": "orders"}}`, 0o644)
+	chownErr := os.Chown(foreign, 65534, 65534)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	probe := map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}
 	recurring := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
@@ -73,7 +84,26 @@ func TestBadInput(t *testing.T) {
 		{"definition file missing: probe", with("definition_file", missing), "monitor", probe, ocf.NotRunning, ""},
 		{"definition file missing: stop", with("definition_file", missing), "stop", nil, ocf.Success, ""},
 		{"definition file relative", with("definition_file", "orders.json"), "validate-all", nil, ocf.ErrConfigured, `definition_file="orders.json" is invalid: must be an absolute path`},
-		{"definition file is a directory", with("definition_file", dir), "validate-all", nil, ocf.ErrArgs, "cannot be read on this node: it is a directory"},
+		{"definition file is a directory", with("definition_file", dir), "validate-all", nil, ocf.ErrArgs, "definition_file: point it at a regular file (" + dir + " is a directory)"},
+		{"definition file group writable: validate", with("definition_file", groupWritable), "validate-all", nil, ocf.ErrArgs, "definition_file: run chmod go-w " + groupWritable + " (group or others may write it, mode 0664)"},
+		{"definition file group writable: probe", with("definition_file", groupWritable), "monitor", probe, ocf.NotRunning, ""},
+		{"definition file group writable: stop", with("definition_file", groupWritable), "stop", nil, ocf.Success, ""},
+		{"definition file world writable", with("definition_file", worldWritable), "start", nil, ocf.ErrArgs, "mode 0666)"},
+		{"definition file owned by nobody", with("definition_file", foreign), "validate-all", nil, ocf.ErrArgs, "definition_file: run chown root " + foreign + " (owned by uid 65534, not root)"},
+		{"definition file a FIFO: validate", with("definition_file", fifo), "validate-all", nil, ocf.ErrArgs, "definition_file: point it at a regular file (" + fifo + " is a FIFO)"},
+		{"definition file a FIFO: probe", with("definition_file", fifo), "monitor", probe, ocf.NotRunning, ""},
+		{"definition file a FIFO: stop", with("definition_file", fifo), "stop", nil, ocf.Success, ""},
+		{"definition file duplicate key", with("definition_file", duplicate), "validate-all", nil, ocf.ErrArgs, `service.port: given twice`},
+		{"key file a FIFO: validate", with("definition_file", good, "consul_address", "https://"+dead, "ca_file", good, "cert_file", good, "key_file", fifo), "validate-all", nil, ocf.ErrArgs, "key_file: point it at a regular file (" + fifo + " is a FIFO)"},
+		{"key file a FIFO: stop", with("definition_file", good, "consul_address", "https://"+dead, "ca_file", good, "cert_file", good, "key_file", fifo), "stop", nil, ocf.Success, ""},
+		{"ca file world writable", with("definition_file", good, "consul_address", "https://"+dead, "ca_file", worldWritable), "validate-all", nil, ocf.ErrArgs, "ca_file: run chmod go-w " + worldWritable},
+		{"check_args with a vertical tab", with("service_name", "orders", "check_args", "/bin/check\v--evil"), "validate-all", nil, ocf.ErrConfigured, `check_args="/bin/check\v--evil" is invalid: must not contain control character U+000B (byte 10)`},
+		{"check_http with a line separator", with("service_name", "orders", "check_http", "http://127.0.0.1/\u2028x"), "validate-all", nil, ocf.ErrConfigured, "U+2028 (byte 17)"},
+		{"consul_address with a carriage return", with("service_name", "orders", "consul_address", "127.0.0.1:8500\r"), "validate-all", nil, ocf.ErrConfigured, "U+000D (byte 14)"},
+		{"service_tags with NEL", with("service_name", "orders", "service_tags", "a,b\u0085c"), "validate-all", nil, ocf.ErrConfigured, "U+0085 (byte 3)"},
+		{"token file a FIFO: validate", with("definition_file", good, "token_file", fifo), "validate-all", nil, ocf.ErrArgs, "token_file: point it at a regular file (" + fifo + " is a FIFO)"},
+		{"token file a FIFO: probe", with("definition_file", good, "token_file", fifo), "monitor", probe, ocf.NotRunning, ""},
+		{"token file a FIFO: stop", with("definition_file", good, "token_file", fifo), "stop", nil, ocf.Success, ""},
 		{"invalid JSON: validate", with("definition_file", invalid), "validate-all", nil, ocf.ErrArgs, "not valid JSON: invalid character ']' looking for beginning of value (line 2)"},
 		{"invalid JSON: start", with("definition_file", invalid), "start", nil, ocf.ErrArgs, "definition_file: not valid JSON"},
 		{"invalid JSON: recurring monitor", with("definition_file", invalid), "monitor", recurring, ocf.ErrArgs, "not valid JSON"},
@@ -92,7 +122,7 @@ func TestBadInput(t *testing.T) {
 		{"bad on_critical", with("service_name", "orders", "on_critical", "restart"), "validate-all", nil, ocf.ErrConfigured, "not one of degraded, failure"},
 		{"cert without key", with("service_name", "orders", "cert_file", good), "validate-all", nil, ocf.ErrConfigured, "cert_file and key_file go together"},
 		{"Consul unreachable: validate does not ask", with("definition_file", good), "validate-all", nil, ocf.Success, ""},
-		{"Consul unreachable: start", with("definition_file", good), "start", nil, ocf.ErrInstalled, "start Consul on this node first, or fix consul_address: " + dead + " does not answer (connection refused)"},
+		{"Consul unreachable: start", with("definition_file", good), "start", nil, ocf.ErrGeneric, "start Consul on this node first, or fix consul_address: " + dead + " does not answer (connection refused)"},
 		{"Consul unreachable: probe", with("definition_file", good), "monitor", probe, ocf.NotRunning, ""},
 		{"Consul unreachable: recurring monitor", with("definition_file", good), "monitor", recurring, ocf.ErrGeneric, "does not answer (connection refused)"},
 		{"Consul unreachable: stop", with("definition_file", good), "stop", nil, ocf.Success, ""},
@@ -106,9 +136,21 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.params["definition_file"] == foreign && chownErr != nil {
+				t.Skipf("needs root to give a file to another user: %v", chownErr)
+			}
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration", Params: tt.params,
 				Env: map[string]string{"OCF_RESKEY_CRM_meta_on_node": "node1", "OCF_RESKEY_CRM_meta_timeout": "5000"}})
-			got := r.Run(tt.action, tt.extra)
+			// A FIFO blocked the old agent forever, stop included: a
+			// watchdog turns a hang into a failure.
+			done := make(chan ocftest.Result, 1)
+			go func() { done <- r.Run(tt.action, tt.extra) }()
+			var got ocftest.Result
+			select {
+			case got = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s still running after 20s", tt.action)
+			}
 			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
 				t.Errorf("%s = %v %q, want %v with %q", tt.action, got.Code, got.Reason, tt.want, tt.reason)
 			}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +27,14 @@ type consul struct {
 
 func connect(ctx context.Context, r *request) (*consul, error) {
 	c := r.Config
+	if c.rt.filesErr != nil {
+		// Only a stop, or a monitor the SDK runs despite validation,
+		// gets here with a bad file (a stop even with a relative path,
+		// which decoding reported). Without its TLS files it cannot
+		// talk to Consul, which is this node's problem: ErrArgs makes
+		// a stop a success and a probe "not running".
+		return nil, &ocf.Error{Code: ocf.ErrArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
+	}
 	client, err := consulapi.New(ctx, consulapi.Options{
 		Address: c.ConsulAddress, Token: c.rt.token, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 	}, 5*time.Second)
@@ -56,18 +65,42 @@ func (c *consul) look(ctx context.Context) (*view, error) {
 	if err != nil {
 		return nil, c.fail("listing the agent's checks", err)
 	}
-	return &view{services: services, checks: checks}, nil
+	v, skipped := newView(services, checks)
+	for _, what := range skipped {
+		c.r.Log.Warn("skipping a malformed entry in the Consul agent's answer", "entry", what)
+	}
+	return v, nil
 }
 
-// ours lists the registrations of resource key, by service ID.
-func (v *view) ours(key string) []*api.AgentService {
-	var out []*api.AgentService
-	for _, id := range slices.Sorted(maps.Keys(v.services)) {
-		if s := v.services[id]; s.Meta[metaResource] == key {
-			out = append(out, s)
+// newView keeps the well-formed entries of the agent's answers: whoever
+// answers on consul_address may send a null entry, or an entry filed
+// under another ID than its own, and neither may stop an action (a
+// failed stop gets the node fenced). It returns the view and what it
+// skipped, for the log.
+func newView(services map[string]*api.AgentService, checks map[string]*api.AgentCheck) (*view, []string) {
+	v := &view{services: map[string]*api.AgentService{}, checks: map[string]*api.AgentCheck{}}
+	var skipped []string
+	for _, id := range slices.Sorted(maps.Keys(services)) {
+		switch s := services[id]; {
+		case s == nil:
+			skipped = append(skipped, "service "+strconv.Quote(cleanText(id, 128))+" is null")
+		case s.ID != id:
+			skipped = append(skipped, "service "+strconv.Quote(cleanText(id, 128))+" has the ID "+strconv.Quote(cleanText(s.ID, 128)))
+		default:
+			v.services[id] = s
 		}
 	}
-	return out
+	for _, id := range slices.Sorted(maps.Keys(checks)) {
+		switch ch := checks[id]; {
+		case ch == nil:
+			skipped = append(skipped, "check "+strconv.Quote(cleanText(id, 128))+" is null")
+		case ch.CheckID != id:
+			skipped = append(skipped, "check "+strconv.Quote(cleanText(id, 128))+" has the ID "+strconv.Quote(cleanText(ch.CheckID, 128)))
+		default:
+			v.checks[id] = ch
+		}
+	}
+	return v, skipped
 }
 
 // checkIDs lists the checks of service id, maintenance excluded.
@@ -97,16 +130,26 @@ func (v *view) checksOf(ids []string) []*api.AgentCheck {
 // if it differs, or if force), out of maintenance, other registrations of
 // the resource (older IDs) removed, TTL checks passing. Registering again
 // is safe: Consul keeps the state of unchanged checks.
-func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegistration, force bool) error {
+func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegistration, claims []claim, force bool) error {
 	key := c.r.Config.rt.key
-	if s, ok := v.services[want.ID]; ok && s.Meta[metaResource] != key {
-		owner := s.Meta[metaResource]
-		if owner == "" {
-			owner = "something other than Pacemaker (no ha_resource meta)"
-		} else {
-			owner = "resource " + owner
+	claims = union(claims, claimOf(want))
+	if s, ok := v.services[want.ID]; ok && !owns(s, key, claims) {
+		var owner string
+		switch m := s.Meta[metaResource]; {
+		case m == "":
+			owner = "something other than Pacemaker"
+		case m != key:
+			owner = "resource " + strconv.Quote(cleanText(m, 64))
+		default:
+			owner = "service " + strconv.Quote(cleanText(s.Service, 64)) + " with this resource's meta"
 		}
-		return ocf.Errorf(ocf.ErrArgs, "service ID %s on this node's Consul agent is registered by %s; give this resource its own ID (service_id or \"id\" in the definition)", want.ID, owner)
+		return ocf.Errorf(ocf.ErrArgs, "set service_id (or \"id\" in the definition): %s on this node's Consul is taken by %s", want.ID, owner)
+	}
+	// Recorded before registering: an interrupted start leaves a
+	// registration the next action must recognise.
+	led := newLedger(c.r)
+	if err := led.save(claims); err != nil {
+		return ocf.Errorf(ocf.ErrArgs, "state directory: %v", err)
 	}
 	if force || len(drift(want, v.services[want.ID], v.checkIDs(want.ID))) > 0 {
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
@@ -122,7 +165,7 @@ func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegi
 			return c.fail("ending maintenance of service "+want.ID, err)
 		}
 	}
-	for _, s := range v.ours(key) {
+	for _, s := range v.ours(key, claims) {
 		if s.ID == want.ID {
 			continue
 		}
@@ -130,6 +173,9 @@ func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegi
 			return c.fail("deregistering the old registration "+s.ID, err)
 		}
 		c.r.Log.Info("deregistered an old registration of this resource", "service_id", s.ID)
+	}
+	if err := led.save([]claim{claimOf(want)}); err != nil {
+		c.r.Log.Warn("cannot update the record of the registration", "err", err)
 	}
 	return c.refresh(ctx, want)
 }
@@ -204,12 +250,23 @@ func (c *consul) catalog(ctx context.Context, want *api.AgentServiceRegistration
 	if err != nil {
 		return nil, c.fail("reading the catalog for "+want.Name, err)
 	}
+	return findEntry(entries, want.ID, node), nil
+}
+
+// findEntry picks the instance id on node from a health answer, or nil.
+// Entries without a node or a service are skipped, and null checks left
+// out of the copy returned: api.HealthChecks' own methods would panic on
+// them.
+func findEntry(entries []*api.ServiceEntry, id, node string) *api.ServiceEntry {
 	for _, e := range entries {
-		if e.Service != nil && e.Node != nil && e.Service.ID == want.ID && e.Node.Node == node {
-			return e, nil
+		if e == nil || e.Service == nil || e.Node == nil || e.Service.ID != id || e.Node.Node != node {
+			continue
 		}
+		out := *e
+		out.Checks = slices.DeleteFunc(slices.Clone(e.Checks), func(ch *api.HealthCheck) bool { return ch == nil })
+		return &out
 	}
-	return nil, nil
+	return nil
 }
 
 // node is the local agent's node name. Checks carry it and need only the
@@ -220,7 +277,7 @@ func (c *consul) node(ctx context.Context, want *api.AgentServiceRegistration) (
 		return "", c.fail("listing the agent's checks", err)
 	}
 	for _, ch := range checks {
-		if ch.ServiceID == want.ID && ch.Node != "" {
+		if ch != nil && ch.ServiceID == want.ID && ch.Node != "" {
 			return ch.Node, nil
 		}
 	}
@@ -295,7 +352,7 @@ func (c *consul) verdict(v *view, ids []string, want *api.AgentServiceRegistrati
 			return nil
 		}
 		if r.Config.OnCritical == criticalFailure {
-			return ocf.Errorf(ocf.ErrGeneric, "service %s: %s (on_critical=failure)", strings.Join(ids, ", "), h.detail)
+			return ocf.Errorf(ocf.ErrGeneric, "on_critical=failure: service %s: %s", strings.Join(ids, ", "), h.detail)
 		}
 		return ocf.Errorf(ocf.Degraded, "service %s: %s", strings.Join(ids, ", "), h.detail)
 	}
@@ -335,15 +392,15 @@ func health(checks []*api.AgentCheck) checkHealth {
 			continue
 		}
 		if status == api.HealthMaint {
-			h = checkHealth{status, firstLine(ch.Notes)}
+			h = checkHealth{status, cleanText(ch.Notes, maxOutput)}
 			continue
 		}
 		name := ch.Name
 		if name == "" {
 			name = ch.CheckID
 		}
-		detail := fmt.Sprintf("check %q (%s) is %s", name, ch.CheckID, status)
-		if out := firstLine(ch.Output); out != "" {
+		detail := fmt.Sprintf("check %q (%s) is %s", cleanText(name, 64), cleanText(ch.CheckID, 128), status)
+		if out := cleanText(ch.Output, maxOutput); out != "" {
 			detail += ": " + out
 		}
 		h = checkHealth{status, detail}
@@ -354,8 +411,8 @@ func health(checks []*api.AgentCheck) checkHealth {
 func checkSummary(checks api.HealthChecks) string {
 	var bad []string
 	for _, ch := range checks {
-		if ch.Status != api.HealthPassing {
-			bad = append(bad, fmt.Sprintf("%s %s", ch.CheckID, ch.Status))
+		if ch != nil && ch.Status != api.HealthPassing {
+			bad = append(bad, cleanText(ch.CheckID, 64)+" "+cleanText(ch.Status, 16))
 		}
 	}
 	if len(bad) == 0 {
@@ -364,42 +421,57 @@ func checkSummary(checks api.HealthChecks) string {
 	return " (" + strings.Join(bad, ", ") + ")"
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = s[:197] + "..."
+// maxOutput bounds a check's output or note in a reason: enough to say
+// what failed, while the reason as a whole fits Pacemaker's 128 bytes
+// once the SDK cuts it, with the check's name first.
+const maxOutput = 120
+
+// unreachable is a Consul request that got no HTTP answer.
+type unreachable struct {
+	// refused: nothing listens at consul_address (or its name does not
+	// resolve), so no Consul agent runs there to hold a registration.
+	refused bool
+	err     error
+}
+
+func (u *unreachable) Error() string { return u.err.Error() }
+func (u *unreachable) Unwrap() error { return u.err }
+
+// consulDown reports whether err is a Consul request without an answer,
+// and whether nothing listened at all.
+func consulDown(err error) (down, refused bool) {
+	var u *unreachable
+	if errors.As(err, &u) {
+		return true, u.refused
 	}
-	return s
+	return false, false
 }
 
 // fail turns a failed Consul call into an exit status and a reason
-// naming the fix. What cannot work on this node (Consul down, token
-// refused) is ErrInstalled or ErrArgs, which the SDK turns into "not
-// running" for a probe and "done" for a stop; a recurring monitor or a
-// reload reports Consul down as a plain failure, since the agent may only
-// be restarting.
+// naming the fix. A Consul that does not answer is a plain failure
+// (ErrGeneric, carrying *unreachable): it is usually a restart or an
+// outage of the directory, which must not ban the resource from the node
+// as ErrInstalled would; probe and stop read it themselves (see
+// monitor, stop). A refused token is this node's configuration (ErrArgs).
 func (c *consul) fail(what string, err error) error {
-	r, cfg := c.r, c.r.Config
+	cfg := c.r.Config
 	addr := cfg.ConsulAddress
 	var se api.StatusError
 	if !errors.As(err, &se) {
-		code := ocf.ErrInstalled
-		if (r.Action == ocf.ActionMonitor && !r.IsProbe()) || r.Action == ocf.ActionReloadAgent {
-			code = ocf.ErrGeneric
-		}
-		return &ocf.Error{Code: code, Err: err, Reason: fmt.Sprintf(
+		var dns *net.DNSError
+		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns)
+		return &ocf.Error{Code: ocf.ErrGeneric, Err: &unreachable{refused: refused, err: err}, Reason: fmt.Sprintf(
 			"start Consul on this node first, or fix consul_address: %s does not answer (%s) while %s",
 			addr, transportProblem(err), what)}
 	}
-	body := firstLine(se.Body)
+	body := cleanText(se.Body, maxOutput)
 	switch {
 	case se.Code == 403:
-		fix := "the token in token_file " + cfg.TokenFile + " needs service:write on the service and read access to this node's services"
+		fix := "token_file " + cfg.TokenFile + ": its token needs service:write on the service and read on this node's services"
 		if cfg.TokenFile == "" {
 			fix = "set token_file to a file holding a token with service:write on the service"
 		}
-		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf("Consul at %s denied %s (403 %s); %s", addr, what, body, fix)}
+		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf("%s: Consul at %s denied %s (403 %s)", fix, addr, what, body)}
 	case strings.Contains(se.Body, "Scripts are disabled"):
 		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf(
 			"Consul at %s refuses script checks registered over its API (%s); set enable_script_checks=true in this node's Consul configuration (only with ACLs enabled), or use an http, tcp, grpc or ttl check", addr, body)}
@@ -428,7 +500,7 @@ func transportProblem(err error) string {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err.Error()
+		return cleanText(ue.Err.Error(), maxOutput)
 	}
-	return err.Error()
+	return cleanText(err.Error(), maxOutput)
 }

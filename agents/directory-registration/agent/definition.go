@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -108,7 +110,85 @@ func decodeOne(data []byte) (json.RawMessage, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, &fieldError{"", "not valid JSON: more data after the first value"}
 	}
+	if fe := duplicateKey(raw); fe != nil {
+		return nil, fe
+	}
 	return raw, nil
+}
+
+// duplicateKey finds the first key given twice in one object, anywhere
+// in a JSON document: encoding/json keeps the last silently, so an
+// administrator would read one value and Consul get another. (Keys that
+// differ only in case or underscores are caught where the definition's
+// own objects are read, since Consul reads them as one.) It reads the
+// document once, as a stream of tokens.
+func duplicateKey(data []byte) *fieldError {
+	type frame struct {
+		object  bool
+		keys    map[string]bool
+		wantKey bool   // an object's next token is a key or its end
+		path    string // the container's own path
+		key     string // an object's current member, as a path
+		n       int    // an array's next index
+	}
+	var stack []*frame
+	valueDone := func() {
+		if len(stack) > 0 {
+			if top := stack[len(stack)-1]; top.object {
+				top.wantKey = true
+			} else {
+				top.n++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or a syntax error decodeOne reports
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				valueDone()
+				continue
+			}
+			k, _ := tok.(string)
+			path := k
+			if top.path != "" {
+				path = top.path + "." + k
+			}
+			if top.keys[k] {
+				return &fieldError{path, "given twice"}
+			}
+			top.keys[k], top.wantKey, top.key = true, false, path
+			continue
+		}
+		var path string
+		switch {
+		case top == nil:
+		case top.object:
+			path = top.key
+		default:
+			path = fmt.Sprintf("%s[%d]", top.path, top.n)
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, wantKey: true, path: path})
+		case json.Delim('['):
+			stack = append(stack, &frame{path: path})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // jsonProblem describes a syntax error with its line, which is what an
@@ -204,6 +284,9 @@ func parseService(o *object) (*api.AgentServiceRegistration, error) {
 	for i, t := range reg.Tags {
 		if strings.TrimSpace(t) == "" {
 			return nil, &fieldError{fmt.Sprintf("%s[%d]", o.field("tags"), i), "empty tag"}
+		}
+		if err := plainText(t); err != nil {
+			return nil, &fieldError{fmt.Sprintf("%s[%d]", o.field("tags"), i), err.Error()}
 		}
 	}
 	if err := validMeta(reg.Meta); err != nil {
@@ -606,6 +689,24 @@ func validMeta(m map[string]string) error {
 			return fmt.Errorf("key %q: the prefix consul- is reserved by Consul", k)
 		case len(m[k]) > 512:
 			return fmt.Errorf("value of %s is longer than 512 characters", k)
+		case plainText(m[k]) != nil:
+			return fmt.Errorf("value of %s %v", k, plainText(m[k]))
+		}
+	}
+	return nil
+}
+
+// plainText refuses what would change the meaning of a tag or a meta
+// value for whoever reads the catalog (a configuration renderer, a log, a
+// terminal): control characters, white space other than plain spaces,
+// invisible marks and invalid UTF-8.
+func plainText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) || (unicode.IsSpace(r) && r != ' ') || unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("must not contain %U (byte %d)", r, i)
 		}
 	}
 	return nil

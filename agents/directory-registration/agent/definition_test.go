@@ -137,6 +137,15 @@ func TestParseDefinitionRejects(t *testing.T) {
 		{"bad header", `{"name": "web", "check": {"http": "http://a/", "header": {"X": "y"}, "interval": "10s"}}`, "check.header: must be an object of string lists"},
 		{"negative counter", `{"name": "web", "check": {"tcp": "127.0.0.1:80", "interval": "10s", "failures_before_critical": -1}}`, "check.failures_before_critical: must be from 0 to 1000"},
 		{"beside service", `{"service": {"name": "web"}, "extra": 1}`, "extra: unknown field beside \"service\""},
+		{"service twice", `{"service": {"name": "web"}, "service": {"name": "evil", "check": {"args": ["/bin/sh"], "interval": "10s"}}}`, "service: given twice"},
+		{"service case variant", `{"service": {"name": "web"}, "Service": {"name": "evil"}}`, `given twice (also as "Service")`},
+		{"key twice exactly", `{"service": {"name": "web", "port": 1, "port": 2}}`, "service.port: given twice"},
+		{"meta key twice", `{"name": "web", "meta": {"a": "1", "a": "2"}}`, "meta.a: given twice"},
+		{"check key twice", `{"name": "web", "checks": [{"ttl": "30s"}, {"ttl": "30s", "name": "a", "name": "b"}]}`, "checks[1].name: given twice"},
+		{"tag with a line break", `{"name": "web", "tags": ["a", "b\nhaproxy-option"]}`, "tags[1]: must not contain U+000A (byte 1)"},
+		{"tag with a right-to-left override", `{"name": "web", "tags": ["a\u202e"]}`, "tags[0]: must not contain U+202E (byte 1)"},
+		{"meta value with an escape", `{"name": "web", "meta": {"v": "1\u001b[2J"}}`, "meta: value of v must not contain U+001B (byte 1)"},
+		{"header twice", `{"name": "web", "check": {"http": "http://a/", "header": {"X": ["1"], "X": ["2"]}, "interval": "10s"}}`, "check.header.X: given twice"},
 	}
 	for _, tt := range inline {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +299,12 @@ func TestHealth(t *testing.T) {
 		{"maintenance wins", []*api.AgentCheck{check("a", "critical", ""), {CheckID: "_service_maintenance:s", Status: "critical", Notes: "Pacemaker is stopping"}},
 			checkHealth{api.HealthMaint, "Pacemaker is stopping"}},
 		{"unknown status is critical", []*api.AgentCheck{check("a", "weird", "")}, checkHealth{api.HealthCritical, `check "n-a" (a) is critical`}},
+		{"escape sequences in the output", []*api.AgentCheck{check("a", "critical", "\x1b[2J\x1b]0;pwned\a\x1b[31mrefused\x1b[0m\r\vnow")},
+			checkHealth{api.HealthCritical, `check "n-a" (a) is critical: refused now`}},
+		{"bidirectional override in the name", []*api.AgentCheck{{CheckID: "a", Name: "n\u202eevil", Status: "warning"}},
+			checkHealth{api.HealthWarning, `check "nevil" (a) is warning`}},
+		{"long output cut on a character", []*api.AgentCheck{check("a", "warning", strings.Repeat("é", 100))},
+			checkHealth{api.HealthWarning, `check "n-a" (a) is warning: ` + strings.Repeat("é", 58) + "..."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

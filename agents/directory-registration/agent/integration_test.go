@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // These tests run the agent in-process against a real Consul dev agent
@@ -323,43 +325,62 @@ func TestSafetyNet(t *testing.T) {
 	must(t, r, "monitor", recurring, ocf.NotRunning)
 }
 
-// TestStaleRegistration is the reboot case: Consul restored a
-// registration of this resource, under an ID of another definition. A
-// probe must report it running (so Pacemaker stops it), even with the
-// definition file broken; stop removes it.
+// TestStaleRegistration is the reboot case: Consul restored this
+// resource's registration (its ID, its name, its meta) on a node where
+// the resource no longer runs. A probe reports it running, so Pacemaker
+// stops it; stop removes it and leaves alone what only carries the meta.
+// Within one boot, the record of what was registered lets a probe and a
+// stop find a registration even with the definition file broken, and a
+// start remove one under an ID the definition no longer gives.
 func TestStaleRegistration(t *testing.T) {
 	t.Parallel()
 	d := startConsul(t, "")
-	stale := &api.AgentServiceRegistration{ID: "orders-oldnode", Name: "orders", Port: 1,
+	stale := &api.AgentServiceRegistration{ID: "orders-node1", Name: "orders", Port: 1,
 		Meta:  map[string]string{"ha_resource": "orders-reg"},
 		Check: &api.AgentServiceCheck{CheckID: "old-ttl", TTL: "30s"}}
-	if err := d.api.Agent().ServiceRegister(stale); err != nil {
-		t.Fatal(err)
-	}
+	impostor := &api.AgentServiceRegistration{ID: "orders-oldnode", Name: "orders", Port: 2,
+		Meta: map[string]string{"ha_resource": "orders-reg"}}
 	other := &api.AgentServiceRegistration{ID: "unrelated", Name: "orders", Meta: map[string]string{"ha_resource": "someone-else"}}
-	if err := d.api.Agent().ServiceRegister(other); err != nil {
-		t.Fatal(err)
+	for _, reg := range []*api.AgentServiceRegistration{stale, impostor, other} {
+		if err := d.api.Agent().ServiceRegister(reg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	def := filepath.Join(t.TempDir(), "orders.json")
 	writeDefinition(t, def, `{"service": {"name": "orders", "port": 8443, "checks": [{"ttl": "30s"}]}}`)
 	r := runner(t, "orders-reg", map[string]string{"consul_address": d.addr, "definition_file": def, "drain_period": "1s"})
 
 	got := must(t, r, "monitor", probe, ocf.Degraded) // its TTL check never passed
-	if !strings.Contains(got.Reason, "orders-oldnode") {
-		t.Errorf("probe reason %q does not name the stale registration", got.Reason)
+	if !strings.Contains(got.Reason, "orders-node1") || strings.Contains(got.Reason, "orders-oldnode") {
+		t.Errorf("probe reason %q, want it to name orders-node1 only", got.Reason)
 	}
-	writeDefinition(t, def, `{"service": {"name": "orders", "port": 8443, "checks": [{"ttl": "30s"},]}}`)
-	must(t, r, "monitor", probe, ocf.Degraded)
 	must(t, r, "stop", nil, ocf.Success)
 	services, err := d.api.Agent().Services()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := services["orders-oldnode"]; ok {
+	if _, ok := services["orders-node1"]; ok {
 		t.Error("stop left the stale registration")
 	}
-	if _, ok := services["unrelated"]; !ok {
-		t.Error("stop removed another resource's registration")
+	for _, id := range []string{"orders-oldnode", "unrelated"} {
+		if _, ok := services[id]; !ok {
+			t.Errorf("stop removed %s, which this resource never registered", id)
+		}
+	}
+
+	// Registered by this resource, then the file breaks: the record
+	// still names the registration.
+	must(t, r, "start", nil, ocf.Success)
+	writeDefinition(t, def, `{"service": {"name": "orders", "port": 8443, "checks": [{"ttl": "30s"},]}}`)
+	must(t, r, "monitor", probe, ocf.Success)
+	// A recurring monitor reports the registration, degraded by the
+	// broken file, so that someone fixes it.
+	if got := must(t, r, "monitor", recurring, ocf.Degraded); !strings.Contains(got.Reason, "definition_file: not valid JSON") {
+		t.Errorf("recurring monitor reason %q", got.Reason)
+	}
+	must(t, r, "stop", nil, ocf.Success)
+	if services, _ = d.api.Agent().Services(); services["orders-node1"] != nil {
+		t.Error("stop with a broken definition left the registration")
 	}
 	// With the file broken and nothing registered, a probe says "not
 	// running" and a start says what is wrong with the file.
@@ -368,19 +389,121 @@ func TestStaleRegistration(t *testing.T) {
 		t.Errorf("start reason %q", got.Reason)
 	}
 
-	// Start replaces a stale registration under an older ID.
+	// A start under a new ID replaces the recorded registration under
+	// the old one, and only that.
 	writeDefinition(t, def, `{"service": {"name": "orders", "port": 8443, "checks": [{"ttl": "30s"}]}}`)
-	if err := d.api.Agent().ServiceRegister(stale); err != nil {
-		t.Fatal(err)
-	}
+	must(t, r, "start", nil, ocf.Success)
+	writeDefinition(t, def, `{"service": {"id": "orders-green", "name": "orders", "port": 8443, "checks": [{"ttl": "30s"}]}}`)
 	must(t, r, "start", nil, ocf.Success)
 	services, _ = d.api.Agent().Services()
-	if _, ok := services["orders-oldnode"]; ok {
+	if _, ok := services["orders-node1"]; ok {
 		t.Error("start left the registration under the old ID")
 	}
-	if _, ok := services["orders-node1"]; !ok {
-		t.Error("start did not register orders-node1")
+	for _, id := range []string{"orders-green", "orders-oldnode", "unrelated"} {
+		if _, ok := services[id]; !ok {
+			t.Errorf("%s is missing after the start under a new ID", id)
+		}
 	}
+}
+
+// TestForeignService: a service that someone else registered with
+// ha_resource=<this resource> is never taken for this resource's. The
+// old agent's probe reported it running on a node where the resource
+// never ran (Pacemaker then sees the resource active twice), and start
+// and stop put it in maintenance and deregistered it.
+func TestForeignService(t *testing.T) {
+	t.Parallel()
+	d := startConsul(t, "")
+	foreign := []*api.AgentServiceRegistration{
+		// Another ID, the same name.
+		{ID: "orders-elsewhere", Name: "orders", Port: 1, Meta: map[string]string{"ha_resource": "orders-reg"},
+			Check: &api.AgentServiceCheck{CheckID: "foreign-ttl", TTL: "30m", Status: api.HealthPassing}},
+		// Another name.
+		{ID: "evil-node1", Name: "evil", Port: 2, Meta: map[string]string{"ha_resource": "orders-reg"}},
+	}
+	for _, reg := range foreign {
+		if err := d.api.Agent().ServiceRegister(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	untouched := func(when string) {
+		t.Helper()
+		services, err := d.api.Agent().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks, err := d.api.Agent().Checks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, reg := range foreign {
+			if services[reg.ID] == nil {
+				t.Errorf("%s: the foreign service %s was deregistered", when, reg.ID)
+			}
+			if _, inMaint := checks[api.ServiceMaintPrefix+reg.ID]; inMaint {
+				t.Errorf("%s: the foreign service %s was put in maintenance", when, reg.ID)
+			}
+		}
+	}
+	r := runner(t, "orders-reg", map[string]string{"consul_address": d.addr, "service_name": "orders", "check_ttl": "30s", "drain_period": "0"})
+	got := must(t, r, "monitor", probe, ocf.NotRunning)
+	if !strings.Contains(got.Stderr, "orders-elsewhere") || !strings.Contains(got.Stderr, "left alone") {
+		t.Errorf("the probe did not log the foreign registrations:\n%s", got.Stderr)
+	}
+	must(t, r, "stop", nil, ocf.Success)
+	untouched("stop before start")
+	must(t, r, "start", nil, ocf.Success)
+	must(t, r, "monitor", recurring, ocf.Success)
+	untouched("start")
+	must(t, r, "stop", nil, ocf.Success)
+	untouched("stop")
+	if services, _ := d.api.Agent().Services(); services["orders-node1"] != nil {
+		t.Error("stop left this resource's own registration")
+	}
+
+	// The ID this resource derives, taken by a service of another
+	// name with this resource's meta: not this resource's.
+	if err := d.api.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "orders-node1", Name: "evil", Port: 3,
+		Meta: map[string]string{"ha_resource": "orders-reg"}}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, r, "monitor", probe, ocf.NotRunning)
+	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, `orders-node1 on this node's Consul is taken by service "evil"`) {
+		t.Errorf("start reason %q", got.Reason)
+	}
+	must(t, r, "stop", nil, ocf.Success)
+	s, _, err := d.api.Agent().Service("orders-node1", nil)
+	if err != nil || s.Service != "evil" {
+		t.Errorf("the foreign orders-node1 changed: %+v, %v", s, err)
+	}
+}
+
+// TestExclusive: an action that changes the registration waits for the
+// resource's lock, so a start cannot interleave with a stop (here, the
+// lock held by the test stands for a stop in progress).
+func TestExclusive(t *testing.T) {
+	t.Parallel()
+	d := startConsul(t, "")
+	state := t.TempDir()
+	unlock, err := process.Lock(context.Background(), filepath.Join(state, "directory-registration-lock-reg.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration",
+		Params: map[string]string{"consul_address": d.addr, "service_name": "lock"},
+		Env: map[string]string{"OCF_RESOURCE_INSTANCE": "lock-reg", "OCF_RESKEY_CRM_meta_on_node": "node1",
+			"OCF_RESKEY_CRM_meta_timeout": "3000", "HA_RSCTMP": state}})
+	if got := r.Run("start", nil); got.Code == ocf.Success {
+		t.Fatal("start succeeded while the resource's lock was held")
+	}
+	if services, _ := d.api.Agent().Services(); services["lock-node1"] != nil {
+		t.Error("start registered while the resource's lock was held")
+	}
+	must(t, r, "monitor", recurring, ocf.NotRunning) // monitors never wait
+	unlock()
+	must(t, r, "start", nil, ocf.Success)
+	must(t, r, "stop", nil, ocf.Success)
 }
 
 // TestDefinitionChanges covers both ways a definition changes: an edited
@@ -485,7 +608,7 @@ func TestConflictingID(t *testing.T) {
 	}
 	r := runner(t, "web-reg", map[string]string{"consul_address": d.addr, "service_name": "web"})
 	got := must(t, r, "start", nil, ocf.ErrArgs)
-	if !strings.Contains(got.Reason, "service ID web-node1 on this node's Consul agent is registered by something other than Pacemaker") {
+	if !strings.Contains(got.Reason, "set service_id (or \"id\" in the definition): web-node1 on this node's Consul is taken by something other than Pacemaker") {
 		t.Errorf("reason %q", got.Reason)
 	}
 }
@@ -494,7 +617,7 @@ func TestConflictingID(t *testing.T) {
 // registrations and reports "not running", a recurring monitor fails
 // (soft: Consul may be restarting), a stop succeeds (the node's
 // registrations are out of discovery while its agent is down), a start
-// fails naming the address.
+// fails, softly, naming the address.
 func TestConsulGoesAway(t *testing.T) {
 	t.Parallel()
 	d := startConsul(t, "")
@@ -506,7 +629,9 @@ func TestConsulGoesAway(t *testing.T) {
 		t.Errorf("reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
-	if got := must(t, r, "start", nil, ocf.ErrInstalled); !strings.Contains(got.Reason, "Consul agent at "+d.addr+" does not answer") {
+	// A soft error: ErrInstalled would ban the resource from the node
+	// until someone cleans it up, for what is usually an outage.
+	if got := must(t, r, "start", nil, ocf.ErrGeneric); !strings.Contains(got.Reason, "or fix consul_address: "+d.addr+" does not answer") {
 		t.Errorf("reason %q", got.Reason)
 	}
 }
@@ -533,7 +658,7 @@ func TestACLToken(t *testing.T) {
 
 	r := runner(t, "acl-reg", map[string]string{"consul_address": d.addr, "service_name": "acl", "token_file": bad, "check_ttl": "30s"})
 	got := r.Run("start", nil)
-	if got.Code != ocf.ErrArgs || !strings.Contains(got.Reason, "denied") || !strings.Contains(got.Reason, "token_file "+bad) {
+	if got.Code != ocf.ErrArgs || !strings.Contains(got.Reason, "token_file "+bad+": its token needs service:write") {
 		t.Errorf("start with a rejected token = %v %q", got.Code, got.Reason)
 	}
 	must(t, r, "monitor", probe, ocf.NotRunning)
@@ -584,5 +709,35 @@ func TestTokenFilePermissions(t *testing.T) {
 	services, _ := d.api.Agent().Services()
 	if len(services) > 0 {
 		t.Errorf("registered despite the open token file: %v", services)
+	}
+}
+
+// TestUnsafeStateDir: a state directory that others can write to (where
+// they could plant a link in place of the record) is refused by start,
+// with a reason saying what to fix; probe and stop still work.
+func TestUnsafeStateDir(t *testing.T) {
+	t.Parallel()
+	d := startConsul(t, "")
+	state := filepath.Join(t.TempDir(), "planted")
+	if err := os.Mkdir(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration",
+		Params: map[string]string{"consul_address": d.addr, "service_name": "planted"},
+		Env:    map[string]string{"OCF_RESOURCE_INSTANCE": "planted-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": state}})
+	got := r.Run("start", nil)
+	if got.Code == ocf.Success || !strings.Contains(got.Reason, "check what is in "+state+", then remove it or chmod 700 it") {
+		t.Errorf("start = %v %q, want a failure naming the directory", got.Code, got.Reason)
+	}
+	if services, _ := d.api.Agent().Services(); services["planted-node1"] != nil {
+		t.Error("start registered without a safe place for its record")
+	}
+	must(t, r, "monitor", probe, ocf.NotRunning)
+	must(t, r, "stop", nil, ocf.Success)
+	if info, err := os.Stat(state); err != nil || info.Mode().Perm() != 0o777 {
+		t.Errorf("the unsafe directory was changed: %v, %v", info.Mode(), err)
 	}
 }

@@ -68,7 +68,7 @@ func params(c *Config) []ocf.Param {
 	def := ocf.Reloadable()
 	return []ocf.Param{
 		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"),
-			ocf.Check(consulAddress),
+			ocf.NoSpace(), ocf.Check(consulAddress),
 			ocf.Long("Address of the Consul agent on this node: host:port, http://host:port or https://host:port. "+
 				"Always the local agent: the registration belongs to the node the resource runs on.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file", def, ocf.AbsolutePath(),
@@ -80,27 +80,27 @@ func params(c *Config) []ocf.Param {
 
 		ocf.String(&c.DefinitionFile, "definition_file", "Service definition file (Consul JSON)", def, ocf.AbsolutePath(),
 			ocf.Long("A service definition in Consul's JSON format ({\"service\": {\"name\": ..., \"port\": ..., \"checks\": [...]}}), "+
-				"read on every action. Checks may be script (args), http, tcp, grpc or ttl. "+
+				"read on every action; owned by root and not writable by group or others, since its checks run with the token. Checks may be script (args), http, tcp, grpc or ttl. "+
 				"Either this or service_name with the other service_* and check_* parameters. "+
 				"Pacemaker cannot see edits to the file: the depth-10 monitor re-registers when the file no longer matches the registration.")),
 
-		ocf.String(&c.ServiceName, "service_name", "Service name", def, ocf.Check(func(v string) error { return validName(v) })),
-		ocf.String(&c.ServiceID, "service_id", "Service ID", def, ocf.Check(func(v string) error { return validID(v) }),
+		ocf.String(&c.ServiceName, "service_name", "Service name", def, ocf.NoSpace(), ocf.Check(func(v string) error { return validName(v) })),
+		ocf.String(&c.ServiceID, "service_id", "Service ID", def, ocf.NoSpace(), ocf.Check(func(v string) error { return validID(v) }),
 			ocf.Long("The instance's ID on the local Consul agent. Default: NAME-NODE (the Pacemaker node name).")),
-		ocf.String(&c.ServiceAddress, "service_address", "Service address", def, ocf.Check(validHost),
+		ocf.String(&c.ServiceAddress, "service_address", "Service address", def, ocf.NoSpace(), ocf.Check(validHost),
 			ocf.Long("Address clients use. Default: the Consul node's address.")),
 		ocf.Port(&c.ServicePort, "service_port", "Service port", def),
-		ocf.List(&c.ServiceTags, "service_tags", "Service tags", def),
-		ocf.List(&c.ServiceMeta, "service_meta", "Service meta (KEY=VALUE list)", def, ocf.Check(func(v string) error {
+		ocf.List(&c.ServiceTags, "service_tags", "Service tags", def, ocf.Printable()),
+		ocf.List(&c.ServiceMeta, "service_meta", "Service meta (KEY=VALUE list)", def, ocf.Printable(), ocf.Check(func(v string) error {
 			_, err := parseMetaList(ocf.SplitList(v))
 			return err
 		}), ocf.Long("Meta entries as KEY=VALUE separated by commas or spaces. ha_resource and ha_definition are the agent's own.")),
 
-		ocf.String(&c.CheckHTTP, "check_http", "HTTP check URL", def, ocf.Check(validHTTPURL),
+		ocf.String(&c.CheckHTTP, "check_http", "HTTP check URL", def, ocf.NoSpace(), ocf.Check(validHTTPURL),
 			ocf.Long("Consul requests this URL every check_interval: 2xx is passing, 429 warning, anything else critical.")),
-		ocf.String(&c.CheckTCP, "check_tcp", "TCP check address (host:port)", def, ocf.Check(validHostPort)),
-		ocf.String(&c.CheckGRPC, "check_grpc", "gRPC health check (host:port[/service])", def, ocf.Check(validGRPC)),
-		ocf.String(&c.CheckArgs, "check_args", "Script check command", def,
+		ocf.String(&c.CheckTCP, "check_tcp", "TCP check address (host:port)", def, ocf.NoSpace(), ocf.Check(validHostPort)),
+		ocf.String(&c.CheckGRPC, "check_grpc", "gRPC health check (host:port[/service])", def, ocf.NoSpace(), ocf.Check(validGRPC)),
+		ocf.String(&c.CheckArgs, "check_args", "Script check command", def, ocf.Printable(),
 			ocf.Long("Program and arguments, split at white space, that Consul runs every check_interval (exit 0 passing, 1 warning, else critical). "+
 				"Consul accepts script checks over its API only with enable_script_checks=true, which must go with ACLs.")),
 		ocf.Duration(&c.CheckTTL, "check_ttl", "TTL check refreshed by the monitor", def,

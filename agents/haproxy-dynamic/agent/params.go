@@ -41,7 +41,7 @@ func params(c *Config) []ocf.Param {
 	// drops the connections of the others.
 	re := ocf.Reloadable()
 	return []ocf.Param{
-		ocf.String(&c.Routes, "routes", "Routed services", re, ocf.Check(func(v string) error { _, err := routes.Parse(v); return err }),
+		ocf.String(&c.Routes, "routes", "Routed services", re, ocf.Printable(), ocf.Check(func(v string) error { _, err := routes.Parse(v); return err }),
 			ocf.Long("Services to route, separated by commas or spaces: NAME=[ADDR:]PORT[/OPTION]..., where ADDR defaults to 127.0.0.1 and "+
 				"each OPTION is a mode (tcp, the default, or http), a balance algorithm (roundrobin, the default, leastconn, static-rr, first, source, random) "+
 				"or check (HAProxy health-checks instances too). Example: web=127.0.0.1:8081/http,db=5433/tcp/leastconn/check. "+
@@ -49,20 +49,20 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.RoutesFile, "routes_file", "Routes file (JSON)", re, ocf.AbsolutePath(),
 			ocf.Long(`Routes as JSON, the same on every node: {"routes": [{"service": "web", "listen": "127.0.0.1:8081", "mode": "http", "balance": "leastconn", "check": true, "check_path": "/health", "tag": "v2"}]}. `+
 				"Read at start and reload-agent. Pacemaker cannot see edits to the file: after editing it, restart the resource or change a reloadable parameter.")),
-		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.Check(consulAddress),
+		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.NoSpace(), ocf.Check(consulAddress),
 			ocf.Long("host:port or http://host:port of the Consul agent on this node.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file", re, ocf.AbsolutePath(),
 			ocf.Long("File holding an ACL token with service:read on the routed services and node:read. Mode 0600, owned by root. Never give the token itself as a parameter.")),
-		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the services", re,
+		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the services", re, ocf.NoSpace(),
 			ocf.Long("Default: the local agent's datacenter.")),
-		ocf.String(&c.Tag, "tag", "Route only instances with this Consul tag", re,
+		ocf.String(&c.Tag, "tag", "Route only instances with this Consul tag", re, ocf.NoSpace(),
 			ocf.Long("A route in routes_file may set its own tag.")),
-		ocf.String(&c.Binary, "binary", "HAProxy binary", ocf.Default("haproxy"),
+		ocf.String(&c.Binary, "binary", "HAProxy binary", ocf.Default("haproxy"), ocf.Printable(),
 			ocf.Long("Name (looked up in PATH) or absolute path of haproxy, 2.6 or later.")),
-		ocf.String(&c.StateDir, "state_dir", "Directory for the configuration, sockets and status", ocf.AbsolutePath(), ocf.Check(noSpace),
+		ocf.String(&c.StateDir, "state_dir", "Directory for the configuration, sockets and status", ocf.AbsolutePath(), ocf.NoSpace(), ocf.Check(noSpace),
 			ocf.Long("Holds the rendered haproxy.cfg, the pid files, the server state file, the watcher's configuration and status, and the logs. "+
 				"Default: HA_RSCTMP/haproxy-dynamic-RESOURCE.d (under /run/resource-agents).")),
-		ocf.String(&c.Socket, "socket", "HAProxy runtime API socket", ocf.AbsolutePath(), ocf.Check(noSpace),
+		ocf.String(&c.Socket, "socket", "HAProxy runtime API socket", ocf.AbsolutePath(), ocf.NoSpace(), ocf.Check(noSpace),
 			ocf.Long("The admin stats socket (mode 0600) the watcher applies changes through. Default: state_dir/admin.sock.")),
 		ocf.Int(&c.Slots, "slots", "Server slots per backend", ocf.Default("10"), ocf.Range(1, 1000), re,
 			ocf.Long("Each backend has this many server slots; instances fill them at run time without a reload. "+
