@@ -174,7 +174,7 @@ func MatchExecutable(path string) Matcher {
 // a single argument holding spaces. Zombies and kernel threads have no
 // arguments, and match is not called for them. A process caught inside
 // execve, which shows no arguments for a moment, is read again until its
-// new arguments show (for at most 100 ms), so a daemon that re-executes
+// new arguments show (for at most 500 ms), so a daemon that re-executes
 // itself never looks gone.
 func MatchCmdline(match func(argv []string) bool) Matcher {
 	return func(pid int) (bool, error) {
@@ -188,10 +188,10 @@ func MatchCmdline(match func(argv []string) bool) Matcher {
 
 // execWindow bounds how long readCmdline waits for the arguments of a
 // process that shows none. Inside execve the kernel shows a process with
-// no arguments for a moment (measured: about 2 ms, more on a loaded
-// machine); HAProxy's master re-executes itself once after starting and
+// no arguments for a moment (measured: about 2 ms; a test on a machine
+// loaded 8 times over its CPUs once waited out 100 ms); HAProxy's master re-executes itself once after starting and
 // at every reload, and a monitor that read it then would call it gone.
-const execWindow = 100 * time.Millisecond
+const execWindow = 500 * time.Millisecond
 
 // readCmdline reads /proc/<pid>/cmdline; a process that has exited
 // meanwhile gives (nil, nil) so Matchers can report it as "not ours".
