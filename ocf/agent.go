@@ -160,14 +160,21 @@ func (r *Request[C]) StatePath(suffix string) string {
 // directory, waiting at most until ctx ends. Pacemaker never runs two
 // actions of one resource at once on a node, but an administrator's
 // crm_resource --force-start beside it can; actions that must not overlap
-// take the lock first and call unlock when done.
+// take the lock first and call unlock when done. The error is an *Error
+// with ErrGeneric when another action held the lock until ctx ended, and
+// with ErrPerm when the lock file cannot be opened (a symbolic link
+// planted in its place is never followed).
 func (r *Request[C]) Lock(ctx context.Context) (unlock func() error, err error) {
 	if err := os.MkdirAll(r.Env.StateDir(), 0o755); err != nil {
 		return nil, Errorf(ErrPerm, "creating state directory: %w", err)
 	}
-	unlock, err = process.Lock(ctx, r.StatePath(".lock"))
-	if err != nil {
-		return nil, Errorf(ErrGeneric, "another action of this resource holds its lock: %w", err)
+	path := r.StatePath(".lock")
+	unlock, err = process.Lock(ctx, path)
+	switch {
+	case errors.Is(err, process.ErrLockHeld):
+		return nil, Errorf(ErrGeneric, "another action of this resource held its lock until the deadline: %w", err)
+	case err != nil:
+		return nil, Errorf(ErrPerm, "cannot take this resource's lock %s: %w", path, err)
 	}
 	return unlock, nil
 }

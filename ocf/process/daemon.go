@@ -106,9 +106,16 @@ func StartDaemon(ctx context.Context, spec Daemon) (pid int, err error) {
 	defer devnull.Close()
 	var out *os.File
 	if spec.LogFile != "" {
-		out, err = os.OpenFile(spec.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		// O_NOFOLLOW and O_NONBLOCK, then a regular file only: a link
+		// planted at the log's path must not make root append to another
+		// file, and a FIFO must not block the start.
+		out, err = os.OpenFile(spec.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
 		if err != nil {
 			return 0, fmt.Errorf("start %s: log file: %w", spec.Path, err)
+		}
+		if info, err := out.Stat(); err != nil || !info.Mode().IsRegular() {
+			out.Close()
+			return 0, fmt.Errorf("start %s: log file %s: not a regular file", spec.Path, spec.LogFile)
 		}
 	} else {
 		out, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0)

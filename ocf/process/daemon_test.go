@@ -246,3 +246,25 @@ func findChild(t *testing.T, comm string) int {
 	}
 	return 0
 }
+
+// A symbolic link planted at the log file's path is not followed: root
+// would append the daemon's output to whatever it points to.
+func TestStartDaemonRefusesLinkedLogFile(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "daemon.log")
+	if err := os.Symlink(victim, logFile); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := StartDaemon(context.Background(), Daemon{Path: "/bin/echo", Args: []string{"planted"}, LogFile: logFile})
+	if err == nil {
+		killAndReap(pid)
+		t.Fatal("StartDaemon followed a symbolic link as its log file")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep\n" {
+		t.Errorf("the link's target was written: %q", data)
+	}
+}

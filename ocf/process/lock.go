@@ -52,8 +52,9 @@ func Lock(ctx context.Context, path string) (unlock func() error, err error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// O_CLOEXEC is what os.OpenFile does anyway; it is spelled out because
-	// the lock depends on it.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	// the lock depends on it. O_NOFOLLOW: a symbolic link planted at path
+	// must not make root create or lock another file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}

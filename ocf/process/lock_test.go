@@ -212,3 +212,20 @@ func TestLockFile(t *testing.T) {
 		t.Errorf("Lock() in a missing directory = %v, want ErrNotExist without ErrLockHeld", err)
 	}
 }
+
+// A symbolic link planted at the lock's path is not followed.
+func TestLockRefusesLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	path := filepath.Join(dir, "r.lock")
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if unlock, err := Lock(context.Background(), path); err == nil {
+		unlock()
+		t.Fatal("Lock followed a symbolic link")
+	}
+	if _, err := os.Stat(victim); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link's target was created: %v", err)
+	}
+}

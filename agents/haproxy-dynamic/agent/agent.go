@@ -32,6 +32,7 @@ import (
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/daemon"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 type request = ocf.Request[Config]
@@ -224,16 +225,15 @@ func loadRoutes(c *Config) ([]routes.Route, error) {
 		}
 		return rs, nil
 	case c.RoutesFile != "":
-		data, err := os.ReadFile(c.RoutesFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil, ocf.Errorf(ocf.ErrInstalled, "routes_file %s does not exist on this node; create it or fix routes_file", c.RoutesFile)
-		case err != nil:
-			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s cannot be read on this node: %v", c.RoutesFile, err)
+		// A FIFO or a file anyone may write must not block the agent
+		// or steer its listeners.
+		data, err := ocf.ReadParamFile(c.RoutesFile, "routes_file", ocf.FileRules{Trusted: true})
+		if err != nil {
+			return nil, err
 		}
 		rs, err := routes.ParseFile(data)
 		if err != nil {
-			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s: %v", c.RoutesFile, err)
+			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file: %v (in %s)", err, c.RoutesFile)
 		}
 		return rs, nil
 	}
@@ -265,8 +265,10 @@ func watcherConfig(ctx context.Context, r *request) (*watcher.Config, error) {
 // HAProxy check it, after checking the listen ports are free.
 func prepareHAProxy(ctx context.Context, r *request, _ daemon.Command) error {
 	p := pathsOf(r)
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "state_dir: cannot create %s: %w", p.dir, err)
+	// Created or repaired as 0700 root-owned; one that another user owns
+	// or may write is refused (it could hold planted links).
+	if err := process.EnsureStateDir(p.dir); err != nil {
+		return ocf.Errorf(ocf.ErrArgs, "state_dir: fix or remove %s: %w", p.dir, err)
 	}
 	wc, err := watcherConfig(ctx, r)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ha-framework/ha-framework/ocf"
@@ -33,6 +34,24 @@ func TestBadInput(t *testing.T) {
 	if err := os.WriteFile(loose, []byte("secret"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "routes.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writable := filepath.Join(dir, "writable.json")
+	if err := os.WriteFile(writable, []byte(`{"routes":[{"service":"a","listen":"80"}]}`), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(dir, "planted")
+	if err := os.Mkdir(planted, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(planted, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	probe := map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}
 	tests := []struct {
 		name   string
@@ -43,11 +62,14 @@ func TestBadInput(t *testing.T) {
 		reason string
 	}{
 		{"no routes", map[string]string{}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "no routes; set parameter routes"},
+		{"routes_file a FIFO", map[string]string{"routes_file": fifo, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.ErrArgs, "routes_file: point it at a regular file"},
+		{"routes_file writable by others", map[string]string{"routes_file": writable, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.ErrArgs, "routes_file"},
+		{"state_dir writable by others", map[string]string{"routes": "a=" + freePort(t), "state_dir": planted, "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.ErrArgs, "state_dir: fix or remove " + planted},
 		{"malformed routes", map[string]string{"routes": "web:8081"}, ocf.ActionStart, nil, ocf.ErrConfigured, "parameter routes=\"web:8081\" is invalid"},
 		{"unknown balance", map[string]string{"routes": "web=8081/http/fastest"}, ocf.ActionStart, nil, ocf.ErrConfigured, `unknown option "fastest"`},
 		{"two routes on one port", map[string]string{"routes": "a=8081,b=127.0.0.1:8081"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "both listen on 127.0.0.1:8081"},
 		{"routes and routes_file", map[string]string{"routes": "a=1", "routes_file": badFile}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "exclude each other"},
-		{"routes_file missing", map[string]string{"routes_file": "/nonexistent/routes.json"}, ocf.ActionStart, nil, ocf.ErrInstalled, "does not exist on this node"},
+		{"routes_file missing", map[string]string{"routes_file": "/nonexistent/routes.json"}, ocf.ActionStart, nil, ocf.ErrArgs, "routes_file file /nonexistent/routes.json does not exist on this node"},
 		{"routes_file invalid", map[string]string{"routes_file": badFile}, ocf.ActionStart, nil, ocf.ErrArgs, `unknown balance algorithm "nope"`},
 		{"routes_file invalid, probe", map[string]string{"routes_file": badFile}, ocf.ActionMonitor, probe, ocf.NotRunning, ""},
 		{"routes_file relative", map[string]string{"routes_file": "routes.json"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "must be an absolute path"},
@@ -81,4 +103,14 @@ func TestMetadata(t *testing.T) {
 		t.Fatalf("meta-data: %v", got.Code)
 	}
 	ocftest.ValidateMetadata(t, []byte(got.Stdout))
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
