@@ -7,10 +7,12 @@ set -euo pipefail
 
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
 # debootstrap build and run the multi-node test clusters; memcached is what
-# the daemon agent template (examples/memcached) runs in its tests.
+# the daemon agent template (examples/memcached) runs in its tests; lintian,
+# rpm and rpmlint check the packages (make lint-packages, test-packages).
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
+	lintian rpm rpmlint
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -27,6 +27,7 @@ var (
 	// A Debian or RPM version: what may follow "ha-framework (" in a
 	// Debian changelog header.
 	versionRE    = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~-]*$`)
+	releaseRE    = regexp.MustCompile(`^[A-Za-z0-9.]+$`)
 	maintainerRE = regexp.MustCompile(`^[^<>\n]+ <[^<>@\s]+@[^<>@\s]+>$`)
 )
 
@@ -165,10 +166,16 @@ type rpmChange struct {
 	Note string `json:"note"`
 }
 
-func writeRPM(w io.Writer, maintainer string, rs []release) error {
+// writeRPM writes nfpm's changelog entries; with a release, every version
+// is VERSION-RELEASE.
+func writeRPM(w io.Writer, maintainer, rel string, rs []release) error {
 	entries := make([]rpmEntry, 0, len(rs))
 	for _, r := range rs {
-		e := rpmEntry{Semver: r.Version, Date: r.Date, Packager: maintainer}
+		v := r.Version
+		if rel != "" {
+			v += "-" + rel
+		}
+		e := rpmEntry{Semver: v, Date: r.Date, Packager: maintainer}
 		for _, c := range r.Changes {
 			e.Changes = append(e.Changes, rpmChange{Note: strings.Join(wrap(c, 78), "\n  ")})
 		}

@@ -142,7 +142,7 @@ func TestRPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errs bytes.Buffer
-	code := run([]string{"-format", "rpm", "-version", "0.3.0", "-epoch", "1796313600",
+	code := run([]string{"-format", "rpm", "-version", "0.3.0", "-release", "1", "-epoch", "1796313600",
 		"-maintainer", "Dev <dev@example.org>", "-o", dst, src}, &out, &errs)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
@@ -156,9 +156,9 @@ func TestRPM(t *testing.T) {
 		t.Fatalf("not JSON (YAML nfpm reads): %v\n%s", err, data)
 	}
 	want := []rpmEntry{
-		{Semver: "0.3.0", Date: built, Packager: "Dev <dev@example.org>",
+		{Semver: "0.3.0-1", Date: built, Packager: "Dev <dev@example.org>",
 			Changes: []rpmChange{{Note: "Added: A new thing, described on two lines."}, {Note: "Fixed: A fix."}}},
-		{Semver: "0.2.0", Date: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Packager: "Dev <dev@example.org>",
+		{Semver: "0.2.0-1", Date: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Packager: "Dev <dev@example.org>",
 			Changes: []rpmChange{{Note: "Changed: Something changed."}}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -187,6 +187,8 @@ func TestFlags(t *testing.T) {
 		{"negative epoch", with(5, "-1"), "want seconds since 1970"},
 		{"maintainer", with(7, "nobody"), "want 'Name <address>'"},
 		{"no file", ok[:8], "want one CHANGELOG.md"},
+		{"release with deb", append([]string{"-release", "1"}, ok...), "with -format rpm"},
+		{"bad release", append([]string{"-release", "1 2", "-format", "rpm"}, ok[2:]...), "want digits and letters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errs bytes.Buffer

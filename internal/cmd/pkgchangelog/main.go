@@ -10,7 +10,10 @@
 // Usage:
 //
 //	pkgchangelog -format deb|rpm -version 0.1.0 -epoch 1764777600 \
-//	    -maintainer 'Name <address>' [-name ha-framework] [-o file] CHANGELOG.md
+//	    -maintainer 'Name <address>' [-name ha-framework] [-release 1] [-o file] CHANGELOG.md
+//
+// -release (RPM only) makes each entry's version VERSION-RELEASE, as rpm
+// compares it with the package's own.
 package main
 
 import (
@@ -33,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	epoch := fs.String("epoch", "", "date of the Unreleased section, in seconds since 1970 (required)")
 	maintainer := fs.String("maintainer", "", "who signs the entries, 'Name <address>' (required)")
 	name := fs.String("name", "ha-framework", "package name")
+	rel := fs.String("release", "", "RPM release appended to every version (rpm format only), e.g. 1")
 	out := fs.String("o", "", "write to this file instead of standard output")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -51,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case !validMaintainer(*maintainer):
 		fmt.Fprintf(stderr, "pkgchangelog: -maintainer %q: want 'Name <address>'\n", *maintainer)
 		return 2
+	case *rel != "" && (*format != "rpm" || !releaseRE.MatchString(*rel)):
+		fmt.Fprintf(stderr, "pkgchangelog: -release %q: want digits and letters, with -format rpm\n", *rel)
+		return 2
 	case fs.NArg() != 1:
 		fmt.Fprintln(stderr, "pkgchangelog: want one CHANGELOG.md")
 		return 2
@@ -68,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var buf bytes.Buffer
 	if *format == "deb" {
 		writeDeb(&buf, *name, *maintainer, releases)
-	} else if err := writeRPM(&buf, *maintainer, releases); err != nil {
+	} else if err := writeRPM(&buf, *maintainer, *rel, releases); err != nil {
 		fmt.Fprintf(stderr, "pkgchangelog: %v\n", err)
 		return 1
 	}
