@@ -96,11 +96,13 @@ stage() {
 	mkdir -p "${STAGE}/root/usr/lib/ocf/resource.d/ha-framework" "${STAGE}/root/usr/share/crmsh/scripts" \
 		"${STAGE}/man" "${STAGE}/doc"
 	date=$(date -u -d "@${SOURCE_DATE_EPOCH}" +%F)
+	# The generators, built once (go run would link them once per call).
+	"${GO}" build -o "${STAGE}/tools/" ./internal/cmd/ocfman ./internal/cmd/pkgchangelog
 	for a in "${AGENTS[@]}"; do
 		[[ -x ${bin}/${a} ]] || die "${bin}/${a} missing: run make build"
 		install -m 0755 "${bin}/${a}" "${STAGE}/root/usr/lib/ocf/resource.d/ha-framework/${a}"
 		"${bin}/${a}" meta-data >"${STAGE}/${a}.xml" || die "${a} meta-data failed"
-		"${GO}" run ./internal/cmd/ocfman -provider ha-framework -date "${date}" \
+		"${STAGE}/tools/ocfman" -provider ha-framework -date "${date}" \
 			-o "${STAGE}/man/ocf_ha-framework_${a}.7" "${STAGE}/${a}.xml"
 		if [[ -d ${ROOT}/agents/${a}/share ]]; then
 			mkdir -p "${STAGE}/root/usr/share/ha-framework/${a}"
@@ -112,10 +114,10 @@ stage() {
 		s=$(basename "$(dirname "${s}")")
 		install -D -m 0644 "${ROOT}/crmsh/${s}/main.yml" "${STAGE}/root/usr/share/crmsh/scripts/ha-framework-${s}/main.yml"
 	done
-	"${GO}" run ./internal/cmd/pkgchangelog -format deb -version "${HAFW_VERSION}" -epoch "${SOURCE_DATE_EPOCH}" \
+	"${STAGE}/tools/pkgchangelog" -format deb -version "${HAFW_VERSION}" -epoch "${SOURCE_DATE_EPOCH}" \
 		-maintainer "${HAFW_MAINTAINER}" -o "${STAGE}/doc/changelog" CHANGELOG.md
 	gzip -9n "${STAGE}/doc/changelog"
-	"${GO}" run ./internal/cmd/pkgchangelog -format rpm -version "${HAFW_VERSION}" -release 1 -epoch "${SOURCE_DATE_EPOCH}" \
+	"${STAGE}/tools/pkgchangelog" -format rpm -version "${HAFW_VERSION}" -release 1 -epoch "${SOURCE_DATE_EPOCH}" \
 		-maintainer "${HAFW_MAINTAINER}" -o "${STAGE}/changelog.yml" CHANGELOG.md
 	copyright "${bin}" >"${STAGE}/doc/copyright"
 	cp "${ROOT}/packaging/lintian-overrides" "${STAGE}/doc/lintian-overrides"
