@@ -73,7 +73,8 @@ copyright() {
 		lic=$(find "${dir}" -maxdepth 1 -type f \( -iname 'LICENSE*' -o -iname 'LICENCE*' -o -iname 'COPYING*' \) | sort | head -n1)
 		[[ -n ${lic} ]] || die "no license file in ${dir} (${mod})"
 		name=$(license_name "${lic}") || die "unknown license in ${lic} (${mod}): add it to license_name"
-		holders=$(grep -i '^[[:space:]]*copyright (c)\|^[[:space:]]*copyright [0-9]' "${lic}" | sed 's/^[[:space:]]*//' | sort -u || true)
+		# Lines naming a holder; Apache's appendix template ("[yyyy]") is none.
+		holders=$(grep -i '^[[:space:]]*copyright[[:space:]]' "${lic}" | grep -v '\[yyyy\]' | sed 's/^[[:space:]]*//' | sort -u || true)
 		[[ -n ${holders} ]] || holders="the authors of ${mod%@*}"
 		[[ ${mod} == std ]] && mod="Go standard library and runtime $(${GO} env GOVERSION)"
 		printf '\nFiles: *\nComment: linked into the agents: %s\n' "${mod}"
