@@ -12,9 +12,11 @@ AGENTS   := $(notdir $(patsubst %/main.go,%,$(wildcard agents/*/main.go)))
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/ha-framework/ha-framework/internal/version.Commit=$(COMMIT)
 FUZZTIME ?= 15s
+VERSION  := $(shell cat internal/version/VERSION)
 
 export CGO_ENABLED := 0
 
+.PHONY: packages lint-packages test-packages
 .PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo deps cluster-up cluster-down clean
 
 all: build
@@ -97,6 +99,24 @@ install: build
 	install -d $(OCFDIR)
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(OCFDIR)/$$a; done
 	for s in $(CRMSH); do install -d $(CRMDIR)/ha-framework-$$s && install -m 0644 crmsh/$$s/main.yml $(CRMDIR)/ha-framework-$$s/main.yml; done
+	for a in $(AGENTS); do if [ -d agents/$$a/share ]; then install -d $(DESTDIR)$(PREFIX)/share/ha-framework/$$a && cp -R agents/$$a/share/. $(DESTDIR)$(PREFIX)/share/ha-framework/$$a/; fi; done
+
+# The .deb and .rpm into dist/, offline and reproducibly (SOURCE_DATE_EPOCH
+# from the last commit), by nfpm pinned in packaging/tools: every agent,
+# its manual page from its meta-data, the crmsh scripts, agents/<a>/share/.
+packages: build
+	packaging/build.sh
+
+# lintian and rpmlint on the packages, failing on any finding.
+lint-packages: packages
+	packaging/lint.sh dist/ha-framework_$(VERSION)_amd64.deb dist/ha-framework-$(VERSION)-1.x86_64.rpm
+
+# The packages on a clean node container: install, agents listed and
+# meta-data as nobody, crmsh scripts, upgrade under a running resource,
+# purge; the .rpm's paths, digests and an install into a scratch root.
+test-packages: deps lint-packages
+	testcluster/docker/dockerd.sh
+	$(GO) test -count=1 -tags packages -timeout 15m -v ./packaging/
 
 metadata: build
 	for a in $(AGENTS); do bin/$$a meta-data > metadata/$$a.xml; done

@@ -3,10 +3,11 @@
 // (Debian bookworm's corosync, pacemaker, pcs, crmsh, resource-agents,
 // fence-agents, haproxy), built locally from Debian packages by
 // build-image.sh and cached by a hash of its recipe. The container's
-// entrypoint writes corosync.conf (knet, all node addresses), starts
-// corosync and pacemakerd as its children and copies the project's built
-// agents (mounted read-only) into /usr/lib/ocf/resource.d/ha-framework, so
-// the image never depends on the code under test.
+// entrypoint writes corosync.conf (knet, all node addresses), installs
+// the project's .deb ($HAFW_NODE_DEB, mounted read-only; run-e2e.sh builds
+// it) or else copies the built agents into /usr/lib/ocf/resource.d/ha-framework,
+// then starts corosync and pacemakerd as its children, so the image never
+// depends on the code under test.
 //
 // A cluster has its own Docker network with a fixed subnet (so a restarted
 // node keeps its address), a fresh corosync authkey, and node containers
@@ -102,6 +103,11 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	for host, inNode := range spec.Files {
 		extra = append(extra, "-v", host+":"+inNode+":ro")
 	}
+	agents, err := agentMounts(spec.AgentsDir, os.Getenv("HAFW_NODE_DEB"))
+	if err != nil {
+		return nodes, err
+	}
+	extra = append(extra, agents...)
 	caps := capabilityArgs()
 	for _, n := range nodes {
 		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name,
@@ -109,7 +115,7 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 			"--label", labelCluster + "=" + b.name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
 			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
 			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
-			"-v", key + ":/hafw/authkey:ro", "-v", spec.AgentsDir + ":/hafw/bin:ro",
+			"-v", key + ":/hafw/authkey:ro",
 			// /run is volatile on a real machine: a node killed and started
 			// again must not find its agents' state files (probes would
 			// report resources still active there).
@@ -325,6 +331,30 @@ func capabilityArgs() []string {
 	}
 	return args
 }
+
+// agentMounts says how a node gets the agents: the .deb named by deb
+// (make packages; run-e2e.sh sets $HAFW_NODE_DEB), which the entrypoint
+// installs with dpkg, so every scenario also tests the package; else the
+// built agents in dir, copied in by the entrypoint; else none (dir "").
+func agentMounts(dir, deb string) ([]string, error) {
+	switch {
+	case deb != "":
+		abs, err := filepath.Abs(deb)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || !strings.HasSuffix(abs, ".deb") {
+			return nil, fmt.Errorf("HAFW_NODE_DEB=%s: not a .deb file (make packages builds one in dist/)", deb)
+		}
+		return []string{"-v", abs + ":" + nodeDeb + ":ro"}, nil
+	case dir != "":
+		return []string{"-v", dir + ":/hafw/bin:ro"}, nil
+	}
+	return nil, nil
+}
+
+// nodeDeb is where a node finds the package to install (entrypoint.sh).
+const nodeDeb = "/hafw/pkg/ha-framework.deb"
 
 // nodeImage is the image to run: given, from the environment, or built.
 func nodeImage(ctx context.Context, given string) (string, error) {

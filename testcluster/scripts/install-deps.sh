@@ -8,11 +8,12 @@ set -euo pipefail
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
 # debootstrap build and run the multi-node test clusters; memcached is what
 # the daemon agent template (examples/memcached) runs in its tests; gcc and
-# libc6-dev give make race the cgo the race detector needs.
+# libc6-dev give make race the cgo the race detector needs; lintian, rpm and
+# rpmlint check the packages (make lint-packages, test-packages).
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
-	gcc libc6-dev
+	gcc libc6-dev lintian rpm rpmlint
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -4,7 +4,9 @@
 #   HAFW_CLUSTER  cluster name
 #   HAFW_NODES    space-separated name=ip pairs, in node id order
 #   /hafw/authkey  the cluster's shared corosync key, mounted read-only
-#   /hafw/bin      the built agents, mounted read-only (optional)
+#   /hafw/pkg/ha-framework.deb  the project's package, installed with dpkg (optional)
+#   /hafw/bin      the built agents, mounted read-only (optional; copied in
+#                  when no package is given)
 #   /hafw/docker.sock, /hafw/tls, HAFW_FENCE_PORT  for fence_docker (optional):
 #                  a TLS endpoint on 127.0.0.1 in front of the host's Docker
 #                  socket, since fence_docker speaks HTTPS only
@@ -26,7 +28,7 @@ stop() {
 [[ -s /hafw/authkey ]] || { log "no /hafw/authkey mounted"; exit 1; }
 install -m 0400 /hafw/authkey /etc/corosync/authkey
 mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/crm /run/lock
-hafw_install_agents /hafw/bin
+hafw_install_package /hafw/pkg/ha-framework.deb || hafw_install_agents /hafw/bin
 hafw_corosync_conf "${HAFW_CLUSTER}" "${HAFW_NODES}" >/etc/corosync/corosync.conf
 hafw_seed_cib
 trap stop TERM INT

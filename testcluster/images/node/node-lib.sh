@@ -65,3 +65,20 @@ hafw_install_agents() {
 	done
 	return 0
 }
+
+# hafw_install_package DEB installs the project's package when DEB exists,
+# as an administrator would (dpkg -i; its Recommends are already in the
+# image), unless this version is installed already (a node started again
+# keeps what it had, as a rebooted machine does). Fails when DEB exists
+# and does not install; returns 1 when there is no DEB.
+hafw_install_package() {
+	local deb=$1 want have
+	[[ -f ${deb} ]] || return 1
+	want=$(dpkg-deb -f "${deb}" Version)
+	have=$(dpkg-query -W -f='${Status} ${Version}' ha-framework 2>/dev/null || true)
+	[[ ${have} == "install ok installed ${want}" ]] && return 0
+	dpkg -i "${deb}" >/var/log/hafw-dpkg.log 2>&1 || {
+		cat /var/log/hafw-dpkg.log >&2
+		exit 1
+	}
+}
