@@ -250,21 +250,3 @@ func (c *cancelOnClose) Close() error {
 	c.cancel()
 	return err
 }
-
-// New returns a client for o with one timeout for every request: the
-// time left on ctx when the client is made (limit when ctx has no
-// deadline), counted again from the start of each request. A slow first
-// call can thus use the whole action's budget, and the calls after it
-// overrun the action's deadline.
-//
-// Deprecated: use NewClient and pass each call the action's context. New
-// stays only until every agent has moved.
-func New(ctx context.Context, o Options, limit time.Duration) (*api.Client, error) {
-	if d, ok := ctx.Deadline(); ok {
-		limit = time.Until(d)
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("no time left to reach Consul: %w", context.DeadlineExceeded)
-	}
-	return newClient(o, limit)
-}

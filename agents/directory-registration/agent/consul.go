@@ -35,9 +35,10 @@ func connect(ctx context.Context, r *request) (*consul, error) {
 		// a stop a success and a probe "not running".
 		return nil, &ocf.Error{Code: ocf.ErrArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
 	}
-	client, err := consulapi.New(ctx, consulapi.Options{
+	// No client-wide timeout: every request carries the action's context.
+	client, err := consulapi.NewClient(consulapi.Options{
 		Address: c.ConsulAddress, Token: c.rt.token, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-	}, 5*time.Second)
+	})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, ocf.Errorf(ocf.ErrGeneric, "no time left to reach Consul: %v", err)
@@ -281,7 +282,14 @@ func (c *consul) node(ctx context.Context, want *api.AgentServiceRegistration) (
 			return ch.Node, nil
 		}
 	}
-	name, err := c.api.Agent().NodeName()
+	// agent/self under the action's context (the api package's NodeName
+	// takes none).
+	var self struct{ Config struct{ NodeName string } }
+	_, err = c.api.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx))
+	name := self.Config.NodeName
+	if err == nil && name == "" {
+		err = errors.New("the agent reports no node name")
+	}
 	if err != nil {
 		return "", c.fail("asking the agent's node name", err)
 	}
