@@ -78,7 +78,9 @@ func UniqueGroup(group string) Option { return func(p *Param) { p.uniqueGroup = 
 // reload-agent, without restarting the resource.
 func Reloadable() Option { return func(p *Param) { p.reloadable = true } }
 
-// Private keeps the value out of logs, traces and Pacemaker's digests.
+// Private keeps the value out of the agent's logs and traces (shown as
+// "(hidden)"). Pacemaker still stores it in the CIB and passes it in the
+// environment: secrets belong in files read with ReadSecretFile.
 func Private() Option { return func(p *Param) { p.private = true } }
 
 // Long sets the long description shown by pcs resource describe.

@@ -250,8 +250,8 @@ func logFileOf(r *request) string {
 }
 
 // writeConfig renders the configuration and has consul validate it with
-// the other files it will load, so a mistake is reported by start (and
-// validate-all) in Consul's own words instead of by a crashing agent.
+// the other files it will load, so a mistake is reported by start and
+// reload-agent in Consul's own words instead of by a crashing agent.
 func writeConfig(ctx context.Context, r *request, binary string) error {
 	data, err := r.Config.generated()
 	if err != nil {

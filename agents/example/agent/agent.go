@@ -63,7 +63,10 @@ func New() *ocf.Agent[Config] {
 				return err
 			}
 			if c, ok := r.Env.Clone(); ok && c.Promotable {
-				_ = (cluster.CLI{}).DeletePromotionScore(ctx, r.Env.Instance(), "")
+				cli := cluster.CLI{}
+				if node, err := cli.LocalNode(ctx, r.Env); err == nil {
+					_ = cli.DeletePromotionScore(ctx, r.Env.Instance(), node)
+				}
 			}
 			if err := os.Remove(r.Config.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return ocf.Errorf(ocf.ErrGeneric, "removing state file: %w", err)
@@ -110,7 +113,14 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		return st, ocf.Errorf(ocf.ErrGeneric, "state file %s holds label %q, want %q", r.Config.StateFile, fields[0], r.Config.Label)
 	}
 	if c, ok := r.Env.Clone(); ok && c.Promotable && !r.IsProbe() {
-		if err := (cluster.CLI{}).SetPromotionScore(ctx, r.Env.Instance(), "", r.Config.PromotionScore); err != nil {
+		// The node Pacemaker names (safe on pacemaker_remote nodes, where
+		// crm_node cannot answer).
+		cli := cluster.CLI{}
+		node, err := cli.LocalNode(ctx, r.Env)
+		if err == nil {
+			err = cli.SetPromotionScore(ctx, r.Env.Instance(), node, r.Config.PromotionScore)
+		}
+		if err != nil {
 			return st, ocf.Errorf(ocf.Degraded, "setting promotion score: %w", err)
 		}
 	}
