@@ -207,7 +207,9 @@ func Start(t testing.TB, s nginxconf.Settings, st *state.State) *Gateway {
 		}
 	}
 	cmd := exec.Command(bin, "-p", priv+"/", "-e", filepath.Join(priv, nginxconf.ErrorLog), "-c", confFile)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a fuzz worker killed by the fuzzing engine runs no
+	// cleanup, and its nginx must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
