@@ -108,6 +108,7 @@ func (s *Settings) check() error {
 type server struct {
 	Host    string
 	Default bool
+	Root    bool // a route covers "/": no catch-all 404 location
 	Routes  []location
 }
 
@@ -143,6 +144,9 @@ func Render(s Settings) ([]byte, error) {
 		if !strings.HasSuffix(r.Prefix, "/") {
 			// "/api" must cover "/api" and "/api/x" but not "/apix".
 			locs = []string{"= " + r.Prefix, "^~ " + r.Prefix + "/"}
+		}
+		if r.Prefix == "/" {
+			sv.Root = true
 		}
 		for _, m := range locs {
 			sv.Routes = append(sv.Routes, location{Match: m, Service: r.Service, Upstream: r.Upstream, MTLS: r.MTLS})
@@ -248,9 +252,11 @@ http {
             return 200 "ok\n";
         }
 {{end}}
+{{- if not .Root}}
         location / {
             return 404;
         }
+{{- end}}
 {{- range .Routes}}
 
         location {{.Match}} {
