@@ -113,7 +113,10 @@ type Gateway struct {
 	Client     *http.Client // trusts the test CA, no client certificate
 	MTLSClient *http.Client // presents the client certificate
 	Admin      state.Client
+	bin        string
+	confFile   string
 	cmd        *exec.Cmd
+	done       chan struct{}
 }
 
 // Binary is the nginx the tests run; they skip, naming it, when it is
@@ -206,7 +209,26 @@ func Start(t testing.TB, s nginxconf.Settings, st *state.State) *Gateway {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(bin, "-p", priv+"/", "-e", filepath.Join(priv, nginxconf.ErrorLog), "-c", confFile)
+	g := &Gateway{Base: "https://" + s.Listen, Settings: s, PKI: pki, bin: bin, confFile: confFile,
+		Admin: state.Client{Socket: filepath.Join(priv, nginxconf.AdminSocket)}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}, MaxIdleConnsPerHost: 16}
+	g.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	g.MTLSClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Client}}}, Timeout: 10 * time.Second}
+	g.launch(t)
+	t.Cleanup(func() {
+		g.Stop()
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", g.LogTail())
+		}
+	})
+	return g
+}
+
+// launch starts nginx and waits for its health location.
+func (g *Gateway) launch(t testing.TB) {
+	t.Helper()
+	priv := g.Settings.PrivateDir
+	cmd := exec.Command(g.bin, "-p", priv+"/", "-e", filepath.Join(priv, nginxconf.ErrorLog), "-c", g.confFile)
 	// Pdeathsig: a fuzz worker killed by the fuzzing engine runs no
 	// cleanup, and its nginx must not outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -214,40 +236,21 @@ func Start(t testing.TB, s nginxconf.Settings, st *state.State) *Gateway {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{Base: "https://" + s.Listen, Settings: s, PKI: pki, cmd: cmd,
-		Admin: state.Client{Socket: filepath.Join(priv, nginxconf.AdminSocket)}}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(priv, nginxconf.ErrorLog)); err == nil {
-				t.Logf("nginx error log:\n%s", tail(string(b), 4000))
-			}
-		}
-	})
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}, MaxIdleConnsPerHost: 16}
-	g.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	g.MTLSClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Client}}}, Timeout: 10 * time.Second}
+	g.cmd, g.done = cmd, done
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := g.Client.Get(g.Base + nginxconf.HealthPath)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return g
+				return
 			}
 		}
 		select {
 		case <-done:
-			b, _ := os.ReadFile(filepath.Join(priv, nginxconf.ErrorLog))
-			t.Fatalf("nginx exited at start:\n%s", tail(string(b), 4000))
+			t.Fatalf("nginx exited at start:\n%s", g.LogTail())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -255,6 +258,30 @@ func Start(t testing.TB, s nginxconf.Settings, st *state.State) *Gateway {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Stop ends nginx (TERM to its process group, KILL after 10s).
+func (g *Gateway) Stop() {
+	if g.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+		<-g.done
+	}
+	g.cmd = nil
+}
+
+// Restart stops nginx and starts it again on the same directory: the
+// shared memory is gone, only the persisted state remains.
+func (g *Gateway) Restart(t testing.TB) {
+	t.Helper()
+	g.Stop()
+	g.Client.CloseIdleConnections()
+	g.launch(t)
 }
 
 func tail(s string, n int) string {
