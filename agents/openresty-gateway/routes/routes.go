@@ -92,7 +92,7 @@ func check(rs []Route) ([]Route, error) {
 		}
 		u, err := Upstream(r.Upstream)
 		if err != nil {
-			return nil, fmt.Errorf("route %s%s: upstream %q: %v", r.Host, r.Prefix, r.Upstream, err)
+			return nil, fmt.Errorf("route %s%s: upstream %v", r.Host, r.Prefix, err)
 		}
 		r.Upstream = u
 		key := r.Host + r.Prefix
@@ -135,7 +135,7 @@ func Upstream(v string) (string, error) {
 		return "", errors.New("scheme must be http or https")
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", errors.New("must be scheme://host:port without a path")
+		return "", errors.New("must have no path: scheme://host:port")
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	n, perr := strconv.Atoi(port)
