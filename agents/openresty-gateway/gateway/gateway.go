@@ -106,7 +106,7 @@ const longDesc = `Runs nginx (OpenResty, or Debian's nginx with libnginx-mod-htt
 
 // paths are the files of one resource.
 type paths struct {
-	dir, priv, tmp, conf, luaDir, stateFile, socket, errorLog string
+	dir, priv, tmp, conf, luaDir, stateFile, socket, errorLog              string
 	masterPID, nginxOut, companionConf, companionPID, companionLog, status string
 }
 
