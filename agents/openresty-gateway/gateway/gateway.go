@@ -241,6 +241,9 @@ func nginxDaemon() *daemon.Daemon[Config] {
 				PIDFile: p.masterPID, LogFile: p.nginxOut}, nil
 		},
 		Prepare: func(ctx context.Context, r *request, cmd daemon.Command) error {
+			if err := checkPorts(r.Config); err != nil {
+				return err
+			}
 			return render(ctx, r, cmd.Path)
 		},
 		Ready: func(ctx context.Context, r *request, _ daemon.Process) error {
@@ -318,6 +321,23 @@ func companionConfig(r *request) (*companion.Config, error) {
 	return &companion.Config{PolicyFile: c.PolicyFile, ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile,
 		Datacenter: c.Datacenter, KVPrefix: c.KVPrefix, Services: services, StateFile: p.stateFile,
 		StatusFile: p.status, Socket: p.socket, Wait: consulWait}, nil
+}
+
+// checkPorts fails with ErrArgs when a listen address is taken on this
+// node: nginx would retry its bind for seconds and then say only that it
+// could not.
+func checkPorts(c *Config) error {
+	for _, l := range []struct{ addr, param string }{{c.Listen, "listen"}, {c.RedirectListen, "redirect_listen"}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return ocf.Errorf(ocf.ErrArgs, "free %s or change %s: the address is taken on this node", l.addr, l.param)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 // render writes nginx.conf and the Lua modules and has nginx check them.
