@@ -7,10 +7,13 @@ set -euo pipefail
 
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
 # debootstrap build and run the multi-node test clusters; memcached is what
-# the daemon agent template (examples/memcached) runs in its tests.
+# the daemon agent template (examples/memcached) runs in its tests; nginx with
+# its Lua module, luaossl, cjson and resty-core is what openresty-gateway
+# runs, and wrk loads it in make bench.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
+	nginx libnginx-mod-http-lua lua-luaossl lua-cjson lua-resty-core wrk
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,16 +72,25 @@ func (f *fixture) runner(t *testing.T) *ocftest.Runner {
 
 func (f *fixture) get(t *testing.T, path, auth string) int {
 	t.Helper()
+	code, err := f.try(path, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// try is get for polls: a refused connection is an answer, not a failure.
+func (f *fixture) try(path, auth string) (int, error) {
 	req, _ := http.NewRequest("GET", f.base+path, nil)
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 func (f *fixture) put(t *testing.T, key, doc string) {
@@ -181,6 +191,30 @@ func TestLifecycle(t *testing.T) {
 	if res := r2.Run(ocf.ActionStop, nil); res.Code != ocf.Success {
 		t.Fatalf("stop: %v %q", res.Code, res.Reason)
 	}
+}
+
+// TestRecoveryAfterKilledMaster: after nginx's master dies by SIGKILL,
+// the recovery Pacemaker runs (stop, start) works: its workers, which
+// outlive it holding the listening sockets, and its unix socket, which
+// it leaves behind, are cleared by stop and start.
+func TestRecoveryAfterKilledMaster(t *testing.T) {
+	f := newFixture(t, 90*24*time.Hour)
+	r := f.runner(t)
+	if res := r.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
+		t.Fatalf("start: %v %q", res.Code, res.Reason)
+	}
+	if err := syscall.Kill(readPID(t, filepath.Join(f.params["state_dir"], "private", "master.pid")), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the monitor sees the master gone", func() bool { return r.Run(ocf.ActionMonitor, nil).Code == ocf.ErrGeneric })
+	if res := r.Run(ocf.ActionStop, nil); res.Code != ocf.Success {
+		t.Fatalf("stop: %v %q", res.Code, res.Reason)
+	}
+	if res := r.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
+		t.Fatalf("start after the kill: %v %q", res.Code, res.Reason)
+	}
+	f.put(t, "acl/orders", `{"version": 1, "rules": [{"action": "allow"}]}`)
+	eventually(t, "serving again", func() bool { c, _ := f.try("/orders/1", f.issuer.bearer(t, "a")); return c == 200 })
 }
 
 func TestCertificateExpiryDegrades(t *testing.T) {
