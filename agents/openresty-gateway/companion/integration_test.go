@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ import (
 
 // writePolicy makes an ES256 issuer with a fresh key and returns the
 // policy file and a token signer.
-func writePolicy(t *testing.T, dir string) (string, func(sub string) string) {
+func writePolicy(t testing.TB, dir string) (string, func(sub string) string) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	pub := filepath.Join(dir, "idp.pem")
@@ -61,7 +62,7 @@ type running struct {
 	done   chan struct{}
 }
 
-func startCompanion(t *testing.T, c *companion.Config) *running {
+func startCompanion(t testing.TB, c *companion.Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -174,4 +175,16 @@ func TestCompanionFollowsConsul(t *testing.T) {
 	if r, _ := g.Do(t, "GET", "/x", sign("bob"), nil); r.StatusCode != 200 {
 		t.Errorf("with the new companion bob gets %d, want 200", r.StatusCode)
 	}
+}
+
+// try is one request through the gateway; a transport error is status 0.
+func try(g *nginxtest.Gateway, auth string) (int, error) {
+	req, _ := http.NewRequest("GET", g.Base+"/x", nil)
+	req.Header.Set("Authorization", auth)
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
