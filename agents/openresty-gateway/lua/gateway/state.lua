@@ -37,11 +37,21 @@ local function compile_key(k)
 end
 
 -- compile parses a state document; it raises an error on any shape it
--- does not know.
-local function compile(text)
+-- does not know. The policy of prev is reused when its keys_version (a
+-- digest of the whole policy) is unchanged: an ACL change parses no key.
+local function compile(text, prev)
   local doc = cjson.decode(text)
   if type(doc) ~= "table" or type(doc.version) ~= "string" or type(doc.policy) ~= "table" then
     error("state: no version or policy")
+  end
+  local acls = {}
+  if type(doc.acls) == "table" then
+    for svc, d in pairs(doc.acls) do
+      acls[svc] = acl.compile(d)
+    end
+  end
+  if prev and type(doc.keys_version) == "string" and prev.keys_version == doc.keys_version then
+    return { version = doc.version, keys_version = doc.keys_version, policy = prev.policy, acls = acls }
   end
   local p = doc.policy
   local policy = { max_token_bytes = tonumber(p.max_token_bytes) or 8192, issuers = {} }
@@ -63,18 +73,12 @@ local function compile(text)
     end
     policy.issuers[ip.issuer] = c
   end
-  local acls = {}
-  if type(doc.acls) == "table" then
-    for svc, d in pairs(doc.acls) do
-      acls[svc] = acl.compile(d)
-    end
-  end
   return { version = doc.version, keys_version = doc.keys_version, policy = policy, acls = acls }
 end
 
 -- try_compile is compile that returns nil and the reason instead of raising.
-function _M.try_compile(text)
-  local ok, res = pcall(compile, text)
+function _M.try_compile(text, prev)
+  local ok, res = pcall(compile, text, prev)
   if not ok then return nil, tostring(res) end
   return res
 end
@@ -87,7 +91,7 @@ function _M.current()
   if not v then return nil end
   if compiled and compiled.version == v then return compiled end
   local text = dict:get("state")
-  local c, err = _M.try_compile(text or "")
+  local c, err = _M.try_compile(text or "", compiled)
   if not c then
     ngx.log(ngx.ERR, "gateway: shared state does not compile: ", err)
     return nil
