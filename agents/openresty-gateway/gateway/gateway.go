@@ -591,6 +591,15 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
 	}
+	// The keys and policy nginx holds must be those of the files now.
+	pol, err := loadPolicy(c.PolicyFile)
+	if err != nil {
+		return ocf.Errorf(ocf.Degraded, "jwt_policy_file %s: %v", c.PolicyFile, err)
+	}
+	fromFiles, err := state.New(pol, nil)
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%v", err)
+	}
 	nc := state.Client{Socket: p.socket, Timeout: 3 * time.Second}
 	// The companion applies a change within milliseconds of Consul's
 	// answer; a difference that outlasts a few retries is real.
@@ -600,7 +609,11 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 		if err != nil {
 			return ocf.Errorf(ocf.ErrGeneric, "nginx's state socket: %v", err)
 		}
-		if diff = compare(want, v.ACLs); diff == "" {
+		diff = compare(want, v.ACLs)
+		if v.KeysVersion != fromFiles.KeysVersion {
+			diff = strings.TrimPrefix(diff+", keys or policy differ from jwt_policy_file's", ", ")
+		}
+		if diff == "" {
 			return nil
 		}
 		select {
@@ -609,7 +622,7 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	return ocf.Errorf(ocf.Degraded, "nginx does not enforce Consul's ACLs: %s; see %s", diff, p.companionLog)
+	return ocf.Errorf(ocf.Degraded, "nginx does not enforce the current ACLs and keys: %s; see %s", diff, p.companionLog)
 }
 
 func compare(want, got map[string]string) string {

@@ -147,6 +147,26 @@ func TestLifecycle(t *testing.T) {
 	f.put(t, "acl/orders", `{"version": 3, "rules": [{"action": "allow"}]}`)
 	eventually(t, "healthy again", func() bool { return r.Run(ocf.ActionMonitor, deep).Code == ocf.Success })
 
+	// A key rotated in the files reaches nginx without a reload, and the
+	// deep monitor compares nginx's keys with the files'.
+	old := f.issuer.bearer(t, "alice")
+	rotated := newIssuer(t, t.TempDir())
+	data, err := os.ReadFile(rotated.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.issuer.policyFile, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rotated key enforced", func() bool {
+		return f.get(t, "/orders/1", rotated.bearer(t, "alice")) == 200 && f.get(t, "/orders/1", old) == 401
+	})
+	if res := r.Run(ocf.ActionMonitor, deep); res.Code != ocf.Success {
+		t.Errorf("deep monitor after the key rotation: %v %q", res.Code, res.Reason)
+	}
+	f.issuer = rotated
+	alice = rotated.bearer(t, "alice")
+
 	// New routes: reload-agent, no restart, the shared state survives.
 	pid := readPID(t, filepath.Join(f.params["state_dir"], "private", "master.pid"))
 	f.params["routes"] += ",/v2/=v2=" + strings.Split(f.params["routes"], "=")[2]
