@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckObject$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/strictjson
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/routes
 	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME) -parallel 1 ./agents/openresty-gateway/lua
+	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferentialClaims$$' -fuzztime $(FUZZTIME) -parallel 1 ./agents/openresty-gateway/lua
 
 # The real Consul the tests run, built once from testcluster/tools and cached.
 consul:

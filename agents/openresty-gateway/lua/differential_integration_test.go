@@ -131,3 +131,30 @@ func FuzzDifferential(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDifferentialClaims signs arbitrary claims texts with a valid key, so
+// that the claims parsers and checks (strict JSON, types, dates, audience,
+// subject) decide, not the signature; the two verdicts must agree.
+func FuzzDifferentialClaims(f *testing.F) {
+	_, k := gateway(f)
+	now := time.Now().Unix()
+	for _, c := range []string{
+		fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","exp":%d}`, issuer, audience, now+600),
+		fmt.Sprintf(`{"iss":%q,"aud":[%q,"x"],"sub":"a","exp":%d.5,"nbf":%d}`, issuer, audience, now+600, now-10),
+		fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a\u00e9","exp":%d,"groups":["g"],"x":{"y":[1,2e3,null,true]}}`, issuer, audience, now+600),
+		fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","exp":%d,"sub":"b"}`, issuer, audience, now+600),
+	} {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		tok := k.raw(t, "HS256", `{"alg":"HS256","kid":"hs1"}`, string(payload))
+		if len(tok) > 3*k.policy.MaxTokenBytes {
+			t.Skip()
+		}
+		want := k.oracle(tok)
+		got := luaVerdict(t, tok)
+		if (want == nil) != (got == nil) {
+			t.Errorf("claims %q\nLua: %s, golang-jwt: %s", payload, verdict(got), verdict(want))
+		}
+	})
+}
