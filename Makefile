@@ -60,6 +60,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/acl
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckObject$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/strictjson
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/routes
+	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME) -parallel 1 ./agents/openresty-gateway/lua
+	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferentialClaims$$' -fuzztime $(FUZZTIME) -parallel 1 ./agents/openresty-gateway/lua
 
 # The real Consul the tests run, built once from testcluster/tools and cached.
 consul:
@@ -125,11 +130,14 @@ metadata: build
 # run: meta-data and monitor of the example against the shell Dummy agents,
 # then a running Consul's monitor, then haproxy-dynamic: propagation from
 # Consul to HAProxy, failed requests under change against reloading a
-# re-rendered config on every change, and the watcher's memory and CPU.
+# re-rendered config on every change, and the watcher's memory and CPU;
+# then openresty-gateway: wrk against a plain nginx TLS proxy and the gateway
+# (RS256 + ACL, token cache on and off), and ACL propagation from Consul.
 bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/agent/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 
 demo: deps install cluster-up
 	testcluster/scripts/demo.sh

@@ -4,6 +4,7 @@ go 1.26.7
 
 require (
 	github.com/beevik/etree v1.8.1
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/consul/api v1.34.5
 )

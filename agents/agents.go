@@ -7,6 +7,7 @@ import (
 	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
 	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
 	haproxydynamic "github.com/ha-framework/ha-framework/agents/haproxy-dynamic/agent"
+	"github.com/ha-framework/ha-framework/agents/openresty-gateway/gateway"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 
@@ -23,5 +24,6 @@ func All() []Shipped {
 		{Name: "directory-registration", Agent: registration.New()},
 		{Name: "example", Agent: exampleagent.New()},
 		{Name: "haproxy-dynamic", Agent: haproxydynamic.New()},
+		{Name: "openresty-gateway", Agent: gateway.New()},
 	}
 }

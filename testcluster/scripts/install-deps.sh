@@ -9,11 +9,14 @@ set -euo pipefail
 # debootstrap build and run the multi-node test clusters; memcached is what
 # the daemon agent template (examples/memcached) runs in its tests; gcc and
 # libc6-dev give make race the cgo the race detector needs; lintian, rpm and
-# rpmlint check the packages (make lint-packages, test-packages).
+# rpmlint check the packages (make lint-packages, test-packages); nginx with
+# its Lua module, luaossl, cjson and resty-core is what openresty-gateway
+# runs, and wrk loads it in make bench.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
 	gcc libc6-dev lintian rpm rpmlint
+	nginx libnginx-mod-http-lua lua-luaossl lua-cjson lua-resty-core wrk
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

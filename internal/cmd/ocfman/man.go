@@ -103,6 +103,15 @@ func english(ds []desc) string {
 // character is not taken as a request.
 func escape(s string) string {
 	s = nonASCII(strings.NewReplacer(`\`, `\e`, `-`, `\-`).Replace(s))
+	// \: after the commas of a long word lets groff break a list written
+	// without spaces (a routes example) instead of overflowing the line.
+	words := strings.Split(s, " ")
+	for i, w := range words {
+		if len(w) > 40 {
+			words[i] = strings.ReplaceAll(w, ",", `,\:`)
+		}
+	}
+	s = strings.Join(words, " ")
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
 		s = `\&` + s
 	}

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
+)
+
+func TestDeclaration(t *testing.T) {
+	if err := New().Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadInput needs no nginx: every case fails before one would start.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert := write("cert.pem", "not a certificate", 0o644)
+	key := write("key.pem", "key", 0o600)
+	looseKey := write("loose.key", "key", 0o644)
+	policyFile := write("policy.json", `{"issuers": []}`, 0o644)
+	badRoutes := write("routes.json", `{"routes": [{"path": "/a", "service": "a", "upstream": "ftp://x:1"}]}`, 0o644)
+	base := map[string]string{"routes": "/a/=a=127.0.0.1:8081", "tls_cert_file": cert, "tls_key_file": key,
+		"jwt_policy_file": policyFile, "binary": "/bin/true", "state_dir": filepath.Join(dir, "state")}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(m, kv[i])
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		return m
+	}
+	probe := map[string]string{"OCF_RESKEY_CRM_meta_interval": "0"}
+	tests := []struct {
+		name   string
+		params map[string]string
+		action string
+		extra  map[string]string
+		want   ocf.Code
+		reason string
+	}{
+		{"no routes", with("routes", ""), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "set parameter routes"},
+		{"malformed route", with("routes", "/a=a"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "[HOST]/PATH=SERVICE=UPSTREAM"},
+		{"route without slash", with("routes", "a=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "path must begin with /"},
+		{"route path injection", with("routes", "/a;return=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "path must begin with / and hold only"},
+		{"upstream with a path", with("routes", "/a/=a=http://127.0.0.1:1/x"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "must have no path"},
+		{"routes and routes_file", with("routes_file", badRoutes), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "exclude each other"},
+		{"routes_file invalid", with("routes", "", "routes_file", badRoutes), ocf.ActionStart, nil, ocf.ErrArgs, "scheme must be http or https"},
+		{"routes_file missing", with("routes", "", "routes_file", "/nonexistent/r.json"), ocf.ActionStart, nil, ocf.ErrInstalled, "create routes_file"},
+		{"mtls without CA", with("routes", "/a/=a=127.0.0.1:1=mtls"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "set client_ca_file"},
+		{"no certificate parameter", with("tls_cert_file", ""), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "tls_cert_file"},
+		{"certificate missing", with("tls_cert_file", "/nonexistent/c.pem"), ocf.ActionStart, nil, ocf.ErrInstalled, "does not exist on this node"},
+		{"certificate invalid", base, ocf.ActionStart, nil, ocf.ErrArgs, "no PEM certificate"},
+		{"key readable by others", with("tls_cert_file", testCert(t, dir), "tls_key_file", looseKey), ocf.ActionStart, nil, ocf.ErrArgs, "chmod 600"},
+		{"policy without issuers", with("tls_cert_file", testCert(t, dir)), ocf.ActionStart, nil, ocf.ErrArgs, "no issuers"},
+		{"listen not an address", with("listen", "localhost:443"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "parameter listen"},
+		{"header with a space", with("subject_header", "X Auth"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "subject_header"},
+		{"kv prefix absolute", with("kv_prefix", "/acl/"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "kv_prefix"},
+		{"binary missing", with("binary", "/nonexistent/nginx", "tls_cert_file", testCert(t, dir), "jwt_policy_file", goodPolicy(t, dir)), ocf.ActionStart, nil, ocf.ErrInstalled, "binary"},
+		{"binary missing, probe", with("binary", "/nonexistent/nginx"), ocf.ActionMonitor, probe, ocf.NotRunning, ""},
+		{"binary missing, stop", with("binary", "/nonexistent/nginx"), ocf.ActionStop, nil, ocf.Success, ""},
+		{"invalid routes, stop", with("routes", "nonsense"), ocf.ActionStop, nil, ocf.Success, ""},
+		{"policy missing, stop", with("jwt_policy_file", "/nonexistent/p.json"), ocf.ActionStop, nil, ocf.Success, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "openresty-gateway", Params: tt.params,
+				Env: map[string]string{"HA_RSCTMP": dir}})
+			got := r.Run(tt.action, tt.extra)
+			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
+				t.Fatalf("%s = %v %q, want %v with a reason containing %q\n%s", tt.action, got.Code, got.Reason, tt.want, tt.reason, got.Stderr)
+			}
+			if len(got.Reason) > ocf.MaxReason || strings.Contains(got.Reason, "\n") {
+				t.Errorf("reason too long or on several lines: %q", got.Reason)
+			}
+		})
+	}
+}

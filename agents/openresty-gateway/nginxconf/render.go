@@ -1,0 +1,289 @@
+// Package nginxconf renders the gateway's nginx.conf: TLS listeners, one
+// location per route whose access phase runs the Lua checks, the health
+// location, and the companion's state endpoint on a unix socket.
+package nginxconf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+
+	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
+)
+
+// HealthPath answers 200 without a token, for the monitor.
+const HealthPath = "/.well-known/ha-gateway/health"
+
+// Settings is everything the configuration depends on.
+type Settings struct {
+	Routes         []routes.Route
+	Listen         string // host:port of the TLS listener
+	RedirectListen string // host:port redirecting HTTP to HTTPS; "" for none
+	CertFile       string
+	KeyFile        string
+	ClientCAFile   string // "" when no route asks for client certificates
+
+	PrivateDir string // root-only: PID file, logs, Lua modules, state file, socket
+	TempDir    string // nginx's temporary files (workers write there)
+	User       string // "user group" for the workers; "" when not run as root
+	Workers    int    // 0: one per CPU
+
+	LoadModules []string // load_module paths, when the binary lacks Lua
+	LuaCPath    []string // directories holding luaossl's _openssl.so and cjson.so
+
+	IdentityPrefix string // client headers with this prefix are stripped
+	SubjectHeader  string
+	IssuerHeader   string
+	TokenCache     bool
+	MaxTokenBytes  int
+	LogLevel       string // error_log level; "" is notice (info logs every refusal)
+}
+
+// Files under PrivateDir.
+const (
+	PIDFile     = "nginx.pid"
+	ErrorLog    = "error.log"
+	StateFile   = "state.json"
+	AdminSocket = "admin.sock"
+	LuaDir      = "lua"
+)
+
+var (
+	safePath   = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+	safeListen = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$`)
+	headerName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	safeUser   = regexp.MustCompile(`^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$`)
+)
+
+func (s *Settings) check() error {
+	paths := []string{s.CertFile, s.KeyFile, s.PrivateDir, s.TempDir}
+	if s.ClientCAFile != "" {
+		paths = append(paths, s.ClientCAFile)
+	}
+	paths = append(paths, s.LoadModules...)
+	paths = append(paths, s.LuaCPath...)
+	for _, p := range paths {
+		if !safePath.MatchString(p) {
+			return fmt.Errorf("path %q must be absolute and hold only letters, digits and . _ / + -", p)
+		}
+	}
+	for _, l := range []string{s.Listen, s.RedirectListen} {
+		if l != "" && !safeListen.MatchString(l) {
+			return fmt.Errorf("listen address %q must be host:port", l)
+		}
+	}
+	for _, h := range []string{s.IdentityPrefix, s.SubjectHeader, s.IssuerHeader} {
+		if !headerName.MatchString(h) {
+			return fmt.Errorf("header name %q must be letters, digits and -", h)
+		}
+	}
+	for _, h := range []string{s.SubjectHeader, s.IssuerHeader} {
+		if !strings.HasPrefix(strings.ToLower(h), strings.ToLower(s.IdentityPrefix)) {
+			return fmt.Errorf("header %s must begin with the identity prefix %s, so that client copies are stripped", h, s.IdentityPrefix)
+		}
+	}
+	if s.User != "" && !safeUser.MatchString(s.User) {
+		return fmt.Errorf("worker user %q is not a user name", s.User)
+	}
+	for _, r := range s.Routes {
+		if r.MTLS && s.ClientCAFile == "" {
+			return fmt.Errorf("route %s%s asks for client certificates but no client CA file is set", r.Host, r.Prefix)
+		}
+	}
+	switch s.LogLevel {
+	case "", "debug", "info", "notice", "warn", "error":
+	default:
+		return fmt.Errorf("log level %q is not one of debug info notice warn error", s.LogLevel)
+	}
+	if len(s.Routes) == 0 {
+		return errors.New("no routes")
+	}
+	return nil
+}
+
+type server struct {
+	Host    string
+	Default bool
+	Root    bool // a route covers "/": no catch-all 404 location
+	Routes  []location
+}
+
+type location struct {
+	Match    string // nginx location modifier and path
+	Service  string
+	Upstream string
+	MTLS     bool
+}
+
+// Render produces nginx.conf.
+//
+// Return values: the text, or an error naming a setting that cannot be
+// written safely into the configuration (the callers validate earlier,
+// this is the last line of defence against injection).
+func Render(s Settings) ([]byte, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	byHost := map[string]*server{}
+	var servers []*server
+	def := &server{Default: true}
+	byHost[""] = def
+	servers = append(servers, def)
+	for _, r := range s.Routes {
+		sv := byHost[r.Host]
+		if sv == nil {
+			sv = &server{Host: r.Host}
+			byHost[r.Host] = sv
+			servers = append(servers, sv)
+		}
+		locs := []string{"^~ " + r.Prefix}
+		if !strings.HasSuffix(r.Prefix, "/") {
+			// "/api" must cover "/api" and "/api/x" but not "/apix".
+			locs = []string{"= " + r.Prefix, "^~ " + r.Prefix + "/"}
+		}
+		if r.Prefix == "/" {
+			sv.Root = true
+		}
+		for _, m := range locs {
+			sv.Routes = append(sv.Routes, location{Match: m, Service: r.Service, Upstream: r.Upstream, MTLS: r.MTLS})
+		}
+	}
+	slices.SortStableFunc(servers[1:], func(a, b *server) int { return strings.Compare(a.Host, b.Host) })
+	hdr := s.MaxTokenBytes + 1024
+	if hdr < 8192 {
+		hdr = 8192
+	}
+	var buf bytes.Buffer
+	err := tmpl.Execute(&buf, map[string]any{
+		"S": s, "Servers": servers, "Health": HealthPath, "HeaderBuffer": fmt.Sprintf("%dk", (hdr+1023)/1024),
+		"PID": s.PrivateDir + "/" + PIDFile, "ErrorLog": s.PrivateDir + "/" + ErrorLog,
+		"StateFile": s.PrivateDir + "/" + StateFile, "Socket": s.PrivateDir + "/" + AdminSocket,
+		"LuaPath": s.PrivateDir + "/" + LuaDir + "/?.lua",
+		"CPath":   cpath(s.LuaCPath),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func cpath(dirs []string) string {
+	var b strings.Builder
+	for _, d := range dirs {
+		b.WriteString(d + "/?.so;")
+	}
+	return b.String() + ";"
+}
+
+var tmpl = template.Must(template.New("nginx.conf").Parse(`# Rendered by ocf:ha-framework:openresty-gateway; changes are overwritten.
+{{range .S.LoadModules}}load_module {{.}};
+{{end -}}
+daemon off;
+master_process on;
+{{if .S.User}}user {{.S.User}};
+{{end -}}
+worker_processes {{if .S.Workers}}{{.S.Workers}}{{else}}auto{{end}};
+pid {{.PID}};
+error_log {{.ErrorLog}} {{if .S.LogLevel}}{{.S.LogLevel}}{{else}}notice{{end}};
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path {{.S.TempDir}}/client_body;
+    proxy_temp_path {{.S.TempDir}}/proxy;
+    fastcgi_temp_path {{.S.TempDir}}/fastcgi;
+    uwsgi_temp_path {{.S.TempDir}}/uwsgi;
+    scgi_temp_path {{.S.TempDir}}/scgi;
+    large_client_header_buffers 4 {{.HeaderBuffer}};
+    ignore_invalid_headers on;
+    underscores_in_headers off;
+    merge_slashes on;
+
+    lua_package_path "{{.LuaPath}};;";
+    lua_package_cpath "{{.CPath}}";
+    lua_shared_dict gw_state 32m;
+    init_by_lua_block {
+        require("gateway.init").master({
+            state_file = "{{.StateFile}}",
+            options = {
+                identity_prefix = "{{.S.IdentityPrefix}}",
+                subject_header = "{{.S.SubjectHeader}}",
+                issuer_header = "{{.S.IssuerHeader}}",
+            },
+        })
+    }
+
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:gw_tls:10m;
+    ssl_session_tickets off;
+{{if .S.RedirectListen}}
+    server {
+        listen {{.S.RedirectListen}};
+        location / {
+            return 308 https://$host$request_uri;
+        }
+    }
+{{end}}
+{{- range .Servers}}
+    server {
+        listen {{$.S.Listen}} ssl{{if .Default}} default_server{{end}};
+{{- if .Host}}
+        server_name {{.Host}};
+{{- end}}
+        ssl_certificate {{$.S.CertFile}};
+        ssl_certificate_key {{$.S.KeyFile}};
+{{- if $.S.ClientCAFile}}
+        ssl_client_certificate {{$.S.ClientCAFile}};
+        ssl_verify_client optional;
+        ssl_verify_depth 4;
+{{- end}}
+{{if .Default}}
+        location = {{$.Health}} {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+{{end}}
+{{- if not .Root}}
+        location / {
+            return 404;
+        }
+{{- end}}
+{{- range .Routes}}
+
+        location {{.Match}} {
+            set $gw_service "{{.Service}}";
+            set $gw_mtls "{{if .MTLS}}1{{else}}0{{end}}";
+            set $gw_cache "{{if $.S.TokenCache}}1{{else}}0{{end}}";
+            access_by_lua_block { require("gateway.access").run() }
+            proxy_pass {{.Upstream}};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto https;
+        }
+{{- end}}
+    }
+{{end}}
+    server {
+        listen unix:{{.Socket}};
+        client_max_body_size 16m;
+        client_body_buffer_size 16m;
+        location = /state {
+            content_by_lua_block { require("gateway.admin").handle() }
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+`))
