@@ -57,6 +57,11 @@ func New() *ocf.Agent[Config] {
 // validate checks that a daemon can exist on this node. It reads no file
 // and asks the daemon nothing: it runs before every monitor.
 func validate(ctx context.Context, r *ocf.Request[Config]) error {
+	// The list parameters are checked here rather than while decoding,
+	// to name the bad entry in a reason that fits Pacemaker's 128 bytes.
+	if _, err := newSpec(r.Config, nil, ""); err != nil {
+		return err
+	}
 	if r.Env.FailHaveBinary() {
 		return ocf.Errorf(ocf.ErrInstalled, "dockerd not found (OCF_TESTER_FAIL_HAVE_BINARY); install docker.io or podman")
 	}

@@ -4,6 +4,8 @@ package dockerservice
 
 import (
 	"context"
+	"net"
+	"os"
 	"net/http"
 	"strconv"
 	"strings"
@@ -250,6 +252,112 @@ func TestIdentity(t *testing.T) {
 		if code, err := s.get("/"); err != nil || code != 200 {
 			t.Errorf("service after recovery: %v %v", code, err)
 		}
+		s.must(t, "stop", nil, ocf.Success)
+	})
+}
+
+// TestDaemonDown stops, freezes and restarts the test's own dockerd under
+// a running container. The cases:
+//   - dockerd stopped without live-restore: it stopped the containers, so
+//     the recorded process is gone and the monitor says "not running";
+//   - dockerd stopped with live-restore: the container runs on; the
+//     monitor says so (degraded) and stop ends its process with signals;
+//   - dockerd hung (SIGSTOP): calls time out within the action's deadline
+//     and the same fallback answers;
+//   - no record of a container (never started here, or the state
+//     directory emptied): the monitor cannot know and fails (1, never 7);
+//     stop succeeds, as nothing it could act on runs.
+func TestDaemonDown(t *testing.T) {
+	t.Run("stopped without live-restore", func(t *testing.T) {
+		d := newDaemon(t, false)
+		d.buildImages(t)
+		s := newService(t, d, imagePlain, nil)
+		s.must(t, "start", nil, ocf.Success)
+		unknown := newService(t, d, imagePlain, nil)
+		unknown.Runner = ocftest.NewRunner(t, New(), ocftest.Config{Name: "docker-service",
+			Params: map[string]string{"image": imagePlain, "docker_host": d.Host},
+			Env:    map[string]string{"OCF_RESOURCE_INSTANCE": "hafw-never-started"}})
+		d.Stop(t)
+
+		got := s.must(t, "monitor", recurring, ocf.NotRunning)
+		if !strings.Contains(got.Reason, "is not reachable; container process") || !strings.Contains(got.Reason, "is gone") {
+			t.Errorf("monitor reason %q", got.Reason)
+		}
+		s.must(t, "monitor", probe, ocf.NotRunning)
+		if got := unknown.must(t, "monitor", recurring, ocf.ErrGeneric); !strings.Contains(got.Reason, "cannot tell whether") {
+			t.Errorf("monitor reason without a record %q", got.Reason)
+		}
+		unknown.must(t, "monitor", probe, ocf.ErrGeneric)
+		unknown.must(t, "stop", nil, ocf.Success)
+
+		// A socket file nobody listens on: connection refused.
+		l, err := net.Listen("unix", d.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.(*net.UnixListener).SetUnlinkOnClose(false)
+		l.Close()
+		unknown.must(t, "monitor", recurring, ocf.ErrGeneric)
+		s.must(t, "monitor", recurring, ocf.NotRunning)
+		s.must(t, "stop", nil, ocf.Success)
+		os.Remove(d.sock)
+
+		d.start(t)
+		s.must(t, "monitor", recurring, ocf.NotRunning)
+		s.must(t, "stop", nil, ocf.Success)
+		if _, err := d.Client(t).ContainerInspect(context.Background(), s.name, client.ContainerInspectOptions{}); !isNotFound(err) {
+			t.Errorf("stop with dockerd back left the container: %v", err)
+		}
+		s.must(t, "start", nil, ocf.Success)
+
+		t.Run("hung", func(t *testing.T) {
+			pid := s.inspect(t).State.Pid
+			d.Freeze()
+			defer d.Thaw()
+			begin := time.Now()
+			got := s.must(t, "monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "4000"}, ocf.Degraded)
+			if !strings.Contains(got.Reason, "did not answer in time; container process") {
+				t.Errorf("monitor reason %q", got.Reason)
+			}
+			if took := time.Since(begin); took > 4*time.Second {
+				t.Errorf("monitor took %v, beyond its timeout", took)
+			}
+			s.must(t, "stop", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "10000"}, ocf.Success)
+			if took := time.Since(begin); took > 14*time.Second {
+				t.Errorf("monitor and stop took %v, beyond their timeouts", took)
+			}
+			if _, err := startTime(pid); err == nil {
+				t.Errorf("container process %d survived the stop", pid)
+			}
+			d.Thaw()
+			s.must(t, "monitor", recurring, ocf.NotRunning)
+			s.must(t, "stop", nil, ocf.Success)
+		})
+	})
+
+	t.Run("stopped with live-restore", func(t *testing.T) {
+		d := newDaemon(t, true)
+		d.buildImages(t)
+		s := newService(t, d, imagePlain, nil)
+		s.must(t, "start", nil, ocf.Success)
+		pid := s.inspect(t).State.Pid
+		d.Stop(t)
+
+		got := s.must(t, "monitor", recurring, ocf.Degraded)
+		if !strings.Contains(got.Reason, "still runs") {
+			t.Errorf("monitor reason %q", got.Reason)
+		}
+		if code, err := s.get("/"); err != nil || code != 200 {
+			t.Errorf("service with dockerd stopped (live-restore): %v %v", code, err)
+		}
+		s.must(t, "stop", nil, ocf.Success)
+		if _, err := startTime(pid); err == nil {
+			t.Errorf("container process %d survived the stop", pid)
+		}
+		s.must(t, "monitor", recurring, ocf.NotRunning)
+
+		d.start(t)
+		s.must(t, "monitor", recurring, ocf.NotRunning)
 		s.must(t, "stop", nil, ocf.Success)
 	})
 }

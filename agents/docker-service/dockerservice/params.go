@@ -53,9 +53,9 @@ func params(c *Config) []ocf.Param {
 				"It may hold secrets, so like a token file it must be owned by root and not readable by group or others; "+
 				"its values never appear in the CIB, in arguments or in logs. "+
 				"A change of its content replaces the container at the next start.")),
-		ocf.List(&c.Publish, "publish", "Published ports", ocf.Check(eachOf(parsePublishErr)),
+		ocf.List(&c.Publish, "publish", "Published ports",
 			ocf.Long("Ports to publish, as docker run -p: PORT, HOSTPORT:PORT or IP:HOSTPORT:PORT, optionally /udp; IPv6 as [::1]:8080:80.")),
-		ocf.List(&c.Mounts, "mounts", "Mounts", ocf.Check(eachOf(parseMountErr)),
+		ocf.List(&c.Mounts, "mounts", "Mounts",
 			ocf.Long("SOURCE:TARGET or SOURCE:TARGET:ro, SOURCE an absolute host path (a bind mount; it must exist) or a volume name.")),
 		ocf.String(&c.Network, "network", "Network",
 			ocf.Long("Network to attach the container to: host, none, bridge or a network's name. Default: the daemon's default.")),
@@ -64,7 +64,7 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("Memory limit such as 512m or 2g. Default: none.")),
 		ocf.String(&c.CPUs, "cpus", "CPU limit", ocf.Check(func(v string) error { _, err := parseCPUs(v); return err }),
 			ocf.Long("Number of CPUs the container may use, such as 1.5. Default: none.")),
-		ocf.List(&c.Labels, "labels", "Container labels", ocf.Check(eachOf(func(s string) error { _, _, err := parseLabel(s); return err })),
+		ocf.List(&c.Labels, "labels", "Container labels",
 			ocf.Long("KEY=VALUE labels added to the container (a value cannot hold spaces or commas); the image's labels stay.")),
 		ocf.Select(&c.Pull, "pull", "When to pull the image", []string{pullNever, pullMissing, pullAlways}, ocf.Default(pullMissing),
 			ocf.Long("never: the image must be on the node; missing: pull it if absent; always: pull at every start "+
@@ -80,20 +80,6 @@ func params(c *Config) []ocf.Param {
 				"Start waits for it; a monitor at depth 10 checks it.")),
 	}
 }
-
-func eachOf(parse func(string) error) func(string) error {
-	return func(v string) error {
-		for _, w := range ocf.SplitList(v) {
-			if err := parse(w); err != nil {
-				return fmt.Errorf("%q: %v", w, err)
-			}
-		}
-		return nil
-	}
-}
-
-func parsePublishErr(s string) error { _, err := parsePublish(s); return err }
-func parseMountErr(s string) error   { _, err := parseMount(s); return err }
 
 // socketPath returns the file of a unix:// docker_host.
 func socketPath(host string) string { return strings.TrimPrefix(host, "unix://") }
