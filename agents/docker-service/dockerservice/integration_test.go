@@ -5,8 +5,9 @@ package dockerservice
 import (
 	"context"
 	"net"
-	"os"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,9 +34,10 @@ var (
 // service is one resource of the agent under test.
 type service struct {
 	*ocftest.Runner
-	d    *testDaemon
-	name string
-	port int
+	d       *testDaemon
+	name    string
+	port    int
+	envFile string
 }
 
 func newService(t *testing.T, d *testDaemon, image string, params map[string]string, envLines ...string) *service {
@@ -49,7 +51,7 @@ func newService(t *testing.T, d *testDaemon, image string, params map[string]str
 	}
 	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "docker-service", Params: p,
 		Env: map[string]string{"OCF_RESOURCE_INSTANCE": name}})
-	return &service{Runner: r, d: d, name: name, port: port}
+	return &service{Runner: r, d: d, name: name, port: port, envFile: env}
 }
 
 func (s *service) must(t *testing.T, action string, extra map[string]string, want ocf.Code) ocftest.Result {
@@ -196,7 +198,27 @@ func TestIdentity(t *testing.T) {
 		if changed.ID == first.ID || changed.Config.Labels["tier"] != "web" {
 			t.Errorf("start with new labels kept the old container %s (labels %v)", shortID(changed.ID), changed.Config.Labels)
 		}
-		s.must(t, "stop", nil, ocf.Success)
+
+		// A new secret in the env file replaces the container too, and
+		// never shows in the agent's output.
+		const secret = "API_TOKEN=hunter2-6e1f"
+		if err := os.WriteFile(s.envFile, []byte("ADDR=127.0.0.1:"+strconv.Itoa(s.port)+"\n"+secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		out.WriteString(s.must(t, "start", map[string]string{"OCF_RESKEY_labels": "tier=web"}, ocf.Success).Stderr)
+		withSecret := s.inspect(t)
+		if withSecret.ID == changed.ID || !slices.Contains(withSecret.Config.Env, secret) {
+			t.Errorf("start with a new env file kept container %s (env has the secret: %v)", shortID(withSecret.ID), slices.Contains(withSecret.Config.Env, secret))
+		}
+		if withSecret.Path == "" || slices.Contains(append(withSecret.Args, withSecret.Path), secret) {
+			t.Errorf("secret in the container's argv %q %q", withSecret.Path, withSecret.Args)
+		}
+		out.WriteString(s.must(t, "monitor", recurring, ocf.Success).Stderr)
+		out.WriteString(s.must(t, "stop", nil, ocf.Success).Stderr)
+		if strings.Contains(out.String(), "hunter2") {
+			t.Errorf("the secret shows in the agent's output:\n%s", out.String())
+		}
 		if _, err := cli.ContainerInspect(context.Background(), s.name, client.ContainerInspectOptions{}); !isNotFound(err) {
 			t.Errorf("container still exists after stop: %v", err)
 		}
