@@ -29,6 +29,7 @@ import (
 
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/daemon"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
@@ -237,11 +238,7 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 			return &ocf.Error{Code: ocf.ErrGeneric, Reason: ocf.ReasonOf(exited(ctx, cli, res.Container))}
 		}
 		if !recorded {
-			t, err := startTime(st.Pid)
-			if err == nil {
-				err = saveRecord(r, record{ID: cid, Pid: st.Pid, StartTime: t})
-			}
-			if err != nil {
+			if err := saveRecord(r, cid, st.Pid); err != nil {
 				r.Log.Warn("cannot record the container's process; with dockerd down, monitors will not know", "err", err)
 			}
 			recorded = true
@@ -255,7 +252,7 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 		case st.Health != nil && st.Health.Status != container.NoHealthcheck:
 			last = errors.New("health check still starting")
 		default:
-			last = ready(ctx, r.Config)
+			last = ready(ctx, r)
 		}
 		if last == nil {
 			return nil
@@ -297,7 +294,8 @@ func healthOutput(h *container.Health) string {
 }
 
 // ready runs the declared readiness checks; nil when there are none.
-func ready(ctx context.Context, c *Config) error {
+func ready(ctx context.Context, r *ocf.Request[Config]) error {
+	c := r.Config
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if c.CheckTCP != "" {
@@ -309,20 +307,12 @@ func ready(ctx context.Context, c *Config) error {
 		conn.Close()
 	}
 	if c.CheckHTTP != "" {
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, c.CheckHTTP, nil)
-		if err != nil {
-			return fmt.Errorf("check_http: %v", err)
-		}
-		// No proxy from the environment, no redirects followed.
-		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return fmt.Errorf("check_http %s: %v", c.CheckHTTP, errors.Unwrap(err))
-		}
-		resp.Body.Close()
-		if resp.StatusCode >= 400 {
-			return fmt.Errorf("check_http %s: status %d", c.CheckHTTP, resp.StatusCode)
+		// The SDK's HTTP check; not its TCP check, which wants the
+		// daemon's own process to hold the listening socket, while a
+		// container's published port is held by dockerd's proxy.
+		check := daemon.HTTP(func(c *Config) string { return c.CheckHTTP }, http.StatusOK)
+		if err := check(cctx, r, daemon.Process{}); err != nil {
+			return fmt.Errorf("check_http: %w", err)
 		}
 	}
 	return nil
@@ -366,20 +356,29 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 // every process of its pid namespace). The record stays, so that the
 // monitors after the stop see the process gone.
 func offlineStop(ctx context.Context, r *ocf.Request[Config], why error) error {
-	rec, ok := loadRecord(r)
-	if !ok || !rec.alive() {
+	proc, ok := loadRecord(r)
+	if !ok || !alive(proc) {
 		r.Log.Warn("daemon unreachable; no process of this container runs", "reason", why)
 		return nil
 	}
-	r.Log.Warn("daemon unreachable; signalling the container's process", "pid", rec.Pid, "reason", why)
-	if err := process.Stop(ctx, rec.Pid, process.StopOptions{Grace: time.Duration(stopGrace(ctx)) * time.Second}); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%v; container process %d: %w", why, rec.Pid, err)
+	r.Log.Warn("daemon unreachable; signalling the container's process", "pid", proc.PID, "reason", why)
+	opts := process.StopOptions{Grace: time.Duration(stopGrace(ctx)) * time.Second, Identity: proc}
+	if err := process.Stop(ctx, proc.PID, opts); err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%v; container process %d: %w", why, proc.PID, err)
 	}
 	return nil
 }
 
 func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	c, id := r.Config, identityOf(r)
+	if verr := r.ValidationErr(); ocf.CodeOf(verr) == ocf.ErrInstalled {
+		// No engine on this node: only a process recorded at start can
+		// still be running (a probe reads the error as not running).
+		if proc, ok := loadRecord(r); ok && alive(proc) {
+			return ocf.Running, ocf.Errorf(ocf.Degraded, "%v; container process %d still runs", ocf.ReasonOf(verr), proc.PID)
+		}
+		return ocf.Stopped, verr
+	}
 	cli, err := dial(c.DockerHost)
 	if err != nil {
 		return ocf.Stopped, err
@@ -411,7 +410,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container is unhealthy: %s", healthOutput(st.Health))
 	}
 	if r.CheckLevel() >= 10 {
-		if err := ready(ctx, c); err != nil {
+		if err := ready(ctx, r); err != nil {
 			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s: %v", id.Name, err)
 		}
 	}
@@ -422,12 +421,12 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 // not. It reports "not running" only when it knows: the process is gone
 // (or, after a stop, that nothing can be running).
 func offlineMonitor(r *ocf.Request[Config], why error) (ocf.State, error) {
-	rec, ok := loadRecord(r)
+	proc, ok := loadRecord(r)
 	switch {
-	case ok && rec.alive():
-		return ocf.Running, ocf.Errorf(ocf.Degraded, "%v; container process %d still runs", why, rec.Pid)
+	case ok && alive(proc):
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "%v; container process %d still runs", why, proc.PID)
 	case ok:
-		return ocf.Stopped, &ocf.Error{Code: ocf.NotRunning, Reason: fmt.Sprintf("%v; container process %d is gone", why, rec.Pid), Err: ocf.ErrNotRunning}
+		return ocf.Stopped, &ocf.Error{Code: ocf.NotRunning, Reason: fmt.Sprintf("%v; container process %d is gone", why, proc.PID), Err: ocf.ErrNotRunning}
 	case r.Action == ocf.ActionStop:
 		// Stop found no process to end: nothing of this resource runs
 		// that the agent could ever act on.

@@ -70,9 +70,7 @@ func TestBadInput(t *testing.T) {
 			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
 				t.Errorf("%s = %v %q, want %v with %q", tt.action, got.Code, got.Reason, tt.want, tt.reason)
 			}
-			// ReadSecretFile's reasons name the path twice; the SDK's
-			// reason writer caps them.
-			if len(got.Reason) > 128 && !strings.HasPrefix(got.Reason, "env_file file") {
+			if len(got.Reason) > ocf.MaxReason {
 				t.Errorf("reason is %d bytes, more than Pacemaker shows: %q", len(got.Reason), got.Reason)
 			}
 			if strings.Contains(got.Stderr, "s3cret-value") {

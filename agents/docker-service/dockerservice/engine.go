@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -59,71 +58,61 @@ func within(ctx context.Context, share float64) (context.Context, context.Cancel
 // directory (a tmpfs, emptied at boot): with the daemon unreachable, the
 // container's main process tells whether it still runs.
 type record struct {
-	ID        string `json:"id"`
-	Pid       int    `json:"pid"`
-	StartTime uint64 `json:"start_time"` // field 22 of /proc/PID/stat, against pid reuse
+	ID      string `json:"id"`
+	Process string `json:"process"` // its process.Identity: pid, start time, boot id
 }
 
 func recordPath(r *ocf.Request[Config]) string { return r.StatePath(".json") }
 
-func saveRecord(r *ocf.Request[Config], rec record) error {
+func saveRecord(r *ocf.Request[Config], cid string, pid int) error {
+	id, err := process.Identify(pid)
+	if err != nil {
+		return fmt.Errorf("identifying the container's process %d: %w", pid, err)
+	}
 	if err := os.MkdirAll(r.Env.StateDir(), 0o755); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "creating state directory: %w", err)
+		return fmt.Errorf("creating state directory: %w", err)
 	}
-	b, _ := json.Marshal(rec)
-	if err := process.WriteFileAtomic(recordPath(r), b, 0o644); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "writing state file: %w", err)
-	}
-	return nil
+	b, _ := json.Marshal(record{ID: cid, Process: id.String()})
+	return process.WriteFileAtomic(recordPath(r), b, 0o644)
 }
 
-// loadRecord returns the record, and false when there is none (or it is
-// unreadable, which amounts to the same: nothing is known).
-func loadRecord(r *ocf.Request[Config]) (record, bool) {
+// loadRecord returns the recorded process, and false when there is none
+// (or it is unreadable, which amounts to the same: nothing is known).
+func loadRecord(r *ocf.Request[Config]) (process.Identity, bool) {
 	b, err := os.ReadFile(recordPath(r))
 	if err != nil {
-		return record{}, false
+		return process.Identity{}, false
 	}
 	var rec record
-	if json.Unmarshal(b, &rec) != nil || rec.Pid <= 1 {
-		return record{}, false
+	if json.Unmarshal(b, &rec) != nil {
+		return process.Identity{}, false
 	}
-	return rec, true
+	id, err := parseIdentity(rec.Process)
+	return id, err == nil
 }
 
-// alive reports whether the recorded process still runs (and is not a
-// newcomer that reused its pid).
-func (rec record) alive() bool {
-	st, err := startTime(rec.Pid)
-	return err == nil && st == rec.StartTime
-}
-
-// startTime reads a process's start time in clock ticks since boot (field
-// 22 of /proc/PID/stat). A zombie counts as gone.
-func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// parseIdentity reads what process.Identity.String wrote: PID START BOOT.
+func parseIdentity(s string) (process.Identity, error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return process.Identity{}, errors.New("want PID START BOOT")
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 1 {
+		return process.Identity{}, fmt.Errorf("pid %q", f[0])
+	}
+	start, err := strconv.ParseUint(f[1], 10, 64)
 	if err != nil {
-		return 0, err
+		return process.Identity{}, fmt.Errorf("start %q", f[1])
 	}
-	return parseStartTime(b)
+	return process.Identity{PID: pid, Start: start, Boot: f[2]}, nil
 }
 
-// parseStartTime reads field 22 of a /proc/PID/stat line; the command
-// name, field 2, may hold spaces and parentheses, so fields are counted
-// after its last ')'.
-func parseStartTime(b []byte) (uint64, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, errors.New("malformed stat")
-	}
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, errors.New("zombie")
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+// alive reports whether the recorded process still runs (not a newcomer
+// that reused its pid, not a zombie).
+func alive(id process.Identity) bool {
+	same, err := id.Same()
+	return same && err == nil
 }
 
 // lastLogLine returns the container's last non-empty output line, cut to
@@ -145,29 +134,15 @@ func lastLogLine(ctx context.Context, cli *client.Client, id string, max int) st
 	return lastLine(buf.String(), max)
 }
 
-// lastLine returns the last non-blank line of s, printable and at most
-// max bytes long.
+// lastLine returns the last non-blank line of s, made safe for an exit
+// reason (escape sequences and control characters removed) and cut to at
+// most max bytes.
 func lastLine(s string, max int) string {
 	lines := strings.Split(s, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-				return -1
-			}
-			return r
-		}, lines[i])
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
+		if l := ocf.OneLine(lines[i], max); l != "" {
+			return l
 		}
-		if len(l) > max {
-			cut := max
-			for cut > 0 && !utf8.RuneStart(l[cut]) {
-				cut--
-			}
-			l = l[:cut]
-		}
-		return l
 	}
 	return ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // These tests run the agent in-process against a dockerd each test
@@ -333,7 +334,10 @@ func TestDaemonDown(t *testing.T) {
 		s.must(t, "start", nil, ocf.Success)
 
 		t.Run("hung", func(t *testing.T) {
-			pid := s.inspect(t).State.Pid
+			proc, err := process.Identify(s.inspect(t).State.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
 			d.Freeze()
 			defer d.Thaw()
 			begin := time.Now()
@@ -348,8 +352,8 @@ func TestDaemonDown(t *testing.T) {
 			if took := time.Since(begin); took > 14*time.Second {
 				t.Errorf("monitor and stop took %v, beyond their timeouts", took)
 			}
-			if _, err := startTime(pid); err == nil {
-				t.Errorf("container process %d survived the stop", pid)
+			if alive(proc) {
+				t.Errorf("container process %d survived the stop", proc.PID)
 			}
 			d.Thaw()
 			s.must(t, "monitor", recurring, ocf.NotRunning)
@@ -362,7 +366,10 @@ func TestDaemonDown(t *testing.T) {
 		d.buildImages(t)
 		s := newService(t, d, imagePlain, nil)
 		s.must(t, "start", nil, ocf.Success)
-		pid := s.inspect(t).State.Pid
+		proc, err := process.Identify(s.inspect(t).State.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
 		d.Stop(t)
 
 		got := s.must(t, "monitor", recurring, ocf.Degraded)
@@ -373,8 +380,8 @@ func TestDaemonDown(t *testing.T) {
 			t.Errorf("service with dockerd stopped (live-restore): %v %v", code, err)
 		}
 		s.must(t, "stop", nil, ocf.Success)
-		if _, err := startTime(pid); err == nil {
-			t.Errorf("container process %d survived the stop", pid)
+		if alive(proc) {
+			t.Errorf("container process %d survived the stop", proc.PID)
 		}
 		s.must(t, "monitor", recurring, ocf.NotRunning)
 

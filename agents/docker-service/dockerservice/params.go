@@ -76,7 +76,7 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("HOST:PORT that accepts connections once the service is ready, for images without a HEALTHCHECK. "+
 				"Start waits for it; a monitor at depth 10 checks it.")),
 		ocf.String(&c.CheckHTTP, "check_http", "Readiness check: HTTP URL", ocf.Check(httpURL),
-			ocf.Long("http:// URL that answers 2xx or 3xx once the service is ready, for images without a HEALTHCHECK. "+
+			ocf.Long("http:// URL that answers 200 once the service is ready, for images without a HEALTHCHECK. "+
 				"Start waits for it; a monitor at depth 10 checks it.")),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 func TestParsePublish(t *testing.T) {
@@ -121,10 +123,10 @@ func TestLastLine(t *testing.T) {
 		want string
 	}{
 		{"a\nb\n\n  \n", 10, "b"},
-		{"fatal: \x1b[31mred\x1b[0m\r\n", 40, "fatal: [31mred[0m"},
+		{"fatal: \x1b[31mred\x1b[0m\r\n", 40, "fatal: red"},
 		{"", 10, ""},
-		{"héllo wörld", 3, "hé"},
-		{strings.Repeat("x", 200), 72, strings.Repeat("x", 72)},
+		{"héllo wörld", 8, "héll..."},
+		{strings.Repeat("x", 200), 72, strings.Repeat("x", 69) + "..."},
 	}
 	for _, tt := range tests {
 		if got := lastLine(tt.in, tt.max); got != tt.want {
@@ -133,16 +135,15 @@ func TestLastLine(t *testing.T) {
 	}
 }
 
-func TestParseStartTime(t *testing.T) {
-	stat := "1234 (my (odd) prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200"
-	if got, err := parseStartTime([]byte(stat)); err != nil || got != 987654 {
-		t.Errorf("parseStartTime = %d, %v; want 987654", got, err)
+func TestParseIdentity(t *testing.T) {
+	id := process.Identity{PID: 1234, Start: 987654, Boot: "0b1c-2d"}
+	if got, err := parseIdentity(id.String()); err != nil || got != id {
+		t.Errorf("parseIdentity(%q) = %+v, %v", id.String(), got, err)
 	}
-	if _, err := parseStartTime([]byte(strings.Replace(stat, ") S ", ") Z ", 1))); err == nil {
-		t.Error("a zombie counted as alive")
-	}
-	if _, err := parseStartTime([]byte("1234 (x) S 1 2")); err == nil {
-		t.Error("a short stat parsed")
+	for _, bad := range []string{"", "1234 987654", "1 5 b", "x 5 b", "12 -5 b", "12 5 b extra"} {
+		if _, err := parseIdentity(bad); err == nil {
+			t.Errorf("parseIdentity(%q) accepted", bad)
+		}
 	}
 }
 
