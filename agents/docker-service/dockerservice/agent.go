@@ -63,6 +63,11 @@ func validate(ctx context.Context, r *ocf.Request[Config]) error {
 	if _, err := newSpec(r.Config, nil, ""); err != nil {
 		return err
 	}
+	if r.Config.Register {
+		if _, err := registrationParams(r.Config, nil); err != nil {
+			return err
+		}
+	}
 	if r.Env.FailHaveBinary() {
 		return ocf.Errorf(ocf.ErrInstalled, "dockerd not found (OCF_TESTER_FAIL_HAVE_BINARY); install docker.io or podman")
 	}
@@ -121,7 +126,10 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 		}
 		if ins.State != nil && ins.State.Running && ins.Config.Labels[labelConfig] == hash {
 			r.Log.Info("container already running with this configuration", "container", id.Name)
-			return awaitReady(ctx, r, cli, id, ins.ID)
+			if err := awaitReady(ctx, r, cli, id, ins.ID); err != nil {
+				return err
+			}
+			return register(ctx, r, ins.Config.Labels, ocf.ActionStart)
 		}
 		r.Log.Info("replacing container", "container", id.Name, "running", ins.State != nil && ins.State.Running)
 		if err := remove(ctx, r, cli, ins.ID); err != nil {
@@ -145,7 +153,28 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 		return ocf.Errorf(ocf.ErrGeneric, "starting container %s: %w", id.Name, err)
 	}
 	r.Log.Info("container started", "container", id.Name, "id", shortID(created.ID), "image", c.Image)
-	return awaitReady(ctx, r, cli, id, created.ID)
+	if err := awaitReady(ctx, r, cli, id, created.ID); err != nil {
+		return err
+	}
+	// The container carries its image's labels, Registrator's among them.
+	res, err := cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+	}
+	return register(ctx, r, res.Container.Config.Labels, ocf.ActionStart)
+}
+
+// register runs a registration action when register is set: start
+// registers, stop deregisters, monitor checks the registration.
+func register(ctx context.Context, r *ocf.Request[Config], labels map[string]string, action string) error {
+	if !r.Config.Register {
+		return nil
+	}
+	p, err := registrationParams(r.Config, labels)
+	if err != nil {
+		return err
+	}
+	return runRegistration(ctx, r, action, p)
 }
 
 // ensureImage applies the pull policy and returns the image's id.
@@ -330,16 +359,22 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 	cancel()
 	switch {
 	case isNotFound(err):
+		deregister(ctx, r, nil)
 		_ = os.Remove(recordPath(r))
 		return nil
 	case err != nil && unreachable(err):
+		deregister(ctx, r, nil)
 		return offlineStop(ctx, r, daemonDown(c.DockerHost, err))
 	case err != nil:
 		return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
 	case !ours(cur.Container.Config, id):
 		r.Log.Warn("a container of this name is not this resource's; left alone", "container", id.Name)
+		deregister(ctx, r, nil)
 		return nil
 	}
+	// Out of the directory before the container stops, so that no
+	// client is sent to a service going down.
+	deregister(ctx, r, cur.Container.Config.Labels)
 	if err := remove(ctx, r, cli, cur.Container.ID); err != nil {
 		if unreachable(err) {
 			return offlineStop(ctx, r, daemonDown(c.DockerHost, err))
@@ -349,6 +384,23 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 	_ = os.Remove(recordPath(r))
 	r.Log.Info("container stopped and removed", "container", id.Name)
 	return nil
+}
+
+// deregister withdraws the registration, within half the time left. A
+// failure is logged, never returned: a failed stop gets the node fenced,
+// while a registration left behind turns critical once the service is
+// gone and Consul removes it after deregister_critical_service_after.
+func deregister(ctx context.Context, r *ocf.Request[Config], labels map[string]string) {
+	if !r.Config.Register {
+		return
+	}
+	dctx, cancel := within(ctx, 0.5)
+	defer cancel()
+	if err := register(dctx, r, labels, ocf.ActionStop); err != nil {
+		r.Log.Warn("deregistration failed; Consul removes the registration once its checks stay critical", "reason", ocf.ReasonOf(err))
+		return
+	}
+	r.Log.Info("registration withdrawn")
 }
 
 // offlineStop ends the container without the daemon: its recorded main
@@ -389,6 +441,9 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	cancel()
 	switch {
 	case isNotFound(err):
+		if err := staleRegistration(ctx, r, nil); err != nil {
+			return ocf.Running, err
+		}
 		return ocf.Stopped, nil
 	case err != nil && unreachable(err):
 		return offlineMonitor(r, daemonDown(c.DockerHost, err))
@@ -403,6 +458,9 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	st := ins.State
 	switch {
 	case st == nil || !st.Running:
+		if err := staleRegistration(ctx, r, ins.Config.Labels); err != nil {
+			return ocf.Running, err
+		}
 		return ocf.Stopped, exited(ctx, cli, ins)
 	case st.Paused:
 		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s is paused", id.Name)
@@ -414,7 +472,35 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s: %v", id.Name, err)
 		}
 	}
+	if r.Action == ocf.ActionMonitor {
+		// The registration is part of the resource: a running container
+		// that discovery does not know is a failure.
+		if err := register(ctx, r, ins.Config.Labels, ocf.ActionMonitor); err != nil {
+			if ocf.CodeOf(err) == ocf.NotRunning {
+				return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container runs but is not registered in Consul")
+			}
+			return ocf.Running, err
+		}
+	}
 	return ocf.Running, nil
+}
+
+// staleRegistration makes a probe that finds the container stopped but
+// still registered (a node that rebooted, a container that died while
+// Pacemaker was down) report a failure, so that Pacemaker runs stop,
+// which deregisters.
+func staleRegistration(ctx context.Context, r *ocf.Request[Config], labels map[string]string) error {
+	if !r.Config.Register || !r.IsProbe() {
+		return nil
+	}
+	switch err := register(ctx, r, labels, ocf.ActionMonitor); ocf.CodeOf(err) {
+	case ocf.Success, ocf.Degraded:
+		return ocf.Errorf(ocf.ErrGeneric, "container not running but still registered in Consul")
+	case ocf.NotRunning:
+	default:
+		r.Log.Info("cannot tell whether the stopped container is still registered", "reason", ocf.ReasonOf(err))
+	}
+	return nil
 }
 
 // offlineMonitor answers from the recorded process when the daemon does

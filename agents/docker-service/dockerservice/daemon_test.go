@@ -214,6 +214,8 @@ func serverBinary(t *testing.T) string {
 const (
 	imageHealth = "hafw-test-server:health"
 	imagePlain  = "hafw-test-server:plain"
+	// imageRegistrator carries Registrator's labels.
+	imageRegistrator = "hafw-test-server:registrator"
 )
 
 // buildImages builds the test images in d, through the Engine API's
@@ -226,8 +228,9 @@ func (d *testDaemon) buildImages(t *testing.T) {
 	}
 	cli := d.Client(t)
 	for tag, health := range map[string]string{
-		imageHealth: `HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/server", "-check"]` + "\n",
-		imagePlain:  "",
+		imageHealth:      `HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/server", "-check"]` + "\n",
+		imagePlain:       "",
+		imageRegistrator: `LABEL SERVICE_NAME=hafw-web SERVICE_TAGS=blue,green SERVICE_CHECK_HTTP=/health SERVICE_CHECK_INTERVAL=1s` + "\n",
 	} {
 		dockerfile := "FROM scratch\nCOPY server /server\n" + health + `CMD ["/server"]` + "\n"
 		var buf bytes.Buffer

@@ -27,6 +27,14 @@ type Config struct {
 
 	CheckTCP  string
 	CheckHTTP string
+
+	Register        bool
+	ConsulAddress   string
+	ConsulTokenFile string
+	ServiceName     string
+	ServiceAddress  string
+	ServicePort     int
+	ServiceTags     []string
 }
 
 // The values of pull.
@@ -78,6 +86,24 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.CheckHTTP, "check_http", "Readiness check: HTTP URL", ocf.Check(httpURL),
 			ocf.Long("http:// URL that answers 200 once the service is ready, for images without a HEALTHCHECK. "+
 				"Start waits for it; a monitor at depth 10 checks it.")),
+
+		ocf.Bool(&c.Register, "register", "Register the service in Consul", ocf.Default("false"),
+			ocf.Long("Registers the container's service in the local Consul agent once it is ready, and deregisters it before the container stops, "+
+				"with the same code as ocf:ha-framework:directory-registration. The image's Registrator labels "+
+				"(SERVICE_NAME, SERVICE_TAGS, SERVICE_CHECK_HTTP, SERVICE_CHECK_TCP, SERVICE_CHECK_INTERVAL, SERVICE_CHECK_TIMEOUT, SERVICE_CHECK_TTL) are the defaults; "+
+				"without a check label, check_http or check_tcp becomes the Consul check. A monitor fails when the running container is not registered.")),
+		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API (with register)", ocf.Default("127.0.0.1:8500")),
+		ocf.String(&c.ConsulTokenFile, "consul_token_file", "Consul ACL token file (with register)", ocf.AbsolutePath(),
+			ocf.Long("File holding the ACL token for registering; mode 0600, owned by root.")),
+		ocf.String(&c.ServiceName, "service_name", "Service name in Consul (with register)",
+			ocf.Long("Default: the SERVICE_NAME label, else the image's name without registry, path and tag.")),
+		ocf.String(&c.ServiceAddress, "service_address", "Service address in Consul (with register)",
+			ocf.Long("Address clients use. Default: none, so Consul uses its node's address (the cluster address its agent advertises); "+
+				"never a host name's address or a container's.")),
+		ocf.Int(&c.ServicePort, "service_port", "Service port in Consul (with register)", ocf.Range(0, 65535),
+			ocf.Long("Default: the host port of the only published HOSTPORT:PORT.")),
+		ocf.List(&c.ServiceTags, "service_tags", "Service tags in Consul (with register)",
+			ocf.Long("Default: the SERVICE_TAGS label, split at commas.")),
 	}
 }
 
