@@ -278,7 +278,8 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 			return ocf.Errorf(ocf.ErrGeneric, "container is unhealthy: %s", healthOutput(st.Health))
 		case st.Health != nil && st.Health.Status == container.Healthy:
 			return nil
-		case st.Health != nil && st.Health.Status != container.NoHealthcheck:
+		case st.Health != nil && st.Health.Status != container.NoHealthcheck && st.Health.Status != "":
+			// Podman reports an empty status without a health check.
 			last = errors.New("health check still starting")
 		default:
 			last = ready(ctx, r)

@@ -27,12 +27,15 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// testDaemon is a dockerd of the test's own: its own data, exec root,
-// pid file and socket, no bridge and no iptables rules, so that tests can
-// stop, freeze and restart it without disturbing any other daemon on the
-// machine.
+// testDaemon is a container engine of the test's own serving the Docker
+// Engine API: dockerd, or Podman's API service. It has its own data, exec
+// root, pid file and socket, no bridge and no iptables rules, so that
+// tests can stop, freeze and restart it without disturbing any other
+// engine on the machine.
 type testDaemon struct {
+	Kind        string // engineDocker or enginePodman
 	Host        string // unix:///run/hafw-test-docker-N.sock
+	base        string // holds everything but the socket
 	sock        string
 	data, exec  string
 	log         string
@@ -43,16 +46,94 @@ type testDaemon struct {
 
 var daemonSeq atomic.Int32
 
-// newDaemon starts a dockerd and stops it (removing every container it
-// holds) when the test ends. It skips, saying why, without dockerd or
-// root.
+// The engines the integration tests run against.
+const (
+	engineDocker = "dockerd"
+	enginePodman = "podman"
+)
+
+// forEachEngine runs test once per engine, as a subtest named by it.
+func forEachEngine(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range []string{engineDocker, enginePodman} {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
+
+// newDaemon is newEngine for dockerd.
 func newDaemon(t *testing.T, liveRestore bool) *testDaemon {
 	t.Helper()
-	if _, err := exec.LookPath("dockerd"); err != nil {
-		t.Skip("dockerd not installed (apt-get install docker.io)")
+	return newEngine(t, engineDocker, liveRestore)
+}
+
+// newEngine starts an engine of the given kind for this test alone, and
+// stops it (removing every container it holds) when the test ends;
+// liveRestore applies to dockerd (Podman's containers never depend on its
+// API service). It skips, saying why, without the engine or root.
+func newEngine(t *testing.T, kind string, liveRestore bool) *testDaemon {
+	t.Helper()
+	d := launchEngine(t, kind, liveRestore)
+	t.Cleanup(func() {
+		d.Thaw()
+		if !d.running() {
+			d.start(t)
+		}
+		d.shutdown()
+		if t.Failed() {
+			if b, err := os.ReadFile(d.log); err == nil {
+				t.Logf("%s log (last 3000 bytes):\n%s", kind, b[max(0, len(b)-3000):])
+			}
+		}
+		os.RemoveAll(d.base)
+	})
+	return d
+}
+
+// shared holds the engines that tests which never stop their engine
+// share, with the test images built once; TestMain shuts them down.
+var shared struct {
+	sync.Mutex
+	engines map[string]*testDaemon
+}
+
+// sharedEngine returns the shared engine of the given kind, with the test
+// images, starting it on first use.
+func sharedEngine(t *testing.T, kind string) *testDaemon {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if d := shared.engines[kind]; d != nil {
+		return d
+	}
+	d := launchEngine(t, kind, false)
+	if shared.engines == nil {
+		shared.engines = map[string]*testDaemon{}
+	}
+	shared.engines[kind] = d
+	d.buildImages(t)
+	return d
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range shared.engines {
+		d.shutdown()
+		if code != 0 {
+			if b, err := os.ReadFile(d.log); err == nil {
+				fmt.Fprintf(os.Stderr, "%s log (last 3000 bytes):\n%s\n", d.Kind, b[max(0, len(b)-3000):])
+			}
+		}
+		os.RemoveAll(d.base)
+	}
+	os.Exit(code)
+}
+
+func launchEngine(t *testing.T, kind string, liveRestore bool) *testDaemon {
+	t.Helper()
+	if _, err := exec.LookPath(kind); err != nil {
+		t.Skipf("%s not installed (apt-get install docker.io podman)", kind)
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("dockerd needs root")
+		t.Skipf("%s needs root", kind)
 	}
 	n := fmt.Sprintf("%d-%d", os.Getpid(), daemonSeq.Add(1))
 	base, err := os.MkdirTemp("", "hafwd-")
@@ -60,36 +141,40 @@ func newDaemon(t *testing.T, liveRestore bool) *testDaemon {
 		t.Fatal(err)
 	}
 	d := &testDaemon{
-		sock: "/run/hafw-test-docker-" + n + ".sock",
-		data: filepath.Join(base, "data"), exec: filepath.Join(base, "x"), log: filepath.Join(base, "dockerd.log"),
+		Kind: kind, base: base,
+		sock: "/run/hafw-test-" + map[string]string{engineDocker: "docker", enginePodman: "podman"}[kind] + "-" + n + ".sock",
+		data: filepath.Join(base, "data"), exec: filepath.Join(base, "x"), log: filepath.Join(base, "engine.log"),
 		liveRestore: liveRestore,
 	}
 	d.Host = "unix://" + d.sock
-	t.Cleanup(func() {
-		d.Thaw()
-		if !d.running() {
-			d.start(t)
-		}
-		if cli, err := client.New(client.WithHost(d.Host), client.WithAPIVersionNegotiation()); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true}); err == nil {
-				for _, c := range list.Items {
-					cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-				}
-			}
-			cancel()
-			cli.Close()
-		}
-		d.Stop(t)
-		if t.Failed() {
-			if b, err := os.ReadFile(d.log); err == nil {
-				t.Logf("dockerd log (last 3000 bytes):\n%s", b[max(0, len(b)-3000):])
-			}
-		}
-		os.RemoveAll(base)
-	})
 	d.start(t)
 	return d
+}
+
+// shutdown removes every container and ends the engine (SIGKILL after
+// 40 s).
+func (d *testDaemon) shutdown() {
+	if !d.running() {
+		return
+	}
+	d.Thaw()
+	if cli, err := client.New(client.WithHost(d.Host), client.WithAPIVersionNegotiation()); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true}); err == nil {
+			for _, c := range list.Items {
+				cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+			}
+		}
+		cancel()
+		cli.Close()
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(40 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
 }
 
 func (d *testDaemon) start(t *testing.T) {
@@ -99,12 +184,35 @@ func (d *testDaemon) start(t *testing.T) {
 	if d.liveRestore {
 		args = append(args, "--live-restore")
 	}
+	if d.Kind == enginePodman {
+		// No systemd here: cgroupfs, and events in a file.
+		args = []string{"--root", d.data, "--runroot", d.exec, "--cgroup-manager=cgroupfs", "--events-backend=file",
+			"system", "service", "--time=0", d.Host}
+	}
 	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command("dockerd", args...)
+	d.cmd = exec.Command(d.Kind, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if d.Kind == enginePodman {
+		// Podman raises a container's open-files and process limits to
+		// its own maximum, which fails where the engine's hard limits are
+		// lower (inside a container, as in CI): keep the engine's limits.
+		var files syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &files); err != nil {
+			t.Fatal(err)
+		}
+		// The process limit the engine reports is not what runc may set
+		// in some sandboxes (96369 refused, 1000 accepted): a test
+		// service needs few.
+		conf := filepath.Join(filepath.Dir(d.data), "containers.conf")
+		text := fmt.Sprintf("[containers]\ndefault_ulimits = [\"nofile=%d:%d\", \"nproc=4096:4096\"]\n", files.Max, files.Max)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+	}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -125,7 +233,7 @@ func (d *testDaemon) start(t *testing.T) {
 		}
 		if time.Now().After(deadline) || !d.running() {
 			b, _ := os.ReadFile(d.log)
-			t.Fatalf("dockerd did not come up: %v\n%s", err, b[max(0, len(b)-2000):])
+			t.Fatalf("%s did not come up: %v\n%s", d.Kind, err, b[max(0, len(b)-2000):])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -143,7 +251,7 @@ func (d *testDaemon) running() bool {
 	}
 }
 
-// Stop ends dockerd with SIGTERM, as its service manager would, and
+// Stop ends the engine with SIGTERM, as its service manager would, and
 // waits for it (SIGKILL after 40 s).
 func (d *testDaemon) Stop(t *testing.T) {
 	t.Helper()
@@ -156,13 +264,35 @@ func (d *testDaemon) Stop(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.done
-		t.Errorf("dockerd ignored SIGTERM for 40 s")
+		t.Errorf("%s ignored SIGTERM for 40 s", d.Kind)
 	}
 }
 
 // Freeze stops dockerd with SIGSTOP: its socket still accepts connections
 // but nothing answers, as with a hung daemon.
-func (d *testDaemon) Freeze() { d.cmd.Process.Signal(syscall.SIGSTOP) }
+func (d *testDaemon) Freeze(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	// Every thread must have stopped before the test asks anything.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", d.cmd.Process.Pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not stop on SIGSTOP", d.Kind)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // Thaw undoes Freeze.
 func (d *testDaemon) Thaw() {

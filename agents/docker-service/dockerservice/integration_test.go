@@ -84,20 +84,28 @@ func (s *service) get(path string) (int, error) {
 }
 
 func TestConformance(t *testing.T) {
-	d := newDaemon(t, false)
-	d.buildImages(t)
-	env, port := serviceEnv(t)
-	ocftest.Conformance(t, New(), ocftest.Config{Name: "docker-service", Params: map[string]string{
-		"image": imagePlain, "docker_host": d.Host, "network": "host", "env_file": env, "pull": "never",
-		"name": "hafw-conformance", "check_tcp": "127.0.0.1:" + strconv.Itoa(port),
-	}})
+	forEachEngine(t, func(t *testing.T, kind string) {
+		d := sharedEngine(t, kind)
+		env, port := serviceEnv(t)
+		ocftest.Conformance(t, New(), ocftest.Config{Name: "docker-service", Params: map[string]string{
+			"image": imagePlain, "docker_host": d.Host, "network": "host", "env_file": env, "pull": "never",
+			"name": "hafw-conformance", "check_tcp": "127.0.0.1:" + strconv.Itoa(port),
+		}})
+	})
 }
 
-func TestHealth(t *testing.T) {
-	d := newDaemon(t, false)
-	d.buildImages(t)
+func TestHealth(t *testing.T) { forEachEngine(t, testHealth) }
+
+func testHealth(t *testing.T, kind string) {
+	d := sharedEngine(t, kind)
+	healthchecks := func(t *testing.T) {
+		if kind == enginePodman {
+			t.Skip("Podman runs HEALTHCHECKs from systemd timers: without systemd as PID 1 (as here) they never run")
+		}
+	}
 
 	t.Run("start waits until healthy, monitor fails when unhealthy", func(t *testing.T) {
+		healthchecks(t)
 		s := newService(t, d, imageHealth, nil)
 		s.must(t, "start", nil, ocf.Success)
 		if h := s.inspect(t).State.Health; h == nil || h.Status != container.Healthy {
@@ -123,6 +131,7 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("start fails fast when unhealthy", func(t *testing.T) {
+		healthchecks(t)
 		s := newService(t, d, imageHealth, nil, "SICK=1")
 		begin := time.Now()
 		got := s.Run("start", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"})
@@ -175,9 +184,10 @@ func TestHealth(t *testing.T) {
 	})
 }
 
-func TestIdentity(t *testing.T) {
-	d := newDaemon(t, false)
-	d.buildImages(t)
+func TestIdentity(t *testing.T) { forEachEngine(t, testIdentity) }
+
+func testIdentity(t *testing.T, kind string) {
+	d := sharedEngine(t, kind)
 	cli := d.Client(t)
 
 	t.Run("start reuses a matching container and replaces a changed one", func(t *testing.T) {
@@ -338,7 +348,7 @@ func TestDaemonDown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.Freeze()
+			d.Freeze(t)
 			defer d.Thaw()
 			begin := time.Now()
 			got := s.must(t, "monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "4000"}, ocf.Degraded)
@@ -359,6 +369,31 @@ func TestDaemonDown(t *testing.T) {
 			s.must(t, "monitor", recurring, ocf.NotRunning)
 			s.must(t, "stop", nil, ocf.Success)
 		})
+	})
+
+	t.Run("podman API service stopped", func(t *testing.T) {
+		// Podman's containers never depend on its API service (conmon
+		// watches each one): they run on, like dockerd's with live-restore.
+		d := newEngine(t, enginePodman, false)
+		d.buildImages(t)
+		s := newService(t, d, imagePlain, nil)
+		s.must(t, "start", nil, ocf.Success)
+		proc, err := process.Identify(s.inspect(t).State.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Stop(t)
+		if got := s.must(t, "monitor", recurring, ocf.Degraded); !strings.Contains(got.Reason, "still runs") {
+			t.Errorf("monitor reason %q", got.Reason)
+		}
+		s.must(t, "stop", nil, ocf.Success)
+		if alive(proc) {
+			t.Errorf("container process %d survived the stop", proc.PID)
+		}
+		s.must(t, "monitor", recurring, ocf.NotRunning)
+		d.start(t)
+		s.must(t, "monitor", recurring, ocf.NotRunning)
+		s.must(t, "stop", nil, ocf.Success)
 	})
 
 	t.Run("stopped with live-restore", func(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,28 +22,16 @@ import (
 // installed is where make install puts the agent for Pacemaker.
 const installed = "/usr/lib/ocf/resource.d/ha-framework/docker-service"
 
-// TestOCFTester runs resource-agents' ocf-tester on the agent, built
-// static into a temporary directory.
+// TestOCFTester runs resource-agents' ocf-tester on the installed agent.
 func TestOCFTester(t *testing.T) {
-	d := newDaemon(t, false)
-	d.buildImages(t)
-	// ocf-tester runs the agent as nobody too: the directory must let it.
-	dir, err := os.MkdirTemp("", "hafw-agent-")
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(installed); err != nil {
+		t.Skipf("agent not installed (make install): %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "docker-service")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, out)
-	}
+	d := sharedEngine(t, engineDocker)
 	env, port := serviceEnv(t)
 	params := map[string]string{"image": imagePlain, "docker_host": d.Host, "network": "host", "env_file": env,
 		"pull": "never", "check_tcp": "127.0.0.1:" + strconv.Itoa(port)}
-	ocftest.OCFTester(t, bin, ocftest.Config{Name: "docker-service", Params: params, Env: map[string]string{"HA_RSCTMP": t.TempDir()}})
+	ocftest.OCFTester(t, installed, ocftest.Config{Name: "docker-service", Params: params, Env: map[string]string{"HA_RSCTMP": t.TempDir()}})
 }
 
 // TestOnPacemaker runs the installed agent under the local single-node
@@ -62,8 +48,7 @@ func TestOnPacemaker(t *testing.T) {
 	if _, err := os.Stat(installed); err != nil {
 		t.Skipf("agent not installed (make install): %v", err)
 	}
-	d := newDaemon(t, false)
-	d.buildImages(t)
+	d := sharedEngine(t, engineDocker)
 	cli := d.Client(t)
 	b := make([]byte, 3)
 	rand.Read(b)

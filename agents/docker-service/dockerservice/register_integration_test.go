@@ -28,8 +28,7 @@ func TestRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDaemon(t, false)
-	d.buildImages(t)
+	d := sharedEngine(t, engineDocker)
 	s := newService(t, d, imageRegistrator, map[string]string{"register": "true", "consul_address": consul.HTTPAddr(0)})
 	extra := map[string]string{"OCF_RESKEY_service_port": strconv.Itoa(s.port), "OCF_RESKEY_CRM_meta_on_node": "node1"}
 
