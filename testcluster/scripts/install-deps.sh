@@ -7,10 +7,11 @@ set -euo pipefail
 
 # haproxy is what ocf:ha-framework:haproxy-dynamic runs; docker.io and
 # debootstrap build and run the multi-node test clusters; memcached is what
-# the daemon agent template (examples/memcached) runs in its tests.
+# the daemon agent template (examples/memcached) runs in its tests; docker.io
+# and podman are the engines docker-service's integration tests run against.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
-	libxml2-utils haproxy docker.io debootstrap memcached
+	libxml2-utils haproxy docker.io debootstrap memcached podman
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
