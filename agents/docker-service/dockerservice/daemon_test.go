@@ -127,7 +127,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func launchEngine(t *testing.T, kind string, liveRestore bool) *testDaemon {
+func launchEngine(t testing.TB, kind string, liveRestore bool) *testDaemon {
 	t.Helper()
 	if _, err := exec.LookPath(kind); err != nil {
 		t.Skipf("%s not installed (apt-get install docker.io podman)", kind)
@@ -177,7 +177,7 @@ func (d *testDaemon) shutdown() {
 	}
 }
 
-func (d *testDaemon) start(t *testing.T) {
+func (d *testDaemon) start(t testing.TB) {
 	t.Helper()
 	args := []string{"--data-root", d.data, "--exec-root", d.exec, "--pidfile", d.exec + ".pid",
 		"-H", d.Host, "--bridge=none", "--iptables=false", "--ip6tables=false"}
@@ -253,7 +253,7 @@ func (d *testDaemon) running() bool {
 
 // Stop ends the engine with SIGTERM, as its service manager would, and
 // waits for it (SIGKILL after 40 s).
-func (d *testDaemon) Stop(t *testing.T) {
+func (d *testDaemon) Stop(t testing.TB) {
 	t.Helper()
 	if !d.running() {
 		return
@@ -270,7 +270,7 @@ func (d *testDaemon) Stop(t *testing.T) {
 
 // Freeze stops dockerd with SIGSTOP: its socket still accepts connections
 // but nothing answers, as with a hung daemon.
-func (d *testDaemon) Freeze(t *testing.T) {
+func (d *testDaemon) Freeze(t testing.TB) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGSTOP)
 	// Every thread must have stopped before the test asks anything.
@@ -301,7 +301,7 @@ func (d *testDaemon) Thaw() {
 	}
 }
 
-func (d *testDaemon) Client(t *testing.T) *client.Client {
+func (d *testDaemon) Client(t testing.TB) *client.Client {
 	t.Helper()
 	cli, err := client.New(client.WithHost(d.Host), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -318,7 +318,7 @@ var (
 )
 
 // serverBinary builds testdata/server static, once per test process.
-func serverBinary(t *testing.T) string {
+func serverBinary(t testing.TB) string {
 	t.Helper()
 	serverOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hafw-server-")
@@ -350,7 +350,7 @@ const (
 
 // buildImages builds the test images in d, through the Engine API's
 // classic builder (no registry, no BuildKit).
-func (d *testDaemon) buildImages(t *testing.T) {
+func (d *testDaemon) buildImages(t testing.TB) {
 	t.Helper()
 	bin, err := os.ReadFile(serverBinary(t))
 	if err != nil {
@@ -400,7 +400,7 @@ func streamError(r io.Reader) error {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -412,7 +412,7 @@ func freePort(t *testing.T) int {
 
 // envFile writes an env_file with the rules the agent enforces (root,
 // mode 0600).
-func envFile(t *testing.T, lines ...string) string {
+func envFile(t testing.TB, lines ...string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "env")
 	var b bytes.Buffer
@@ -427,7 +427,7 @@ func envFile(t *testing.T, lines ...string) string {
 
 // serviceEnv is an env_file that makes the server listen on a free
 // loopback port, and that port.
-func serviceEnv(t *testing.T, extra ...string) (string, int) {
+func serviceEnv(t testing.TB, extra ...string) (string, int) {
 	t.Helper()
 	port := freePort(t)
 	return envFile(t, append([]string{"ADDR=127.0.0.1:" + strconv.Itoa(port)}, extra...)...), port
