@@ -45,8 +45,13 @@ func New() *ocf.Agent[Config] {
 		Exclusive: true,
 		Params:    params,
 		Actions: []ocf.Action{
+			// Start may pull an image and wait for a health check; stop
+			// gives the container most of its timeout to exit.
 			{Name: ocf.ActionStart, Timeout: 120 * time.Second},
 			{Name: ocf.ActionStop, Timeout: 60 * time.Second},
+			{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},
+			// Depth 10 also runs check_tcp/check_http.
+			{Name: ocf.ActionMonitor, Timeout: 30 * time.Second, Interval: 60 * time.Second, Depth: 10},
 		},
 		Validate: validate,
 		Start:    start,

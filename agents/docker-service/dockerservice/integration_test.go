@@ -235,6 +235,16 @@ func testIdentity(t *testing.T, kind string) {
 		}
 	})
 
+	t.Run("pull=never with the image absent is this node's problem", func(t *testing.T) {
+		s := newService(t, d, "hafw-test-absent:1", nil)
+		got := s.must(t, "start", nil, ocf.ErrInstalled)
+		if !strings.Contains(got.Reason, "image hafw-test-absent:1 is not on this node and pull=never") {
+			t.Errorf("start reason %q", got.Reason)
+		}
+		s.must(t, "monitor", probe, ocf.NotRunning)
+		s.must(t, "stop", nil, ocf.Success)
+	})
+
 	t.Run("a foreign container of the same name is never touched", func(t *testing.T) {
 		s := newService(t, d, imagePlain, nil)
 		ctx := context.Background()
