@@ -473,6 +473,13 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	case st.Health != nil && st.Health.Status == container.Unhealthy:
 		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container is unhealthy: %s", healthOutput(st.Health))
 	}
+	if proc, ok := loadRecord(r); !ok || proc.PID != st.Pid {
+		// Started before this boot's state directory existed, or by an
+		// older version: record it now, for when the daemon is down.
+		if err := saveRecord(r, ins.ID, st.Pid); err != nil {
+			r.Log.Warn("cannot record the container's process", "err", err)
+		}
+	}
 	if r.CheckLevel() >= 10 {
 		if err := ready(ctx, r); err != nil {
 			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s: %v", id.Name, err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type service struct {
 	name    string
 	port    int
 	envFile string
+	record  string // where the agent records the container's process
 }
 
 func newService(t *testing.T, d *testDaemon, image string, params map[string]string, envLines ...string) *service {
@@ -50,9 +52,11 @@ func newService(t *testing.T, d *testDaemon, image string, params map[string]str
 	for k, v := range params {
 		p[k] = v
 	}
+	state := t.TempDir()
 	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "docker-service", Params: p,
-		Env: map[string]string{"OCF_RESOURCE_INSTANCE": name}})
-	return &service{Runner: r, d: d, name: name, port: port, envFile: env}
+		Env: map[string]string{"OCF_RESOURCE_INSTANCE": name, "HA_RSCTMP": state}})
+	return &service{Runner: r, d: d, name: name, port: port, envFile: env,
+		record: filepath.Join(state, "docker-service-"+name+".json")}
 }
 
 func (s *service) must(t *testing.T, action string, extra map[string]string, want ocf.Code) ocftest.Result {
@@ -415,6 +419,12 @@ func TestDaemonDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A record lost (or never made by an older version) is made
+		// again by the next monitor.
+		if err := os.Remove(s.record); err != nil {
+			t.Fatal(err)
+		}
+		s.must(t, "monitor", recurring, ocf.Success)
 		d.Stop(t)
 
 		got := s.must(t, "monitor", recurring, ocf.Degraded)
