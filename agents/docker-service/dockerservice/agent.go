@@ -137,7 +137,9 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 			return register(ctx, r, ins.Config.Labels, ocf.ActionStart)
 		}
 		r.Log.Info("replacing container", "container", id.Name, "running", ins.State != nil && ins.State.Running)
-		if err := remove(ctx, r, cli, ins.ID); err != nil {
+		// The old container gets a third of the start's time to exit,
+		// leaving the rest to the new one.
+		if err := remove(ctx, cli, ins.ID, stopGrace(ctx)/3); err != nil {
 			return err
 		}
 	case isNotFound(err):
@@ -155,7 +157,8 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 		r.Log.Warn("dockerd warns about the container", "container", id.Name, "warning", w)
 	}
 	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "starting container %s: %w", id.Name, err)
+		r.Log.Error("the engine could not start the container", "container", id.Name, "err", err)
+		return &ocf.Error{Code: ocf.ErrGeneric, Reason: "container did not start: " + engineMessage(err), Err: err}
 	}
 	r.Log.Info("container started", "container", id.Name, "id", shortID(created.ID), "image", c.Image)
 	if err := awaitReady(ctx, r, cli, id, created.ID); err != nil {
@@ -221,10 +224,9 @@ func ours(cfg *container.Config, id identity) bool {
 	return cfg != nil && cfg.Labels[labelResource] == id.Resource
 }
 
-// remove stops (with the grace the deadline allows) and deletes a
-// container of this resource.
-func remove(ctx context.Context, r *ocf.Request[Config], cli *client.Client, cid string) error {
-	grace := stopGrace(ctx)
+// remove stops (with grace seconds between the stop signal and SIGKILL)
+// and deletes a container of this resource.
+func remove(ctx context.Context, cli *client.Client, cid string, grace int) error {
 	sctx, cancel := within(ctx, 0.9)
 	_, err := cli.ContainerStop(sctx, cid, client.ContainerStopOptions{Timeout: &grace})
 	cancel()
@@ -307,6 +309,9 @@ func exited(ctx context.Context, cli *client.Client, ins container.InspectRespon
 	code := -1
 	if ins.State != nil {
 		code = ins.State.ExitCode
+		if ins.State.Status == container.StateCreated {
+			return &ocf.Error{Code: ocf.NotRunning, Reason: "container created but never started", Err: ocf.ErrNotRunning}
+		}
 	}
 	lctx, cancel := within(ctx, 0.5)
 	defer cancel()
@@ -381,7 +386,7 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 	// Out of the directory before the container stops, so that no
 	// client is sent to a service going down.
 	deregister(ctx, r, cur.Container.Config.Labels)
-	if err := remove(ctx, r, cli, cur.Container.ID); err != nil {
+	if err := remove(ctx, cli, cur.Container.ID, stopGrace(ctx)); err != nil {
 		if unreachable(err) {
 			return offlineStop(ctx, r, daemonDown(c.DockerHost, err))
 		}

@@ -2,6 +2,7 @@ package dockerservice
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +213,18 @@ func TestHashCoversEverything(t *testing.T) {
 	s2, _ := newSpec(c, env, id)
 	if s1.Hash() != s2.Hash() {
 		t.Error("label order changes the hash")
+	}
+}
+
+func TestEngineMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		`Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "/x": stat /x: no such file or directory: unknown`: `exec: "/x": stat /x: no such file or directory: unknown`,
+		"Error response from daemon: No such image: web:1":  "No such image: web:1",
+		"dial unix /run/docker.sock: connect: no such file": "dial unix /run/docker.sock: connect: no such file",
+	} {
+		if got := engineMessage(errors.New(in)); got != want {
+			t.Errorf("engineMessage(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

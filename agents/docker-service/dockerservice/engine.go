@@ -147,6 +147,19 @@ func lastLine(s string, max int) string {
 	return ""
 }
 
+// engineMessage is the useful end of an engine's error for an exit
+// reason: the runtime's own words come last, after layers of context
+// ("Error response from daemon: failed to create shim task: OCI runtime
+// create failed: runc create failed: unable to start container process:
+// exec: ...").
+func engineMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "Error response from daemon: ")
+	if _, rest, ok := strings.Cut(msg, "unable to start container process: "); ok {
+		msg = rest
+	}
+	return msg
+}
+
 // isNotFound reports whether the daemon says the object does not exist.
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 

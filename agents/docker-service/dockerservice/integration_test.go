@@ -249,6 +249,21 @@ func testIdentity(t *testing.T, kind string) {
 		s.must(t, "stop", nil, ocf.Success)
 	})
 
+	t.Run("a command that cannot run fails the start; stop cleans up", func(t *testing.T) {
+		s := newService(t, d, imagePlain, map[string]string{"command": "/no/such/server"})
+		got := s.must(t, "start", nil, ocf.ErrGeneric)
+		if !strings.Contains(got.Reason, `container did not start: exec: "/no/such/server": stat /no/such/server: no such file`) {
+			t.Errorf("start reason %q, want the runtime's words", got.Reason)
+		}
+		if got := s.must(t, "monitor", recurring, ocf.NotRunning); !strings.Contains(got.Reason, "container created but never started") {
+			t.Errorf("monitor reason %q", got.Reason)
+		}
+		s.must(t, "stop", nil, ocf.Success)
+		if _, err := d.Client(t).ContainerInspect(context.Background(), s.name, client.ContainerInspectOptions{}); !isNotFound(err) {
+			t.Errorf("stop left the container: %v", err)
+		}
+	})
+
 	t.Run("a foreign container of the same name is never touched", func(t *testing.T) {
 		s := newService(t, d, imagePlain, nil)
 		ctx := context.Background()
