@@ -136,7 +136,7 @@ func lastLogLine(ctx context.Context, cli *client.Client, id string, max int) st
 
 // lastLine returns the last non-blank line of s, made safe for an exit
 // reason (escape sequences and control characters removed) and cut to at
-// most max bytes.
+// most max bytes; max must be positive.
 func lastLine(s string, max int) string {
 	lines := strings.Split(s, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
