@@ -76,7 +76,7 @@ func benchEngine(b *testing.B) *testDaemon {
 	d := launchEngine(b, engineDocker, false)
 	b.Cleanup(func() {
 		d.shutdown()
-		os.RemoveAll(d.base)
+		d.removeBase()
 	})
 	d.buildImages(b)
 	return d

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,7 +84,7 @@ func newEngine(t *testing.T, kind string, liveRestore bool) *testDaemon {
 				t.Logf("%s log (last 3000 bytes):\n%s", kind, b[max(0, len(b)-3000):])
 			}
 		}
-		os.RemoveAll(d.base)
+		d.removeBase()
 	})
 	return d
 }
@@ -122,7 +123,10 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "%s log (last 3000 bytes):\n%s\n", d.Kind, b[max(0, len(b)-3000):])
 			}
 		}
-		os.RemoveAll(d.base)
+		d.removeBase()
+	}
+	if serverBin != "" {
+		os.RemoveAll(filepath.Dir(serverBin))
 	}
 	os.Exit(code)
 }
@@ -149,6 +153,22 @@ func launchEngine(t testing.TB, kind string, liveRestore bool) *testDaemon {
 	d.Host = "unix://" + d.sock
 	d.start(t)
 	return d
+}
+
+// removeBase unmounts what the engine left mounted under its directory
+// (dockerd's network namespace file, Podman's overlay) and removes it.
+func (d *testDaemon) removeBase() {
+	data, _ := os.ReadFile("/proc/self/mounts")
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], d.base+"/") {
+			mounts = append(mounts, f[1])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+	os.RemoveAll(d.base)
 }
 
 // shutdown removes every container and ends the engine (SIGKILL after
