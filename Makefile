@@ -60,6 +60,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
+	$(GO) test -run '^$$' -fuzz '^FuzzLastLine$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/acl
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckObject$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/strictjson
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/routes
@@ -138,6 +142,7 @@ bench: deps install consul
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/agent/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
+	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 
 demo: deps install cluster-up
 	testcluster/scripts/demo.sh

@@ -5,6 +5,7 @@ package agents
 import (
 	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
 	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
+	"github.com/ha-framework/ha-framework/agents/docker-service/dockerservice"
 	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
 	haproxydynamic "github.com/ha-framework/ha-framework/agents/haproxy-dynamic/agent"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/gateway"
@@ -22,6 +23,7 @@ func All() []Shipped {
 	return []Shipped{
 		{Name: "consul", Agent: consulagent.New()},
 		{Name: "directory-registration", Agent: registration.New()},
+		{Name: "docker-service", Agent: dockerservice.New()},
 		{Name: "example", Agent: exampleagent.New()},
 		{Name: "haproxy-dynamic", Agent: haproxydynamic.New()},
 		{Name: "openresty-gateway", Agent: gateway.New()},

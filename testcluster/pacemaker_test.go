@@ -339,6 +339,7 @@ func TestCrmshScriptsVerify(t *testing.T) {
 		"consul":                 {"id=v2", "mode=server", "bootstrap_expect=3"},
 		"directory-registration": {"id=v3", "service_name=web", "service_port=80"},
 		"haproxy-dynamic":        {"id=v4", "routes=web=127.0.0.1:8081/http"},
+		"docker-service":         {"id=v6", "image=shop/web:1.4"},
 		"openresty-gateway":      {"id=v5", "routes=/orders/=orders=127.0.0.1:8081", "tls_cert_file=/etc/gw.pem", "tls_key_file=/etc/gw.key", "jwt_policy_file=/etc/jwt.json"},
 	}
 	scripts, _ := filepath.Glob(filepath.Join("..", "crmsh", "*", "main.yml"))

@@ -11,12 +11,14 @@ set -euo pipefail
 # libc6-dev give make race the cgo the race detector needs; lintian, rpm and
 # rpmlint check the packages (make lint-packages, test-packages); nginx with
 # its Lua module, luaossl, cjson and resty-core is what openresty-gateway
-# runs, and wrk loads it in make bench.
+# runs, and wrk loads it in make bench; docker.io and podman are the engines
+# docker-service's integration tests run against.
 readonly BASE_PACKAGES=(
 	pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
 	libxml2-utils haproxy docker.io debootstrap memcached
 	gcc libc6-dev lintian rpm rpmlint
 	nginx libnginx-mod-http-lua lua-luaossl lua-cjson lua-resty-core wrk
+	podman
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

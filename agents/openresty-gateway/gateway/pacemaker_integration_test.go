@@ -50,11 +50,11 @@ func TestCrmResourceValidate(t *testing.T) {
 	for k, v := range f.params {
 		params[k] = v
 	}
-	if rc, out := ocftest.CrmValidate(t, "openresty-gateway", params); rc != 0 {
+	if rc, out := ocftest.CrmValidate(t, "ha-framework", "openresty-gateway", params); rc != 0 {
 		t.Errorf("crm_resource --validate with good parameters: rc %d\n%s", rc, out)
 	}
 	params["routes"] = "/a=a"
-	if rc, out := ocftest.CrmValidate(t, "openresty-gateway", params); rc == 0 || !strings.Contains(out, "routes") {
+	if rc, out := ocftest.CrmValidate(t, "ha-framework", "openresty-gateway", params); rc == 0 || !strings.Contains(out, "routes") {
 		t.Errorf("crm_resource --validate with bad routes: rc %d, want a failure naming routes\n%s", rc, out)
 	}
 }

@@ -1,0 +1,116 @@
+//go:build integration
+
+package dockerservice
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/moby/moby/client"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/testcluster/consultest"
+)
+
+// TestRegistration runs the container with register=true against a real
+// Consul dev agent: the image's Registrator labels name the service, its
+// tags and its HTTP check; stop deregisters before the container stops.
+func TestRegistration(t *testing.T) {
+	consul := consultest.StartServer(t, &consultest.Options{Dev: true})
+	cfg := api.DefaultConfig()
+	cfg.Address = consul.HTTPAddr(0)
+	capi, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sharedEngine(t, engineDocker)
+	s := newService(t, d, imageRegistrator, map[string]string{"register": "true", "consul_address": consul.HTTPAddr(0)})
+	extra := map[string]string{"OCF_RESKEY_service_port": strconv.Itoa(s.port), "OCF_RESKEY_CRM_meta_on_node": "node1"}
+
+	got := s.Run("monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": ""})
+	if got.Code != ocf.ErrConfigured || !strings.Contains(got.Reason, "register=true needs service_port") {
+		t.Errorf("probe without service_port = %v %q", got.Code, got.Reason)
+	}
+	s.must(t, "start", extra, ocf.Success)
+	services, err := capi.Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg *api.AgentService
+	for _, svc := range services {
+		if svc.Service == "hafw-web" {
+			reg = svc
+		}
+	}
+	if reg == nil {
+		t.Fatalf("no hafw-web service registered: %v", services)
+	}
+	if reg.Port != s.port || !slices.Equal(reg.Tags, []string{"blue", "green"}) || reg.Address != "" {
+		t.Errorf("registration %+v: want port %d, tags blue and green, no address (Consul's node address)", reg, s.port)
+	}
+	waitPassing := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			checks, _, err := capi.Health().Checks("hafw-web", nil)
+			if err == nil && len(checks) == 1 && checks[0].Status == want {
+				if !strings.Contains(checks[0].Name, "http") {
+					t.Errorf("check %q, want the SERVICE_CHECK_HTTP check", checks[0].Name)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("checks of hafw-web: %v %v, want one %s", checks, err, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitPassing(api.HealthPassing)
+	recurringOn := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
+	for k, v := range extra {
+		recurringOn[k] = v
+	}
+	s.must(t, "monitor", recurringOn, ocf.Success)
+
+	// A registration removed behind the agent's back fails the monitor.
+	if err := capi.Agent().ServiceDeregister(reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.must(t, "monitor", recurringOn, ocf.ErrGeneric); !strings.Contains(got.Reason, "not registered in Consul") {
+		t.Errorf("monitor reason %q", got.Reason)
+	}
+	s.must(t, "start", extra, ocf.Success)
+	waitPassing(api.HealthPassing)
+
+	got = s.must(t, "stop", extra, ocf.Success)
+	withdrawn, stopped := strings.Index(got.Stderr, "registration withdrawn"), strings.Index(got.Stderr, "container stopped and removed")
+	if withdrawn < 0 || stopped < 0 || withdrawn > stopped {
+		t.Errorf("stop did not deregister before stopping the container:\n%s", got.Stderr)
+	}
+	if services, _ := capi.Agent().Services(); len(services) != 0 {
+		t.Errorf("services left after stop: %v", services)
+	}
+
+	// A probe that finds the container gone but the service registered
+	// reports a failure, so that Pacemaker's stop removes it.
+	s.must(t, "start", extra, ocf.Success)
+	if _, err := s.d.Client(t).ContainerKill(context.Background(), s.name, client.ContainerKillOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	probeOn := map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}
+	for k, v := range extra {
+		probeOn[k] = v
+	}
+	if got := s.must(t, "monitor", probeOn, ocf.ErrGeneric); !strings.Contains(got.Reason, "still registered") {
+		t.Errorf("probe reason %q", got.Reason)
+	}
+	s.must(t, "stop", extra, ocf.Success)
+	if services, _ := capi.Agent().Services(); len(services) != 0 {
+		t.Errorf("services left after stop: %v", services)
+	}
+}
