@@ -450,6 +450,9 @@ func (d *Daemon[C]) Stop(ctx context.Context, r *ocf.Request[C]) error {
 		return ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
 	}
 	if st != process.Running {
+		if err := d.endLeftovers(ctx, r, cmd, pid); err != nil {
+			return err
+		}
 		removePIDFiles(cmd.PIDFile)
 		return nil
 	}
@@ -473,6 +476,27 @@ func (d *Daemon[C]) Stop(ctx context.Context, r *ocf.Request[C]) error {
 	}
 	removePIDFiles(cmd.PIDFile)
 	r.Log.Info("stopped", "daemon", d.Name, "pid", pid)
+	return nil
+}
+
+// endLeftovers ends what is left of the daemon's process group when the
+// daemon itself has died (killed with SIGKILL, its workers may go on
+// holding its ports, and a new start would fail on them). Only with the
+// identity recorded at start: while members of the group live, its number
+// cannot be given to another process, and a new process with that number
+// has another identity, so nothing else is ever signalled.
+func (d *Daemon[C]) endLeftovers(ctx context.Context, r *ocf.Request[C], cmd Command, pid int) error {
+	if d.Alone || pid == 0 {
+		return nil
+	}
+	id, ok := process.ReadIdentity(cmd.PIDFile, pid)
+	if !ok {
+		return nil
+	}
+	opts := process.StopOptions{Signal: d.StopSignal, Grace: d.Grace, Identity: id}
+	if err := process.StopGroup(ctx, pid, opts); err != nil {
+		return ocf.Errorf(ocf.ErrGeneric, "%s: processes left by the dead daemon (group %d) did not stop: %w", d.Name, pid, err)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,6 +31,16 @@ func TestMain(m *testing.M) {
 }
 
 func serve(addr string) int {
+	if pidfile := os.Getenv("DAEMON_TEST_WORKER_PIDFILE"); pidfile != "" {
+		// A worker in the daemon's process group, as master-worker
+		// daemons have.
+		w, err := os.StartProcess("/bin/sleep", []string{"/bin/sleep", "30"}, &os.ProcAttr{})
+		if err != nil {
+			fmt.Println("fatal:", err)
+			return 1
+		}
+		os.WriteFile(pidfile, []byte(strconv.Itoa(w.Pid)), 0o644)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Println("starting up")
@@ -61,6 +72,7 @@ type config struct {
 	Binary string
 	Listen string
 	User   string
+	Worker string
 }
 
 // newAgent declares an agent for the test daemon.
@@ -72,7 +84,7 @@ func newAgentReady(ready daemon.Check[config]) *ocf.Agent[config] {
 	d := &daemon.Daemon[config]{
 		Name: "testd",
 		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
-			return daemon.Command{Path: r.Config.Binary, Param: "binary", Env: []string{"DAEMON_TEST_ADDR=" + r.Config.Listen}, User: r.Config.User}, nil
+			return daemon.Command{Path: r.Config.Binary, Param: "binary", Env: []string{"DAEMON_TEST_ADDR=" + r.Config.Listen, "DAEMON_TEST_WORKER_PIDFILE=" + r.Config.Worker}, User: r.Config.User}, nil
 		},
 		Ready:  ready,
 		Reload: daemon.Signal[config](syscall.SIGHUP),
@@ -84,6 +96,7 @@ func newAgentReady(ready daemon.Check[config]) *ocf.Agent[config] {
 				ocf.String(&c.Binary, "binary", "Binary", ocf.Required()),
 				ocf.String(&c.Listen, "listen", "Listen address", ocf.Required(), ocf.Reloadable()),
 				ocf.String(&c.User, "user", "User"),
+				ocf.String(&c.Worker, "worker", "Pid file of a worker to fork"),
 			}
 		},
 	})
@@ -381,5 +394,42 @@ func TestRunsAsUser(t *testing.T) {
 	got := must(t, bad, ocf.ActionValidateAll, nil, ocf.ErrInstalled)
 	if !strings.HasPrefix(got.Reason, `user: create "no-such-user-here"`) {
 		t.Errorf("reason %q", got.Reason)
+	}
+}
+
+// A daemon killed with SIGKILL leaves its workers (still holding its
+// ports, say): the monitor reports it stopped, and the stop that comes
+// next ends the workers, so the next start is not refused.
+func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
+	worker := filepath.Join(t.TempDir(), "worker.pid")
+	state := t.TempDir()
+	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": freeAddr(t), "worker": worker},
+		Env: map[string]string{"HA_RSCTMP": state}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	pid, err := process.ReadPIDFile(filepath.Join(state, "testd-ocftest.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wpid, err := process.ReadPIDFile(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(wpid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for alive, _ := process.Alive(pid); alive && ctx.Err() == nil; alive, _ = process.Alive(pid) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, r, ocf.ActionMonitor, recurring, ocf.NotRunning)
+	if alive, _ := process.Alive(wpid); !alive {
+		t.Fatal("the worker died with the daemon; the test proves nothing")
+	}
+	must(t, r, ocf.ActionStop, nil, ocf.Success)
+	if alive, _ := process.Alive(wpid); alive {
+		t.Error("stop left the dead daemon's worker running")
 	}
 }

@@ -88,9 +88,13 @@ func (id Identity) String() string {
 	return fmt.Sprintf("%d %d %s", id.PID, id.Start, id.Boot)
 }
 
-// parseIdentity reads what String wrote.
-func parseIdentity(data []byte) (Identity, error) {
-	f := strings.Fields(string(data))
+// ParseIdentity reads what Identity.String wrote: "PID START BOOT".
+//
+// Return values:
+//   - (id, nil): three fields, a valid pid and a start time.
+//   - (Identity{}, err): anything else; the message says what.
+func ParseIdentity(s string) (Identity, error) {
+	f := strings.Fields(s)
 	if len(f) != 3 {
 		return Identity{}, errors.New("malformed identity: want PID START BOOT")
 	}
@@ -118,7 +122,7 @@ func ReadIdentity(pidfile string, pid int) (Identity, bool) {
 	if err != nil {
 		return Identity{}, false
 	}
-	id, err := parseIdentity(data)
+	id, err := ParseIdentity(string(data))
 	if err != nil || id.PID != pid {
 		return Identity{}, false
 	}

@@ -23,13 +23,13 @@ func TestIdentityRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := parseIdentity([]byte(id.String() + "\n"))
+	back, err := ParseIdentity(id.String() + "\n")
 	if err != nil || back != id {
-		t.Errorf("parseIdentity(%q) = %+v, %v; want %+v", id.String(), back, err, id)
+		t.Errorf("ParseIdentity(%q) = %+v, %v; want %+v", id.String(), back, err, id)
 	}
 	for _, bad := range []string{"", "1 2", "x 2 b", "1 y b", "0 2 b", "1 2 b c"} {
-		if _, err := parseIdentity([]byte(bad)); err == nil {
-			t.Errorf("parseIdentity(%q) accepted", bad)
+		if _, err := ParseIdentity(bad); err == nil {
+			t.Errorf("ParseIdentity(%q) accepted", bad)
 		}
 	}
 }

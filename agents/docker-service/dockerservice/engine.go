@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -91,21 +90,14 @@ func loadRecord(r *ocf.Request[Config]) (process.Identity, bool) {
 	return id, err == nil
 }
 
-// parseIdentity reads what process.Identity.String wrote: PID START BOOT.
+// parseIdentity reads the recorded process; a container's main process
+// is never the host's init.
 func parseIdentity(s string) (process.Identity, error) {
-	f := strings.Fields(s)
-	if len(f) != 3 {
-		return process.Identity{}, errors.New("want PID START BOOT")
+	id, err := process.ParseIdentity(s)
+	if err == nil && id.PID <= 1 {
+		err = fmt.Errorf("pid %d", id.PID)
 	}
-	pid, err := strconv.Atoi(f[0])
-	if err != nil || pid <= 1 {
-		return process.Identity{}, fmt.Errorf("pid %q", f[0])
-	}
-	start, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return process.Identity{}, fmt.Errorf("start %q", f[1])
-	}
-	return process.Identity{PID: pid, Start: start, Boot: f[2]}, nil
+	return id, err
 }
 
 // alive reports whether the recorded process still runs (not a newcomer

@@ -455,67 +455,16 @@ func start(ctx context.Context, r *request) error {
 
 func stop(ctx context.Context, r *request) error {
 	// The companion first, so it does not push into a stopping nginx.
+	// A master killed with SIGKILL leaves its workers holding the ports:
+	// the daemon's stop ends what is left of its process group.
 	if err := companionDaemon().Stop(ctx, r); err != nil {
 		return err
 	}
-	p := pathsOf(r)
-	master, _ := process.ReadPIDFile(p.masterPID)
 	if err := nginxDaemon().Stop(ctx, r); err != nil {
 		return err
 	}
-	if master > 0 {
-		if n := endOrphans(ctx, master); n > 0 {
-			r.Log.Warn("killed nginx workers left by a dead master", "count", n, "group", master)
-		}
-	}
-	_ = os.Remove(p.status)
+	_ = os.Remove(pathsOf(r).status)
 	return nil
-}
-
-// endOrphans kills what is left of nginx's process group once its master
-// is gone: workers outlive a master killed with SIGKILL and keep the
-// listening sockets, so no new start could bind. Only members of that
-// group whose command line is nginx's are signalled, and the kernel
-// gives no new process the group's id while any member lives.
-//
-// Return values: how many processes were killed.
-func endOrphans(ctx context.Context, pgid int) int {
-	find := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			var pid int
-			if _, err := fmt.Sscan(e.Name(), &pid); err != nil || pid == pgid {
-				continue
-			}
-			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-			if err != nil {
-				continue
-			}
-			i := strings.LastIndexByte(string(stat), ')')
-			f := strings.Fields(string(stat)[i+1:]) // state, ppid, pgrp, ...
-			var pgrp int
-			if len(f) < 3 {
-				continue
-			}
-			if _, err := fmt.Sscan(f[2], &pgrp); err != nil || pgrp != pgid {
-				continue
-			}
-			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if strings.HasPrefix(string(cmd), "nginx: ") {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
-	pids := find()
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	for end := time.Now().Add(2 * time.Second); len(find()) > 0 && time.Now().Before(end) && ctx.Err() == nil; {
-		time.Sleep(20 * time.Millisecond)
-	}
-	return len(pids)
 }
 
 func monitor(ctx context.Context, r *request) (ocf.State, error) {
