@@ -4,7 +4,10 @@
 # from the fault to the first request served again through the proxy of
 # another node. Prints min/p50/max in ms and the failed requests, one
 # "BENCH" line per kind. Goals: crash < 2 s, node loss < 8 s, no failed
-# request.
+# request. After each crash the cluster settles (the DC idle, nothing left
+# to schedule) before the failure is cleaned up, and again after: a cleanup
+# during a running transition leaves the DC waiting for an operation whose
+# history it deleted.
 #
 # Node losses run twice, on separate clusters: with corosync's default
 # token (3000 ms; detection takes token + consensus, about 8 s for 3 nodes)

@@ -343,9 +343,13 @@ func TestBenchFailover(t *testing.T) {
 		o, _ := cl.wait(t, crashWeb(t, c, cl, at), "")
 		t.Logf("crash %d/%d of web on %s (client %s): %s", i+1, crashes, at, clientNode, o)
 		crash = append(crash, o)
+		// Clean up only once the recovery's transition is over, and let
+		// the re-probes the cleanup starts finish too.
+		settle(t, c, c.Nodes[0], 2*time.Minute)
 		if out, err := c.Exec(c.Nodes[0], "crm_resource", "--cleanup", "-r", "web"); err != nil {
 			t.Logf("cleanup web: %v\n%s", err, out)
 		}
+		settle(t, c, c.Nodes[0], 2*time.Minute)
 		at = waitWebOn(t, c, c.Nodes[0], nil, time.Minute)
 		waitServed(t, c, others(c, at), at, time.Minute)
 	}
@@ -377,6 +381,57 @@ func TestBenchFailover(t *testing.T) {
 			waitServed(t, c, others(c, at), at, time.Minute)
 		}
 	}
+}
+
+// settle waits, up to within, until the cluster has nothing in flight and
+// nothing left to do, as view sees it: the DC idle (crmadmin -S says
+// S_IDLE: no transition running), the scheduler planning no action
+// (crm_resource --wait), and the DC still idle after that. Cleaning up a
+// resource's history (crm_resource --cleanup) while the DC's transition
+// still waits for one of its operations leaves that transition waiting out
+// the operation's timeout, the resource shown Stopped meanwhile: after a
+// failure, settle, then clean up. It logs what it waits for every 5 s, and
+// how long it took.
+func settle(t *testing.T, c *harness.Cluster, view string, within time.Duration) {
+	t.Helper()
+	start, shown := time.Now(), time.Now()
+	c.WaitFor(within, "cluster settled (DC idle, no action pending)", func() (bool, string) {
+		why := settled(c, view)
+		if why != "" && time.Since(shown) >= 5*time.Second {
+			shown = time.Now()
+			t.Logf("settling for %s: %s", time.Since(start).Round(time.Second), why)
+		}
+		return why == "", why
+	})
+	t.Logf("settled in %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// settled says what the cluster is still doing, "" for nothing.
+func settled(c *harness.Cluster, view string) string {
+	s, err := c.Status(view)
+	switch {
+	case err != nil:
+		return err.Error()
+	case s.DC == "":
+		return "no DC"
+	}
+	idle := func() string {
+		out, err := c.Exec(view, "crmadmin", "-q", "-S", s.DC)
+		if err != nil {
+			return err.Error()
+		}
+		if state := strings.TrimSpace(out); state != "S_IDLE" {
+			return fmt.Sprintf("DC %s in state %s", s.DC, harness.TailLines(state, 1))
+		}
+		return ""
+	}
+	if why := idle(); why != "" {
+		return why
+	}
+	if _, err := c.Exec(view, "crm_resource", "--wait", "--timeout=5s"); err != nil {
+		return "actions pending: " + err.Error()
+	}
+	return idle()
 }
 
 // waitConsulTolerant waits until Consul's autopilot reports a healthy

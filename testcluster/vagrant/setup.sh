@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Host setup for the Vagrant/libvirt test cluster on a Debian 12 host without
-# systemd as PID 1 (see /work/shared/reference/vagrant.md).
+# systemd as PID 1 (why each step is needed: NOTES.md).
 # Usage: setup.sh [install|start|stop]   (default: install + start)
 #   install  Debian packages (vagrant, vagrant-libvirt, libvirt, qemu, mmdebstrap …)
 #   start    /dev/kvm permission fix, virtlogd + libvirtd by hand, default storage pool
@@ -52,8 +52,8 @@ alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 cmd_start() {
 	mkdir -p "${RUN}" "${STATE}"
-	# Pitfall 2: with /dev/kvm root-only (no udev) libvirt re-probes QEMU on every
-	# API call (vagrant up 6 min instead of 2). Debian's udev rule would set this.
+	# With /dev/kvm root-only (no udev) libvirt re-probes QEMU on every API
+	# call (vagrant up 6 min instead of 2). Debian's udev rule would set this.
 	# KVM itself is not used (it is PVM here; stock kernels crash) — see Vagrantfile.
 	if [[ -c /dev/kvm ]] && getent group kvm >/dev/null; then
 		if [[ $(stat -c '%G %a' /dev/kvm) != 'kvm 660' ]]; then
