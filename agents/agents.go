@@ -14,8 +14,8 @@ import (
 
 // Shipped is one agent of the collection.
 type Shipped struct {
-	Name  string     // the binary's name: ocf:ha-framework:NAME
-	Agent ocf.Runner // the declaration, to run in-process
+	Name  string       // the binary's name: ocf:ha-framework:NAME
+	Agent ocf.AnyAgent // the declaration, to run in-process
 }
 
 // All returns every shipped agent, in name order.

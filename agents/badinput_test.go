@@ -53,7 +53,7 @@ func TestBadInputReasons(t *testing.T) {
 						if len(got.Reason) > ocf.MaxReason || !printable.MatchString(got.Reason) {
 							t.Errorf("%s=%q: %s = %v, reason of %d bytes or not printable: %q", name, v, action, got.Code, len(got.Reason), got.Reason)
 						}
-						if got.Code == ocf.ErrGeneric {
+						if got.Code == ocf.GenericFailure {
 							continue // a failure of the service, not of the parameters
 						}
 						if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(got.Reason, n) }) {

@@ -65,14 +65,15 @@ type Agent[C any] struct {
 
 	// Params declares the instance parameters, bound to fields of c.
 	Params func(c *C) []Param
-	// Actions overrides the advertised timeouts and intervals (see Action).
-	Actions []Action
+	// Operations overrides the advertised timeouts and intervals (see
+	// Operation).
+	Operations []Operation
 
 	// Validate checks the decoded configuration against this node: files
 	// and binaries present, permissions. It runs before every action but
 	// meta-data, and for validate-all unless OCF_CHECK_LEVEL is 0. Return
-	// errors with ErrInstalled, ErrArgs or ErrPerm for local problems and
-	// ErrConfigured for parameter combinations that can never work: the
+	// errors with NotInstalled, InvalidArgs or InsufficientPrivileges for local problems and
+	// Misconfigured for parameter combinations that can never work: the
 	// SDK maps them by context (a probe reports "not running", a start
 	// fails on this node only). A stop runs whatever Validate or decoding
 	// found, because a failed stop gets the node fenced, and so does a
@@ -135,7 +136,7 @@ type Request[C any] struct {
 // ValidationErr returns what Validate reported for this invocation when
 // the action runs despite it: Stop always runs (a failed stop gets the
 // node fenced), and Monitor runs when Validate found something missing
-// on this node (ErrInstalled, ErrArgs), because a daemon outlives the
+// on this node (NotInstalled, InvalidArgs), because a daemon outlives the
 // removal of its binary or configuration file and only Monitor can tell
 // that it still runs. nil when Validate succeeded or is not set.
 func (r *Request[C]) ValidationErr() error { return r.validationErr }
@@ -161,25 +162,25 @@ func (r *Request[C]) StatePath(suffix string) string {
 // actions of one resource at once on a node, but an administrator's
 // crm_resource --force-start beside it can; actions that must not overlap
 // take the lock first and call unlock when done. The error is an *Error
-// with ErrGeneric when another action held the lock until ctx ended, and
-// with ErrPerm when the lock file cannot be opened (a symbolic link
+// with GenericFailure when another action held the lock until ctx ended, and
+// with InsufficientPrivileges when the lock file cannot be opened (a symbolic link
 // planted in its place is never followed).
 func (r *Request[C]) Lock(ctx context.Context) (unlock func() error, err error) {
 	if err := os.MkdirAll(r.Env.StateDir(), 0o755); err != nil {
-		return nil, Errorf(ErrPerm, "creating state directory: %w", err)
+		return nil, Errorf(InsufficientPrivileges, "creating state directory: %w", err)
 	}
 	path := r.StatePath(".lock")
 	unlock, err = process.Lock(ctx, path)
 	switch {
 	case errors.Is(err, process.ErrLockHeld):
-		return nil, Errorf(ErrGeneric, "another action of this resource held its lock until the deadline: %w", err)
+		return nil, Errorf(GenericFailure, "another action of this resource held its lock until the deadline: %w", err)
 	case err != nil:
-		return nil, Errorf(ErrPerm, "cannot take this resource's lock %s: %w", path, err)
+		return nil, Errorf(InsufficientPrivileges, "cannot take this resource's lock %s: %w", path, err)
 	}
 	return unlock, nil
 }
 
-// LookPath finds a binary like exec.LookPath, but fails with ErrInstalled
+// LookPath finds a binary like exec.LookPath, but fails with NotInstalled
 // (naming parameter param, if any) and honours ocf-tester's
 // OCF_TESTER_FAIL_HAVE_BINARY.
 func (r *Request[C]) LookPath(file, param string) (string, error) {
@@ -188,11 +189,11 @@ func (r *Request[C]) LookPath(file, param string) (string, error) {
 		fix = "set parameter " + param + " or install " + file
 	}
 	if r.Env.FailHaveBinary() {
-		return "", Errorf(ErrInstalled, "%s: not found (OCF_TESTER_FAIL_HAVE_BINARY)", fix)
+		return "", Errorf(NotInstalled, "%s: not found (OCF_TESTER_FAIL_HAVE_BINARY)", fix)
 	}
 	p, err := exec.LookPath(file)
 	if err != nil {
-		return "", &Error{Code: ErrInstalled, Reason: fix + ": not found or not executable", Err: err}
+		return "", &Error{Code: NotInstalled, Reason: fix + ": not found or not executable", Err: err}
 	}
 	return p, nil
 }
@@ -212,13 +213,14 @@ func (a *Agent[C]) Main() int {
 	return int(a.Run(context.Background(), Invocation{Args: os.Args, Env: OSEnv(), Stdout: os.Stdout, Stderr: os.Stderr}))
 }
 
-// Runner is what the conformance harness drives: any Agent.
-type Runner interface {
+// AnyAgent is what the conformance harness drives: an *Agent of any
+// configuration type.
+type AnyAgent interface {
 	Run(ctx context.Context, inv Invocation) Code
 	// Advertised lists the actions in the meta-data, in order.
 	Advertised() []string
-	// Check reports mistakes in the declaration itself.
-	Check() error
+	// CheckDeclaration reports mistakes in the declaration itself.
+	CheckDeclaration() error
 }
 
 // traceParams are the SDK's own parameters, present on every agent: pcs
@@ -246,11 +248,11 @@ func (a *Agent[C]) params(c *C, t *traceParams) []Param {
 	return append(ps, t.params()...)
 }
 
-// Check reports mistakes in the declaration: missing mandatory actions,
+// CheckDeclaration reports mistakes in the declaration: missing mandatory actions,
 // half of a pair, invalid defaults, duplicate or dangling names, options
 // that do not fit the parameter's kind (Range on a String, MinDuration on
 // an Int). The conformance harness fails on them.
-func (a *Agent[C]) Check() error {
+func (a *Agent[C]) CheckDeclaration() error {
 	var errs []error
 	if a.Name == "" {
 		errs = append(errs, errors.New("agent has no Name"))
@@ -321,15 +323,15 @@ func (a *Agent[C]) implements(action string) bool {
 }
 
 // actions merges the SDK's defaults with the agent's overrides.
-func (a *Agent[C]) actions() []Action {
-	monitors := []Action{{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second}}
+func (a *Agent[C]) actions() []Operation {
+	monitors := []Operation{{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second}}
 	if a.Promote != nil {
 		// Pacemaker needs distinct intervals per role. The unpromoted one
 		// carries no role: a monitor with role Unpromoted never runs when
 		// the resource is used as a plain primitive (Started).
-		monitors = append(monitors, Action{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 9 * time.Second, Role: RolePromoted})
+		monitors = append(monitors, Operation{Name: ActionMonitor, Timeout: 20 * time.Second, Interval: 9 * time.Second, Role: RolePromoted})
 	}
-	defaults := []Action{
+	defaults := []Operation{
 		{Name: ActionStart, Timeout: 20 * time.Second},
 		{Name: ActionStop, Timeout: 20 * time.Second},
 	}
@@ -340,21 +342,21 @@ func (a *Agent[C]) actions() []Action {
 			if name == ActionNotify {
 				t = 5 * time.Second
 			}
-			defaults = append(defaults, Action{Name: name, Timeout: t})
+			defaults = append(defaults, Operation{Name: name, Timeout: t})
 		}
 	}
 	defaults = append(defaults,
-		Action{Name: ActionMetaData, Timeout: 5 * time.Second},
-		Action{Name: ActionValidateAll, Timeout: 20 * time.Second})
+		Operation{Name: ActionMetaData, Timeout: 5 * time.Second},
+		Operation{Name: ActionValidateAll, Timeout: 20 * time.Second})
 
-	var out []Action
+	var out []Operation
 	for _, d := range defaults {
-		overridden := slices.ContainsFunc(a.Actions, func(o Action) bool { return o.Name == d.Name })
+		overridden := slices.ContainsFunc(a.Operations, func(o Operation) bool { return o.Name == d.Name })
 		switch {
 		case !overridden:
 			out = append(out, d)
-		case !slices.ContainsFunc(out, func(o Action) bool { return o.Name == d.Name }):
-			for _, o := range a.Actions {
+		case !slices.ContainsFunc(out, func(o Operation) bool { return o.Name == d.Name }):
+			for _, o := range a.Operations {
 				if o.Name == d.Name {
 					out = append(out, o)
 				}
@@ -379,7 +381,7 @@ func (a *Agent[C]) usage(w io.Writer) {
 
 // Run performs the action named by inv.Args[1] and returns its exit
 // status, having written any exit reason to inv.Stderr. It never panics: a
-// panic in the agent becomes ErrGeneric with a reason.
+// panic in the agent becomes GenericFailure with a reason.
 func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 	if inv.Stdout == nil {
 		inv.Stdout = io.Discard
@@ -394,7 +396,7 @@ func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 	switch {
 	case action == "":
 		a.usage(inv.Stderr)
-		return ErrArgs
+		return InvalidArgs
 	case action == "--help" || action == "-h" || action == "help" || action == "usage":
 		a.usage(inv.Stdout)
 		return Success
@@ -407,7 +409,7 @@ func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 	case !a.implements(action):
 		a.usage(inv.Stderr)
 		writeReason(inv, fmt.Sprintf("action %s is not implemented by %s", strings.ReplaceAll(action, "\n", " "), a.Name))
-		return ErrUnimplemented
+		return Unimplemented
 	}
 
 	cfg, trace := new(C), new(traceParams)
@@ -436,7 +438,7 @@ func (a *Agent[C]) Run(ctx context.Context, inv Invocation) (code Code) {
 		if p := recover(); p != nil {
 			log.Error("panic", "panic", p)
 			writeReason(inv, fmt.Sprintf("internal error in %s %s: %v", a.Name, action, p))
-			code = ErrGeneric
+			code = GenericFailure
 		}
 		log.Debug("done", "rc", int(code), "elapsed", time.Since(start))
 	}()

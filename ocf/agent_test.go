@@ -105,7 +105,7 @@ type result struct {
 	Reason string
 }
 
-func run(t *testing.T, a Runner, action string, env map[string]string) (result, string) {
+func run(t *testing.T, a AnyAgent, action string, env map[string]string) (result, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	vars := map[string]string{"OCF_RESOURCE_INSTANCE": "r1", "OCF_RESKEY_name": "x", "HA_RSCTMP": t.TempDir()}
@@ -129,8 +129,8 @@ func run(t *testing.T, a Runner, action string, env map[string]string) (result, 
 var (
 	probe     = map[string]string{}
 	recurring = map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
-	missing   = Errorf(ErrInstalled, "binary foo not found; install it")
-	badArgs   = Errorf(ErrArgs, "config file /etc/foo missing")
+	missing   = Errorf(NotInstalled, "binary foo not found; install it")
+	badArgs   = Errorf(InvalidArgs, "config file /etc/foo missing")
 )
 
 func TestContextRules(t *testing.T) {
@@ -153,52 +153,52 @@ func TestContextRules(t *testing.T) {
 		{name: "recurring monitor software removed under a running process", svc: &fakeService{validate: missing, state: Running}, action: "monitor", env: recurring, want: Success},
 		{name: "probe software removed, process degraded", svc: &fakeService{validate: missing, state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: probe, want: Degraded, reason: "no leader"},
 		{name: "probe software missing, monitor cannot tell", svc: &fakeService{validate: missing, monitor: errors.New("pid file unreadable")}, action: "monitor", env: probe, want: NotRunning},
-		{name: "probe invalid configuration is not looked past", svc: &fakeService{validate: Errorf(ErrConfigured, "x and y exclude each other"), state: Running}, action: "monitor", env: probe, want: ErrConfigured, reason: "exclude each other"},
-		{name: "recurring monitor software missing", svc: &fakeService{validate: missing}, action: "monitor", env: recurring, want: ErrInstalled, reason: "binary foo not found"},
-		{name: "recurring monitor config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: recurring, want: ErrArgs, reason: "config file"},
+		{name: "probe invalid configuration is not looked past", svc: &fakeService{validate: Errorf(Misconfigured, "x and y exclude each other"), state: Running}, action: "monitor", env: probe, want: Misconfigured, reason: "exclude each other"},
+		{name: "recurring monitor software missing", svc: &fakeService{validate: missing}, action: "monitor", env: recurring, want: NotInstalled, reason: "binary foo not found"},
+		{name: "recurring monitor config missing", svc: &fakeService{validate: badArgs}, action: "monitor", env: recurring, want: InvalidArgs, reason: "config file"},
 		{name: "recurring monitor stopped", action: "monitor", env: recurring, want: NotRunning},
 		{name: "monitor promoted", svc: &fakeService{state: Promoted}, action: "monitor", env: recurring, want: RunningPromoted},
 		{name: "monitor degraded", svc: &fakeService{state: Running, monitor: Errorf(Degraded, "no leader")}, action: "monitor", env: recurring, want: Degraded, reason: "no leader"},
 		{name: "monitor degraded promoted", svc: &fakeService{state: Promoted, monitor: Errorf(Degraded, "lagging")}, action: "monitor", env: recurring, want: DegradedPromoted, reason: "lagging"},
 		{name: "monitor failed promoted", svc: &fakeService{state: Promoted, monitor: errors.New("replication broken")}, action: "monitor", env: recurring, want: FailedPromoted, reason: "replication broken"},
-		{name: "monitor failure", svc: &fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: ErrGeneric, reason: "port closed"},
+		{name: "monitor failure", svc: &fakeService{state: Running, monitor: errors.New("port closed")}, action: "monitor", env: recurring, want: GenericFailure, reason: "port closed"},
 		{name: "monitor not running sentinel", svc: &fakeService{state: Running, monitor: ErrNotRunning}, action: "monitor", env: recurring, want: NotRunning},
 		{name: "stop software missing", svc: &fakeService{validate: missing}, action: "stop", want: Success},
-		{name: "stop software missing still stops", svc: &fakeService{validate: missing, state: Running, stopErr: errors.New("kill failed")}, action: "stop", want: ErrGeneric, reason: "kill failed"},
+		{name: "stop software missing still stops", svc: &fakeService{validate: missing, state: Running, stopErr: errors.New("kill failed")}, action: "stop", want: GenericFailure, reason: "kill failed"},
 		{name: "stop software missing, stop reports it too", svc: &fakeService{validate: missing, state: Running, stopErr: missing}, action: "stop", want: Success},
 		{name: "stop stopped", action: "stop", want: Success},
 		{name: "stop returns not running", svc: &fakeService{stopErr: ErrNotRunning}, action: "stop", want: Success},
-		{name: "stop fails", svc: &fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: ErrGeneric, reason: "cannot kill"},
-		{name: "start software missing", svc: &fakeService{validate: missing}, action: "start", want: ErrInstalled, reason: "install it"},
-		{name: "start config missing", svc: &fakeService{validate: badArgs}, action: "start", want: ErrArgs},
+		{name: "stop fails", svc: &fakeService{state: Running, stopErr: errors.New("cannot kill")}, action: "stop", want: GenericFailure, reason: "cannot kill"},
+		{name: "start software missing", svc: &fakeService{validate: missing}, action: "start", want: NotInstalled, reason: "install it"},
+		{name: "start config missing", svc: &fakeService{validate: badArgs}, action: "start", want: InvalidArgs},
 		{name: "start", action: "start", want: Success},
 		{name: "start waits for monitor", svc: &fakeService{readyIn: 3}, action: "start", want: Success},
-		{name: "start never ready", svc: &fakeService{readyIn: 1 << 30}, action: "start", env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"}, want: ErrGeneric, reason: "did not complete before the operation timeout"},
-		{name: "start fails fast on hard monitor error", svc: &fakeService{monitor: Errorf(ErrPerm, "permission denied")}, action: "start", want: ErrPerm, reason: "permission denied"},
-		{name: "start returns not running", svc: &fakeService{startErr: ErrNotRunning}, action: "start", want: ErrGeneric, reason: "not running"},
-		{name: "validate software missing", svc: &fakeService{validate: missing}, action: "validate-all", want: ErrInstalled},
+		{name: "start never ready", svc: &fakeService{readyIn: 1 << 30}, action: "start", env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"}, want: GenericFailure, reason: "did not complete before the operation timeout"},
+		{name: "start fails fast on hard monitor error", svc: &fakeService{monitor: Errorf(InsufficientPrivileges, "permission denied")}, action: "start", want: InsufficientPrivileges, reason: "permission denied"},
+		{name: "start returns not running", svc: &fakeService{startErr: ErrNotRunning}, action: "start", want: GenericFailure, reason: "not running"},
+		{name: "validate software missing", svc: &fakeService{validate: missing}, action: "validate-all", want: NotInstalled},
 		{name: "validate level 0 skips local checks", svc: &fakeService{validate: missing}, action: "validate-all", env: map[string]string{"OCF_CHECK_LEVEL": "0"}, want: Success},
-		{name: "missing required param", action: "start", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
+		{name: "missing required param", action: "start", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: Misconfigured, reason: "parameter name is required", noCalls: true},
 		{name: "bad parameter on stop still stops", svc: &fakeService{state: Running}, action: "stop", env: map[string]string{"OCF_RESKEY_count": "many"}, want: Success},
-		{name: "bad parameter on stop, stop fails", svc: &fakeService{state: Running, stopErr: errors.New("kill failed")}, action: "stop", env: map[string]string{"OCF_RESKEY_count": "many"}, want: ErrGeneric, reason: "kill failed"},
-		{name: "config error from Validate on stop still stops", svc: &fakeService{state: Running, validate: Errorf(ErrConfigured, "x and y exclude each other")}, action: "stop", want: Success},
-		{name: "missing required param on probe", action: "monitor", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: ErrConfigured, reason: "parameter name is required", noCalls: true},
+		{name: "bad parameter on stop, stop fails", svc: &fakeService{state: Running, stopErr: errors.New("kill failed")}, action: "stop", env: map[string]string{"OCF_RESKEY_count": "many"}, want: GenericFailure, reason: "kill failed"},
+		{name: "config error from Validate on stop still stops", svc: &fakeService{state: Running, validate: Errorf(Misconfigured, "x and y exclude each other")}, action: "stop", want: Success},
+		{name: "missing required param on probe", action: "monitor", env: map[string]string{"OCF_RESKEY_name": "<unset>"}, want: Misconfigured, reason: "parameter name is required", noCalls: true},
 		{name: "deprecated alias satisfies required", action: "validate-all", env: map[string]string{"OCF_RESKEY_name": "<unset>", "OCF_RESKEY_old_name": "y"}, want: Success},
-		{name: "bad integer", action: "start", env: map[string]string{"OCF_RESKEY_count": "many"}, want: ErrConfigured, reason: `parameter count="many" is invalid: not an integer`},
-		{name: "integer out of range", action: "validate-all", env: map[string]string{"OCF_RESKEY_count": "9"}, want: ErrConfigured, reason: "must be from 1 to 5"},
-		{name: "bad boolean", action: "validate-all", env: map[string]string{"OCF_RESKEY_on": "maybe"}, want: ErrConfigured, reason: "use true or false"},
-		{name: "bad select", action: "validate-all", env: map[string]string{"OCF_RESKEY_mode": "udp"}, want: ErrConfigured, reason: "not one of tcp, http"},
-		{name: "bad port", action: "validate-all", env: map[string]string{"OCF_RESKEY_port": "70000"}, want: ErrConfigured, reason: "from 1 to 65535"},
-		{name: "bad duration", action: "validate-all", env: map[string]string{"OCF_RESKEY_wait": "soon"}, want: ErrConfigured, reason: "not a duration"},
-		{name: "bad trace_ra", action: "validate-all", env: map[string]string{"OCF_RESKEY_trace_ra": "sometimes"}, want: ErrConfigured, reason: "trace_ra"},
-		{name: "unknown action", action: "frobnicate", want: ErrUnimplemented, reason: "not implemented", noCalls: true},
-		{name: "no action", action: "", want: ErrArgs, noCalls: true},
+		{name: "bad integer", action: "start", env: map[string]string{"OCF_RESKEY_count": "many"}, want: Misconfigured, reason: `parameter count="many" is invalid: not an integer`},
+		{name: "integer out of range", action: "validate-all", env: map[string]string{"OCF_RESKEY_count": "9"}, want: Misconfigured, reason: "must be from 1 to 5"},
+		{name: "bad boolean", action: "validate-all", env: map[string]string{"OCF_RESKEY_on": "maybe"}, want: Misconfigured, reason: "use true or false"},
+		{name: "bad select", action: "validate-all", env: map[string]string{"OCF_RESKEY_mode": "udp"}, want: Misconfigured, reason: "not one of tcp, http"},
+		{name: "bad port", action: "validate-all", env: map[string]string{"OCF_RESKEY_port": "70000"}, want: Misconfigured, reason: "from 1 to 65535"},
+		{name: "bad duration", action: "validate-all", env: map[string]string{"OCF_RESKEY_wait": "soon"}, want: Misconfigured, reason: "not a duration"},
+		{name: "bad trace_ra", action: "validate-all", env: map[string]string{"OCF_RESKEY_trace_ra": "sometimes"}, want: Misconfigured, reason: "trace_ra"},
+		{name: "unknown action", action: "frobnicate", want: Unimplemented, reason: "not implemented", noCalls: true},
+		{name: "no action", action: "", want: InvalidArgs, noCalls: true},
 		{name: "help", action: "--help", want: Success, noCalls: true},
 		{name: "notify errors are ignored", action: "notify", want: Success},
 		{name: "promote", svc: &fakeService{state: Running}, action: "promote", want: Success},
 		{name: "demote", svc: &fakeService{state: Promoted}, action: "demote", want: Success},
 		{name: "reload-agent without handler", action: "reload-agent", want: Success},
-		{name: "panic", svc: &fakeService{panicking: true}, action: "start", want: ErrGeneric, reason: "internal error in t start: boom"},
+		{name: "panic", svc: &fakeService{panicking: true}, action: "start", want: GenericFailure, reason: "internal error in t start: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,8 +231,8 @@ func TestStopVerifiesStopped(t *testing.T) {
 	a := testAgent(s)
 	a.Stop = func(ctx context.Context, r *Request[testConfig]) error { return nil }
 	got, _ := run(t, a, "stop", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "1000"})
-	if got.Code != ErrGeneric || !strings.Contains(got.Reason, "stop did not complete") {
-		t.Errorf("got %+v, want ErrGeneric with a stop reason", got)
+	if got.Code != GenericFailure || !strings.Contains(got.Reason, "stop did not complete") {
+		t.Errorf("got %+v, want GenericFailure with a stop reason", got)
 	}
 }
 
@@ -285,10 +285,10 @@ func TestActionContextHasDeadline(t *testing.T) {
 // A monitor that knows waiting cannot help (the daemon exited) ends the
 // wait after start at once, with its own reason, not the timeout's.
 func TestPermanentFailureEndsTheWait(t *testing.T) {
-	s := &fakeService{monitor: Permanent(Errorf(ErrGeneric, "daemon exited: port 80 in use"))}
+	s := &fakeService{monitor: Permanent(Errorf(GenericFailure, "daemon exited: port 80 in use"))}
 	got, _ := run(t, testAgent(s), "start", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "2000"})
-	if got.Code != ErrGeneric || got.Reason != "daemon exited: port 80 in use" {
-		t.Errorf("got %+v, want ErrGeneric with the monitor's own reason", got)
+	if got.Code != GenericFailure || got.Reason != "daemon exited: port 80 in use" {
+		t.Errorf("got %+v, want GenericFailure with the monitor's own reason", got)
 	}
 	if n := strings.Count(strings.Join(s.calls, " "), "monitor"); n != 1 {
 		t.Errorf("monitor called %d times after start, want 1: %v", n, s.calls)
@@ -395,14 +395,14 @@ func TestExitReasonPrefixAndOneLine(t *testing.T) {
 		Stderr: &stderr,
 	})
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if code != ErrGeneric || lines[len(lines)-1] != "REASON:line one line two" {
+	if code != GenericFailure || lines[len(lines)-1] != "REASON:line one line two" {
 		t.Errorf("rc %v, stderr:\n%s", code, stderr.String())
 	}
 }
 
 func TestCheck(t *testing.T) {
 	a := testAgent(&fakeService{})
-	if err := a.Check(); err != nil {
+	if err := a.CheckDeclaration(); err != nil {
 		t.Fatalf("valid agent: %v", err)
 	}
 	broken := *a
@@ -417,7 +417,7 @@ func TestCheck(t *testing.T) {
 			Duration(&c.Wait, "pathed", "Pathed duration", AbsolutePath()),
 		}
 	}
-	err := broken.Check()
+	err := broken.CheckDeclaration()
 	for _, want := range []string{"Promote and Demote", "default \"x\"", "declared twice", "required and has a default", "undeclared nonexistent",
 		"ranged: Range applies to Int", "floored: MinDuration applies to Duration", "pathed: AbsolutePath applies to String"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -428,7 +428,7 @@ func TestCheck(t *testing.T) {
 
 func TestLoggingTargets(t *testing.T) {
 	dir := t.TempDir()
-	s := &fakeService{startErr: Errorf(ErrGeneric, "disk full")}
+	s := &fakeService{startErr: Errorf(GenericFailure, "disk full")}
 	var stderr bytes.Buffer
 	env := map[string]string{"OCF_RESKEY_name": "x", "OCF_RESOURCE_INSTANCE": "r1", "HA_RSCTMP": dir,
 		"HA_LOGFILE": dir + "/ha.log", "HA_DEBUGLOG": dir + "/debug.log", "HA_debug": "1",
@@ -477,7 +477,7 @@ func TestExclusiveActionsHoldTheLock(t *testing.T) {
 	go func() { runAs("first", "20000") }()
 	<-held
 	go func() { second <- runAs("second", "1000") }()
-	if got := <-second; got != ErrGeneric {
+	if got := <-second; got != GenericFailure {
 		t.Errorf("second start while the lock is held: %v, want a timeout failure", got)
 	}
 	// Monitors never wait for the lock.

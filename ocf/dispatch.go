@@ -19,7 +19,7 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	// best with what decoded: a parameter whose value is invalid holds its
 	// default, or the zero value when it has none, never the raw value.
 	if err != nil && r.Action != ActionStop {
-		return ErrConfigured, err
+		return Misconfigured, err
 	}
 	if err != nil {
 		r.Log.Warn("stopping with invalid parameters", "reason", ReasonOf(err))
@@ -84,7 +84,7 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 	case ActionMigrateFrom:
 		return a.simple(ctx, r, a.MigrateFrom)
 	}
-	return ErrUnimplemented, fmt.Errorf("action %s is not implemented", r.Action)
+	return Unimplemented, fmt.Errorf("action %s is not implemented", r.Action)
 }
 
 // monitorDespite runs Monitor although Validate found something missing
@@ -132,7 +132,7 @@ func (a *Agent[C]) monitorResult(r *Request[C], st State, err error) (Code, erro
 		return Degraded, err
 	case code.environmental():
 		return a.contextRule(r, code, err)
-	case st == Promoted && code == ErrGeneric:
+	case st == Promoted && code == GenericFailure:
 		return FailedPromoted, err
 	}
 	return code, err
@@ -145,7 +145,7 @@ func (a *Agent[C]) simple(ctx context.Context, r *Request[C], f Func[C]) (Code, 
 	if code := CodeOf(err); code != NotRunning {
 		return code, err
 	}
-	return ErrGeneric, fmt.Errorf("%s: resource is not running: %w", r.Action, err)
+	return GenericFailure, fmt.Errorf("%s: resource is not running: %w", r.Action, err)
 }
 
 func (a *Agent[C]) start(ctx context.Context, r *Request[C]) (Code, error) {
@@ -204,7 +204,7 @@ func (a *Agent[C]) await(ctx context.Context, r *Request[C], what string, done f
 		if IsPermanent(err) {
 			return CodeOf(err), err
 		}
-		if err != nil && code != ErrGeneric {
+		if err != nil && code != GenericFailure {
 			return code, fmt.Errorf("%s: %w", what, err)
 		}
 		if err != nil {
@@ -214,7 +214,7 @@ func (a *Agent[C]) await(ctx context.Context, r *Request[C], what string, done f
 		}
 		select {
 		case <-ctx.Done():
-			return ErrGeneric, fmt.Errorf("%s did not complete before the operation timeout: %w", what, last)
+			return GenericFailure, fmt.Errorf("%s did not complete before the operation timeout: %w", what, last)
 		case <-time.After(wait):
 		}
 		wait = min(wait*3/2, time.Second)

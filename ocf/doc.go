@@ -11,9 +11,9 @@
 //
 //   - A probe is a monitor without an interval (OCF_RESKEY_CRM_meta_interval
 //     unset or 0). Software or configuration missing on this node
-//     (ErrInstalled, ErrArgs) reads as "not running" to a probe, as success to
+//     (NotInstalled, InvalidArgs) reads as "not running" to a probe, as success to
 //     a stop, and as an error to a recurring monitor, a start and validate-all.
-//   - Parameters that are invalid in themselves give ErrConfigured with a
+//   - Parameters that are invalid in themselves give Misconfigured with a
 //     one-line exit reason naming the parameter, its value, and what is
 //     allowed; except on stop, which runs with what it could decode (a
 //     failed stop gets the node fenced, and a typo must not).

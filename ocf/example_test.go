@@ -31,7 +31,7 @@ func Example() {
 			if _, err := os.Stat(r.Config.Path); errors.Is(err, fs.ErrNotExist) {
 				return ocf.Stopped, nil
 			} else if err != nil {
-				return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "checking %s: %w", r.Config.Path, err)
+				return ocf.Stopped, ocf.Errorf(ocf.GenericFailure, "checking %s: %w", r.Config.Path, err)
 			}
 			return ocf.Running, nil
 		},

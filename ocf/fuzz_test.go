@@ -8,7 +8,7 @@ import (
 
 // FuzzDecodeParams feeds arbitrary values (what an administrator may type
 // into pcs) to every parameter type: decoding must never panic, and a
-// rejection must be ErrConfigured with a one-line reason naming the
+// rejection must be Misconfigured with a one-line reason naming the
 // parameter.
 func FuzzDecodeParams(f *testing.F) {
 	for _, seed := range []string{"", "0", "-1", "65536", "1m30s", "yes", "ja", "tcp", "a,b c", "9999999999999999999999", "1e308", "NaN", "\x00", "\n6\n"} {
@@ -23,8 +23,8 @@ func FuzzDecodeParams(f *testing.F) {
 			if code == Success {
 				continue
 			}
-			if code != ErrConfigured {
-				t.Fatalf("%s=%q: rc %v, want success or ErrConfigured", name, value, code)
+			if code != Misconfigured {
+				t.Fatalf("%s=%q: rc %v, want success or Misconfigured", name, value, code)
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			last := lines[len(lines)-1]

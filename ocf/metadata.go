@@ -30,12 +30,12 @@ const (
 	RoleUnpromoted = "Unpromoted"
 )
 
-// Action is an advertised action with the timeout and interval pcs copies
+// Operation is an advertised action with the timeout and interval pcs copies
 // into the operations it creates. An agent lists only the entries it wants
 // to differ from the SDK's defaults; listing a name replaces every default
 // entry of that name, which is how an agent advertises monitors at several
 // depths or roles.
-type Action struct {
+type Operation struct {
 	Name       string
 	Timeout    time.Duration
 	Interval   time.Duration // monitor only
@@ -57,7 +57,7 @@ func formatSeconds(d time.Duration) string {
 type metadata struct {
 	name, version, short, long string
 	params                     []Param
-	actions                    []Action
+	actions                    []Operation
 }
 
 // writeMetadata renders OCF 1.1 meta-data. It does no I/O beyond w and

@@ -36,10 +36,10 @@ type Param struct {
 	zero        func()
 	checks      []func(string) error
 	dst         any      // the bound field, for options that fit one kind only
-	misuse      []string // options that do not fit the kind, for Agent.Check
+	misuse      []string // options that do not fit the kind, for Agent.CheckDeclaration
 }
 
-// fits records, for Agent.Check, an option that does not fit the
+// fits records, for Agent.CheckDeclaration, an option that does not fit the
 // parameter's kind: it would be ignored or mean nothing.
 func (p *Param) fits(option string, ok bool, want string) {
 	if !ok {
@@ -321,7 +321,7 @@ func ParseDuration(s string) (time.Duration, error) {
 // stands in for the parameter that replaced it only while the new name is
 // unset. It decodes every parameter even after a bad one, which keeps its
 // default (if any), so that a stop can still do its best; the error, an
-// *Error with ErrConfigured, names the first bad parameter. It also
+// *Error with Misconfigured, names the first bad parameter. It also
 // returns the deprecated names in use.
 func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []string, first error) {
 	fail := func(err error) {
@@ -348,7 +348,7 @@ func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []s
 		}
 		if !ok {
 			if p.required {
-				fail(&Error{Code: ErrConfigured, Reason: fmt.Sprintf(
+				fail(&Error{Code: Misconfigured, Reason: fmt.Sprintf(
 					"parameter %s is required but not set; set it with: pcs resource update %s %s=VALUE",
 					p.name, resourceID(instance), p.name)})
 				continue
@@ -360,7 +360,7 @@ func decodeParams(params []Param, env Env, instance string) (deprecatedInUse []s
 		}
 		if err := p.apply(v); err != nil {
 			p.name = name
-			fail(&Error{Code: ErrConfigured, Reason: invalidReason(p, v, err), Err: err})
+			fail(&Error{Code: Misconfigured, Reason: invalidReason(p, v, err), Err: err})
 			// The invalid value never reaches the agent: the default,
 			// or the zero value.
 			if !p.hasDefault || p.apply(p.def) != nil {

@@ -55,8 +55,8 @@ func TestTextOptions(t *testing.T) {
 				}
 				return
 			}
-			if CodeOf(err) != ErrConfigured || !strings.Contains(ReasonOf(err), tt.reason) {
-				t.Fatalf("%q: got %v %q, want ErrConfigured with %q", tt.value, CodeOf(err), ReasonOf(err), tt.reason)
+			if CodeOf(err) != Misconfigured || !strings.Contains(ReasonOf(err), tt.reason) {
+				t.Fatalf("%q: got %v %q, want Misconfigured with %q", tt.value, CodeOf(err), ReasonOf(err), tt.reason)
 			}
 			if !strings.Contains(ReasonOf(err), "parameter value=") {
 				t.Errorf("reason %q does not name the parameter", ReasonOf(err))
@@ -66,7 +66,7 @@ func TestTextOptions(t *testing.T) {
 }
 
 // TestTextOptionsFit: NoSpace and Printable on a parameter that holds no
-// text are declaration mistakes that Agent.Check reports.
+// text are declaration mistakes that Agent.CheckDeclaration reports.
 func TestTextOptionsFit(t *testing.T) {
 	type cfg struct {
 		N    int
@@ -85,7 +85,7 @@ func TestTextOptionsFit(t *testing.T) {
 				Select(&c.Mode, "mode", "Mode", []string{"a"}, Printable()),
 			}
 		}}
-	err := a.Check()
+	err := a.CheckDeclaration()
 	for _, want := range []string{"NoSpace applies to String and List parameters only", "Printable applies to String and List parameters only"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want it to contain %q", err, want)

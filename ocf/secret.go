@@ -41,9 +41,9 @@ const defaultMaxSize = 1 << 20
 //
 // Return values:
 //   - (content, nil): the whole file, at most rules.MaxSize bytes.
-//   - (nil, err) with ErrConfigured: path is not absolute (the same on
+//   - (nil, err) with Misconfigured: path is not absolute (the same on
 //     every node).
-//   - (nil, err) with ErrArgs, a reason naming param, the path and the
+//   - (nil, err) with InvalidArgs, a reason naming param, the path and the
 //     fix: the file does not exist (errors.Is(err, fs.ErrNotExist), so
 //     callers may say how to create it), is not readable by this
 //     process, is not a regular file, is larger than MaxSize, or breaks
@@ -52,7 +52,7 @@ const defaultMaxSize = 1 << 20
 //     resource.
 func ReadParamFile(path, param string, rules FileRules) ([]byte, error) {
 	if !filepath.IsAbs(path) {
-		return nil, Errorf(ErrConfigured, "parameter %s=%q must be an absolute path", param, path)
+		return nil, Errorf(Misconfigured, "parameter %s=%q must be an absolute path", param, path)
 	}
 	limit := rules.MaxSize
 	if limit <= 0 {
@@ -65,11 +65,11 @@ func ReadParamFile(path, param string, rules FileRules) ([]byte, error) {
 	failed := func(err error) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s does not exist on this node; %s", param, path, create), Err: err}
+			return &Error{Code: InvalidArgs, Reason: fmt.Sprintf("%s file %s does not exist on this node; %s", param, path, create), Err: err}
 		case errors.Is(err, fs.ErrPermission):
-			return &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s is not readable by the agent; run the agent as root or fix its owner", param, path), Err: err}
+			return &Error{Code: InvalidArgs, Reason: fmt.Sprintf("%s file %s is not readable by the agent; run the agent as root or fix its owner", param, path), Err: err}
 		}
-		return &Error{Code: ErrArgs, Reason: fmt.Sprintf("%s file %s: %v", param, path, err), Err: err}
+		return &Error{Code: InvalidArgs, Reason: fmt.Sprintf("%s file %s: %v", param, path, err), Err: err}
 	}
 	// Stat first: opening a device can have effects of its own (a tape
 	// rewinds, a terminal becomes the controlling one).
@@ -95,10 +95,10 @@ func ReadParamFile(path, param string, rules FileRules) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, &Error{Code: ErrArgs, Reason: fmt.Sprintf("reading %s file %s: %v", param, path, err), Err: err}
+		return nil, &Error{Code: InvalidArgs, Reason: fmt.Sprintf("reading %s file %s: %v", param, path, err), Err: err}
 	}
 	if int64(len(data)) > limit {
-		return nil, Errorf(ErrArgs, "%s: point it at the right file (%s is larger than %d bytes)", param, path, limit)
+		return nil, Errorf(InvalidArgs, "%s: point it at the right file (%s is larger than %d bytes)", param, path, limit)
 	}
 	return data, nil
 }
@@ -106,21 +106,21 @@ func ReadParamFile(path, param string, rules FileRules) ([]byte, error) {
 // fileRules applies rules to what Stat found.
 func fileRules(info fs.FileInfo, path, param string, rules FileRules, limit int64) error {
 	if !info.Mode().IsRegular() {
-		return Errorf(ErrArgs, "%s: point it at a regular file (%s is %s)", param, path, fileType(info.Mode()))
+		return Errorf(InvalidArgs, "%s: point it at a regular file (%s is %s)", param, path, fileType(info.Mode()))
 	}
 	if info.Size() > limit {
-		return Errorf(ErrArgs, "%s: point it at the right file (%s is larger than %d bytes)", param, path, limit)
+		return Errorf(InvalidArgs, "%s: point it at the right file (%s is larger than %d bytes)", param, path, limit)
 	}
 	perm := info.Mode().Perm()
 	switch {
 	case rules.Secret && perm&0o077 != 0:
-		return Errorf(ErrArgs, "%s: run chmod 600 %s (group or others may read it, mode %04o)", param, path, perm)
+		return Errorf(InvalidArgs, "%s: run chmod 600 %s (group or others may read it, mode %04o)", param, path, perm)
 	case (rules.Trusted || rules.Secret) && perm&0o022 != 0:
-		return Errorf(ErrArgs, "%s: run chmod go-w %s (group or others may write it, mode %04o)", param, path, perm)
+		return Errorf(InvalidArgs, "%s: run chmod go-w %s (group or others may write it, mode %04o)", param, path, perm)
 	}
 	if rules.Trusted || rules.Secret {
 		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-			return Errorf(ErrArgs, "%s: run chown root %s (owned by uid %d, not root)", param, path, st.Uid)
+			return Errorf(InvalidArgs, "%s: run chown root %s (owned by uid %d, not root)", param, path, st.Uid)
 		}
 	}
 	return nil
@@ -153,9 +153,9 @@ func fileType(m fs.FileMode) string {
 // Return values:
 //   - (secret, nil): the file's content without surrounding white space,
 //     never empty.
-//   - ("", err) with ErrConfigured: path is not absolute (the same on
+//   - ("", err) with Misconfigured: path is not absolute (the same on
 //     every node).
-//   - ("", err) with ErrArgs, a reason naming param and the fix: missing,
+//   - ("", err) with InvalidArgs, a reason naming param and the fix: missing,
 //     unreadable by this process, not a regular file (a FIFO is refused
 //     without waiting), larger than 64 KiB, empty, owned by another user,
 //     or readable or writable by group or others (mode wider than 0600).
@@ -168,7 +168,7 @@ func ReadSecretFile(path, param string) (string, error) {
 	}
 	secret := strings.TrimSpace(string(data))
 	if secret == "" {
-		return "", Errorf(ErrArgs, "%s file %s is empty", param, path)
+		return "", Errorf(InvalidArgs, "%s file %s is empty", param, path)
 	}
 	return secret, nil
 }

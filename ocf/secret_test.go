@@ -31,12 +31,12 @@ func TestReadSecretFile(t *testing.T) {
 	}{
 		{name: "good", path: write("good", " s3cret\n", 0o600), want: "s3cret"},
 		{name: "read only", path: write("ro", "hunter2", 0o400), want: "hunter2"},
-		{name: "relative", path: "token", code: ErrConfigured, reason: "must be an absolute path"},
-		{name: "missing", path: filepath.Join(dir, "nope"), code: ErrArgs, reason: "does not exist on this node"},
-		{name: "group readable", path: write("open", "hunter2", 0o640), code: ErrArgs, reason: "run chmod 600"},
-		{name: "world readable", path: write("world", "hunter2", 0o644), code: ErrArgs, reason: "mode 0644)"},
-		{name: "empty", path: write("empty", "  \n", 0o600), code: ErrArgs, reason: "is empty"},
-		{name: "directory", path: dir, code: ErrArgs, reason: "point it at a regular file"},
+		{name: "relative", path: "token", code: Misconfigured, reason: "must be an absolute path"},
+		{name: "missing", path: filepath.Join(dir, "nope"), code: InvalidArgs, reason: "does not exist on this node"},
+		{name: "group readable", path: write("open", "hunter2", 0o640), code: InvalidArgs, reason: "run chmod 600"},
+		{name: "world readable", path: write("world", "hunter2", 0o644), code: InvalidArgs, reason: "mode 0644)"},
+		{name: "empty", path: write("empty", "  \n", 0o600), code: InvalidArgs, reason: "is empty"},
+		{name: "directory", path: dir, code: InvalidArgs, reason: "point it at a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,8 +142,8 @@ func TestReadParamFile(t *testing.T) {
 			if got.err == nil || !strings.Contains(ReasonOf(got.err), tt.reason) || !strings.Contains(ReasonOf(got.err), "definition_file") {
 				t.Fatalf("got %q, %v; want an error with %q naming definition_file", got.data, got.err, tt.reason)
 			}
-			if code := CodeOf(got.err); code != ErrArgs && code != ErrConfigured {
-				t.Errorf("code %v, want ErrArgs (this node) or ErrConfigured (relative)", code)
+			if code := CodeOf(got.err); code != InvalidArgs && code != Misconfigured {
+				t.Errorf("code %v, want InvalidArgs (this node) or Misconfigured (relative)", code)
 			}
 		})
 	}
@@ -160,7 +160,7 @@ func TestReadSecretFileFIFO(t *testing.T) {
 	go func() { _, err := ReadSecretFile(fifo, "token_file"); done <- err }()
 	select {
 	case err := <-done:
-		if CodeOf(err) != ErrArgs || !strings.Contains(ReasonOf(err), "token_file: point it at a regular file ("+fifo+" is a FIFO)") {
+		if CodeOf(err) != InvalidArgs || !strings.Contains(ReasonOf(err), "token_file: point it at a regular file ("+fifo+" is a FIFO)") {
 			t.Fatalf("got %v %q", CodeOf(err), ReasonOf(err))
 		}
 	case <-time.After(10 * time.Second):

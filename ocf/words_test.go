@@ -55,7 +55,7 @@ func TestSplitWords(t *testing.T) {
 }
 
 // TestWordsParam decodes through an agent: the words reach the
-// configuration, and a bad value is ErrConfigured naming the parameter
+// configuration, and a bad value is Misconfigured naming the parameter
 // and what is wrong.
 func TestWordsParam(t *testing.T) {
 	type C struct{ Options []string }
@@ -72,7 +72,7 @@ func TestWordsParam(t *testing.T) {
 			return Stopped, nil
 		},
 	}
-	if err := a.Check(); err != nil {
+	if err := a.CheckDeclaration(); err != nil {
 		t.Fatal(err)
 	}
 	run := func(value string) (Code, string) {
@@ -91,7 +91,7 @@ func TestWordsParam(t *testing.T) {
 		t.Errorf("unset options: %v, %q; want the default [-v]", code, seen)
 	}
 	code, stderr := run(`--name 'unclosed`)
-	if code != ErrConfigured || !strings.Contains(stderr, `ocf-exit-reason:parameter options="--name 'unclosed" is invalid: has an unterminated single quote`) {
+	if code != Misconfigured || !strings.Contains(stderr, `ocf-exit-reason:parameter options="--name 'unclosed" is invalid: has an unterminated single quote`) {
 		t.Errorf("bad options: %v\n%s", code, stderr)
 	}
 }

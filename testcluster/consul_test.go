@@ -251,7 +251,7 @@ performance { raft_multiplier = 1 }
 		}
 	}
 	without := r.Run("monitor", map[string]string{"OCF_RESKEY_token_file": "", "OCF_RESKEY_CRM_meta_interval": "10000"})
-	if without.Code != ocf.ErrGeneric || !strings.Contains(without.Reason, "HTTP API") {
+	if without.Code != ocf.GenericFailure || !strings.Contains(without.Reason, "HTTP API") {
 		t.Errorf("monitor without the token: %v %q, want a failure from the HTTP API (ACL denies)", without.Code, without.Reason)
 	}
 
@@ -373,7 +373,7 @@ func TestConsulStartFailsFastOnTakenPort(t *testing.T) {
 	begin := time.Now()
 	got := r.Run("start", nil)
 	t.Logf("start failed after %v: %q", time.Since(begin), got.Reason)
-	if got.Code != ocf.ErrGeneric || !strings.HasPrefix(got.Reason, "consul exited at start: ") || !strings.Contains(got.Reason, "address already in use") {
+	if got.Code != ocf.GenericFailure || !strings.HasPrefix(got.Reason, "consul exited at start: ") || !strings.Contains(got.Reason, "address already in use") {
 		t.Errorf("start with the HTTP port taken = %v %q, want a failure quoting Consul", got.Code, got.Reason)
 	}
 	if len(got.Reason) > ocf.MaxReason {

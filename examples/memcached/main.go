@@ -54,7 +54,7 @@ func New() *ocf.Agent[Config] {
 			"Monitor depth 0 checks the process and a TCP connection; depth 10 asks memcached for its statistics.",
 		Params:   params,
 		Validate: validate,
-		Actions: []ocf.Action{
+		Operations: []ocf.Operation{
 			{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},
 			{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 60 * time.Second, Depth: 10},
 		},
@@ -88,7 +88,7 @@ func validate(ctx context.Context, r *ocf.Request[Config]) error {
 	for _, opt := range strings.Fields(r.Config.Options) {
 		switch opt {
 		case "-d", "--daemon", "-P", "--pidfile", "-p", "--port", "-l", "--listen":
-			return ocf.Errorf(ocf.ErrConfigured, "options: remove %s; the agent sets it", opt)
+			return ocf.Errorf(ocf.Misconfigured, "options: remove %s; the agent sets it", opt)
 		}
 	}
 	return nil
@@ -125,7 +125,7 @@ func stats(ctx context.Context, r *ocf.Request[Config], p daemon.Process) error 
 		if line := sc.Text(); line == "END" {
 			return nil
 		} else if strings.HasPrefix(line, "STAT pid ") && line != "STAT pid "+strconv.Itoa(p.PID) {
-			return ocf.Errorf(ocf.ErrGeneric, "another memcached (%s) answers on %s", line[len("STAT pid "):], r.Config.addr())
+			return ocf.Errorf(ocf.GenericFailure, "another memcached (%s) answers on %s", line[len("STAT pid "):], r.Config.addr())
 		}
 	}
 	return fmt.Errorf("stats on %s: no END: %v", r.Config.addr(), sc.Err())

@@ -52,7 +52,7 @@ func TestDeepMonitorAndFailFast(t *testing.T) {
 	t.Cleanup(func() { other.Run(ocf.ActionStop, nil) })
 	got := other.Run(ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "300000"})
 	t.Logf("second start: %v %q", got.Code, got.Reason)
-	if got.Code != ocf.ErrGeneric || !strings.HasPrefix(got.Reason, "memcached exited at start: ") {
+	if got.Code != ocf.GenericFailure || !strings.HasPrefix(got.Reason, "memcached exited at start: ") {
 		t.Errorf("start on a taken port = %v %q, want a failure quoting memcached", got.Code, got.Reason)
 	}
 }
@@ -64,10 +64,10 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"pid file option", map[string]string{"options": "-t 4 -P /run/x.pid"}, ocf.ErrConfigured, "options: remove -P"},
-		{"listen not an address", map[string]string{"listen": "localhost"}, ocf.ErrConfigured, `parameter listen="localhost" is invalid`},
-		{"memory zero", map[string]string{"memory": "0"}, ocf.ErrConfigured, "parameter memory"},
-		{"binary missing", map[string]string{"binary": "/nonexistent/memcached"}, ocf.ErrInstalled, "set parameter binary"},
+		{"pid file option", map[string]string{"options": "-t 4 -P /run/x.pid"}, ocf.Misconfigured, "options: remove -P"},
+		{"listen not an address", map[string]string{"listen": "localhost"}, ocf.Misconfigured, `parameter listen="localhost" is invalid`},
+		{"memory zero", map[string]string{"memory": "0"}, ocf.Misconfigured, "parameter memory"},
+		{"binary missing", map[string]string{"binary": "/nonexistent/memcached"}, ocf.NotInstalled, "set parameter binary"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "memcached", Params: tt.params})

@@ -108,28 +108,28 @@ func splitAddress(v string) (scheme, hostport string, err error) {
 //
 // Return values:
 //   - (o, nil): ready for New.
-//   - (Options{}, err), an *ocf.Error with ErrConfigured: consul_address
+//   - (Options{}, err), an *ocf.Error with Misconfigured: consul_address
 //     is malformed, or only one of cert_file and key_file is set, or a
 //     path is not absolute.
-//   - (Options{}, err), an *ocf.Error with ErrArgs: a file is missing on
+//   - (Options{}, err), an *ocf.Error with InvalidArgs: a file is missing on
 //     this node, or the token file is unreadable, empty, or not private
 //     (see ocf.ReadSecretFile).
 func (c Config) Options() (Options, error) {
 	if err := CheckAddress(c.Address); err != nil {
-		return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameter consul_address=%q is invalid: %v", c.Address, err)
+		return Options{}, ocf.Errorf(ocf.Misconfigured, "parameter consul_address=%q is invalid: %v", c.Address, err)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
+		return Options{}, ocf.Errorf(ocf.Misconfigured, "parameters cert_file and key_file go together; set both or neither")
 	}
 	for _, f := range []struct{ param, path string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
 		if f.path == "" {
 			continue
 		}
 		if !strings.HasPrefix(f.path, "/") {
-			return Options{}, ocf.Errorf(ocf.ErrConfigured, "parameter %s=%q must be an absolute path", f.param, f.path)
+			return Options{}, ocf.Errorf(ocf.Misconfigured, "parameter %s=%q must be an absolute path", f.param, f.path)
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return Options{}, ocf.Errorf(ocf.ErrArgs, "parameter %s: %s is missing on this node: %w", f.param, f.path, err)
+			return Options{}, ocf.Errorf(ocf.InvalidArgs, "parameter %s: %s is missing on this node: %w", f.param, f.path, err)
 		}
 	}
 	o := Options{Address: c.Address, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}

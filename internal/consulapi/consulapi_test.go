@@ -58,7 +58,7 @@ func TestParams(t *testing.T) {
 				Stop:    func(context.Context, *ocf.Request[Config]) error { return nil },
 				Monitor: func(context.Context, *ocf.Request[Config]) (ocf.State, error) { return ocf.Stopped, nil },
 			}
-			if err := a.Check(); err != nil {
+			if err := a.CheckDeclaration(); err != nil {
 				t.Fatal(err)
 			}
 			var meta strings.Builder
@@ -113,12 +113,12 @@ func TestOptions(t *testing.T) {
 		code   ocf.Code
 		reason string
 	}{
-		{"bad address", Config{Address: "consul"}, ocf.ErrConfigured, `consul_address="consul" is invalid`},
-		{"cert without key", Config{Address: DefaultAddress, CertFile: pem}, ocf.ErrConfigured, "cert_file and key_file go together"},
-		{"relative ca", Config{Address: DefaultAddress, CAFile: "ca.pem"}, ocf.ErrConfigured, `ca_file="ca.pem" must be an absolute path`},
-		{"missing ca", Config{Address: DefaultAddress, CAFile: dir + "/none.pem"}, ocf.ErrArgs, "ca_file: " + dir + "/none.pem is missing on this node"},
-		{"missing token", Config{Address: DefaultAddress, TokenFile: dir + "/none"}, ocf.ErrArgs, "token_file file " + dir + "/none does not exist"},
-		{"token readable by others", Config{Address: DefaultAddress, TokenFile: open}, ocf.ErrArgs, "chmod 600"},
+		{"bad address", Config{Address: "consul"}, ocf.Misconfigured, `consul_address="consul" is invalid`},
+		{"cert without key", Config{Address: DefaultAddress, CertFile: pem}, ocf.Misconfigured, "cert_file and key_file go together"},
+		{"relative ca", Config{Address: DefaultAddress, CAFile: "ca.pem"}, ocf.Misconfigured, `ca_file="ca.pem" must be an absolute path`},
+		{"missing ca", Config{Address: DefaultAddress, CAFile: dir + "/none.pem"}, ocf.InvalidArgs, "ca_file: " + dir + "/none.pem is missing on this node"},
+		{"missing token", Config{Address: DefaultAddress, TokenFile: dir + "/none"}, ocf.InvalidArgs, "token_file file " + dir + "/none does not exist"},
+		{"token readable by others", Config{Address: DefaultAddress, TokenFile: open}, ocf.InvalidArgs, "chmod 600"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,7 +77,7 @@ func HTTP[C any](url func(c *C) string, want int) Check[C] {
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return ocf.Errorf(ocf.ErrConfigured, "readiness URL %q: %w", u, err)
+			return ocf.Errorf(ocf.Misconfigured, "readiness URL %q: %w", u, err)
 		}
 		resp, err := client.Do(req)
 		if err != nil {

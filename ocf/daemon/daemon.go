@@ -27,7 +27,7 @@ type Daemon[C any] struct {
 	Name string
 	// Command builds the command line from the request; it is called by
 	// every action (it must be cheap: no network). Its errors are the
-	// agent's validation errors (use ocf.Errorf with ErrInstalled for a
+	// agent's validation errors (use ocf.Errorf with NotInstalled for a
 	// missing binary, as Request.LookPath does): Monitor and Stop still
 	// find and end a running daemon when it fails, by the identity
 	// recorded at start. With an error, return what could be built
@@ -164,7 +164,7 @@ func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, er
 		return cmd, err
 	}
 	if cmd.Path, err = filepath.Abs(p); err != nil {
-		return cmd, ocf.Errorf(ocf.ErrInstalled, "%s: %w", p, err)
+		return cmd, ocf.Errorf(ocf.NotInstalled, "%s: %w", p, err)
 	}
 	if _, err := credential(ctx, cmd.User, cmd.Group); err != nil {
 		return cmd, err
@@ -177,11 +177,11 @@ func credential(ctx context.Context, name, group string) (*syscall.Credential, e
 	cred, err := process.LookupCredential(ctx, name, group)
 	switch {
 	case errors.Is(err, process.ErrUnknownUser):
-		return nil, ocf.Errorf(ocf.ErrInstalled, "user: create %q on this node or fix the parameter: no such user", name)
+		return nil, ocf.Errorf(ocf.NotInstalled, "user: create %q on this node or fix the parameter: no such user", name)
 	case errors.Is(err, process.ErrUnknownGroup):
-		return nil, ocf.Errorf(ocf.ErrInstalled, "group: create %q on this node or fix the parameter: no such group", group)
+		return nil, ocf.Errorf(ocf.NotInstalled, "group: create %q on this node or fix the parameter: no such group", group)
 	case err != nil:
-		return nil, ocf.Errorf(ocf.ErrGeneric, "looking up user %q and group %q: %w", name, group, err)
+		return nil, ocf.Errorf(ocf.GenericFailure, "looking up user %q and group %q: %w", name, group, err)
 	}
 	return cred, nil
 }
@@ -210,7 +210,7 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	}
 	st, pid, err := d.status(cmd)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s: pid file %s: %w", d.Name, cmd.PIDFile, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s: pid file %s: %w", d.Name, cmd.PIDFile, err)
 	}
 	if st == process.Running {
 		r.Log.Info("already running", "pid", pid)
@@ -227,7 +227,7 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	}
 	for _, dir := range []string{filepath.Dir(cmd.LogFile), filepath.Dir(cmd.PIDFile)} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return ocf.Errorf(ocf.ErrPerm, "%s: creating %s: %w", d.Name, dir, err)
+			return ocf.Errorf(ocf.InsufficientPrivileges, "%s: creating %s: %w", d.Name, dir, err)
 		}
 	}
 	offset := int64(-1)
@@ -241,7 +241,7 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 		PIDFile: cmd.PIDFile, LogFile: cmd.LogFile, Credential: cred,
 	})
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s did not start: %w", d.Name, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s did not start: %w", d.Name, err)
 	}
 	r.Log.Info("started", "daemon", d.Name, "pid", pid, "log", cmd.LogFile)
 	return d.awaitReady(ctx, r, Process{PID: pid, Command: cmd}, offset)
@@ -311,7 +311,7 @@ func (d *Daemon[C]) awaitReady(ctx context.Context, r *ocf.Request[C], p Process
 				if !d.alive(p.PID, id) {
 					return d.exited(p.Command, offset)
 				}
-				return ocf.Errorf(ocf.ErrGeneric, "%s runs but is not ready before the start timeout: %v", d.Name, last)
+				return ocf.Errorf(ocf.GenericFailure, "%s runs but is not ready before the start timeout: %v", d.Name, last)
 			case <-pause.C:
 				break pausing
 			case <-tick.C:
@@ -340,7 +340,7 @@ func (d *Daemon[C]) exited(cmd Command, offset int64) error {
 	if last == "" {
 		last = "no output; see " + cmd.LogFile
 	}
-	return ocf.Permanent(ocf.Errorf(ocf.ErrGeneric, "%s exited at start: %s", d.Name, last))
+	return ocf.Permanent(ocf.Errorf(ocf.GenericFailure, "%s exited at start: %s", d.Name, last))
 }
 
 // maxTail bounds what LastLine reads from the end of a log file.
@@ -420,17 +420,17 @@ func (d *Daemon[C]) Monitor(ctx context.Context, r *ocf.Request[C]) (ocf.State, 
 	st, pid, err := d.status(cmd)
 	switch {
 	case err != nil:
-		return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+		return ocf.Stopped, ocf.Errorf(ocf.GenericFailure, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
 	case st != process.Running:
 		return ocf.Stopped, nil
 	}
 	p := Process{PID: pid, Command: cmd}
 	if d.Ready != nil {
 		if err := d.Ready(ctx, r, p); err != nil {
-			if ocf.CodeOf(err) != ocf.ErrGeneric {
+			if ocf.CodeOf(err) != ocf.GenericFailure {
 				return ocf.Running, err
 			}
-			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) runs but does not serve: %w", d.Name, pid, err)
+			return ocf.Running, ocf.Errorf(ocf.GenericFailure, "%s (pid %d) runs but does not serve: %w", d.Name, pid, err)
 		}
 	}
 	if d.Deep != nil && r.CheckLevel() >= 10 {
@@ -447,7 +447,7 @@ func (d *Daemon[C]) Stop(ctx context.Context, r *ocf.Request[C]) error {
 	cmd, _ := d.command(ctx, r)
 	st, pid, err := d.status(cmd)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
 	}
 	if st != process.Running {
 		if err := d.endLeftovers(ctx, r, cmd, pid); err != nil {
@@ -472,7 +472,7 @@ func (d *Daemon[C]) Stop(ctx context.Context, r *ocf.Request[C]) error {
 		stop = process.Stop
 	}
 	if err := stop(ctx, pid, opts); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) did not stop: %w", d.Name, pid, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s (pid %d) did not stop: %w", d.Name, pid, err)
 	}
 	removePIDFiles(cmd.PIDFile)
 	r.Log.Info("stopped", "daemon", d.Name, "pid", pid)
@@ -495,7 +495,7 @@ func (d *Daemon[C]) endLeftovers(ctx context.Context, r *ocf.Request[C], cmd Com
 	}
 	opts := process.StopOptions{Signal: d.StopSignal, Grace: d.Grace, Identity: id}
 	if err := process.StopGroup(ctx, pid, opts); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s: processes left by the dead daemon (group %d) did not stop: %w", d.Name, pid, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s: processes left by the dead daemon (group %d) did not stop: %w", d.Name, pid, err)
 	}
 	return nil
 }
@@ -522,7 +522,7 @@ func (d *Daemon[C]) ReloadAgent(ctx context.Context, r *ocf.Request[C]) error {
 	}
 	st, pid, err := d.status(cmd)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
+		return ocf.Errorf(ocf.GenericFailure, "%s: cannot tell whether it runs: pid file %s: %w", d.Name, cmd.PIDFile, err)
 	}
 	if st != process.Running {
 		r.Log.Info("not running; the new parameters apply at the next start", "daemon", d.Name)
@@ -540,11 +540,11 @@ func Signal[C any](sig syscall.Signal) Check[C] {
 	return func(ctx context.Context, r *ocf.Request[C], p Process) error {
 		if id, ok := process.ReadIdentity(p.Command.PIDFile, p.PID); ok {
 			if same, err := id.Same(); err == nil && !same {
-				return ocf.Errorf(ocf.ErrGeneric, "%s (pid %d) exited before signal %v", p.Command.Path, p.PID, sig)
+				return ocf.Errorf(ocf.GenericFailure, "%s (pid %d) exited before signal %v", p.Command.Path, p.PID, sig)
 			}
 		}
 		if err := syscall.Kill(p.PID, sig); err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "signal %v to pid %d: %w", sig, p.PID, err)
+			return ocf.Errorf(ocf.GenericFailure, "signal %v to pid %d: %w", sig, p.PID, err)
 		}
 		return nil
 	}

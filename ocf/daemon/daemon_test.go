@@ -183,7 +183,7 @@ func TestStartFailsFast(t *testing.T) {
 	}
 	defer busy.Close()
 	r := newRunner(t, map[string]string{"binary": testBinary(t), "listen": busy.Addr().String()})
-	got := must(t, r, ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "600000"}, ocf.ErrGeneric)
+	got := must(t, r, ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "600000"}, ocf.GenericFailure)
 	if !strings.HasPrefix(got.Reason, "testd exited at start: fatal: listen tcp") || !strings.Contains(got.Reason, "address already in use") {
 		t.Errorf("reason %q, want the daemon's last line", got.Reason)
 	}
@@ -202,7 +202,7 @@ func TestStartFailsFastWhileReadinessHangs(t *testing.T) {
 	a := newAgentReady(daemon.HTTP(func(c *config) string { return "http://" + c.Listen + "/" }, 200))
 	r := ocftest.NewRunner(t, a, ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": addr}})
 	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
-	got := must(t, r, ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"}, ocf.ErrGeneric)
+	got := must(t, r, ocf.ActionStart, map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"}, ocf.GenericFailure)
 	if !strings.HasPrefix(got.Reason, "testd exited at start: fatal:") {
 		t.Errorf("reason %q, want the daemon's exit, not the timeout", got.Reason)
 	}
@@ -274,7 +274,7 @@ func TestMonitorNotServing(t *testing.T) {
 	must(t, r, ocf.ActionStart, nil, ocf.Success)
 	// The same daemon watched at another address stands for one that
 	// stopped serving.
-	got := must(t, r, ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_listen": freeAddr(t)}, ocf.ErrGeneric)
+	got := must(t, r, ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_listen": freeAddr(t)}, ocf.GenericFailure)
 	if !strings.HasPrefix(got.Reason, "testd (pid ") || !strings.Contains(got.Reason, "runs but does not serve") {
 		t.Errorf("reason %q", got.Reason)
 	}
@@ -324,7 +324,7 @@ func BenchmarkStartFailure(b *testing.B) {
 	self, _ := os.Executable()
 	r := ocftest.NewRunner(b, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": self, "listen": busy.Addr().String()}})
 	for b.Loop() {
-		if got := r.Run(ocf.ActionStart, nil); got.Code != ocf.ErrGeneric {
+		if got := r.Run(ocf.ActionStart, nil); got.Code != ocf.GenericFailure {
 			b.Fatalf("start = %v", got.Code)
 		}
 	}
@@ -391,7 +391,7 @@ func TestRunsAsUser(t *testing.T) {
 	must(t, r, ocf.ActionStop, nil, ocf.Success)
 
 	bad := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": bin, "listen": freeAddr(t), "user": "no-such-user-here"}})
-	got := must(t, bad, ocf.ActionValidateAll, nil, ocf.ErrInstalled)
+	got := must(t, bad, ocf.ActionValidateAll, nil, ocf.NotInstalled)
 	if !strings.HasPrefix(got.Reason, `user: create "no-such-user-here"`) {
 		t.Errorf("reason %q", got.Reason)
 	}

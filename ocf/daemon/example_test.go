@@ -38,7 +38,7 @@ func Example() {
 	})
 	// main would be: func main() { os.Exit(agent.Main()) }
 	fmt.Println(agent.Advertised())
-	fmt.Println(agent.Check())
+	fmt.Println(agent.CheckDeclaration())
 	// Output:
 	// [start stop monitor reload-agent meta-data validate-all]
 	// <nil>

@@ -64,12 +64,12 @@ type Result struct {
 
 // Runner runs actions of one agent under one configuration.
 type Runner struct {
-	agent ocf.Runner
+	agent ocf.AnyAgent
 	env   map[string]string
 }
 
 // NewRunner prepares in-process invocations of a with cfg.
-func NewRunner(t testing.TB, a ocf.Runner, cfg Config) *Runner {
+func NewRunner(t testing.TB, a ocf.AnyAgent, cfg Config) *Runner {
 	t.Helper()
 	return &Runner{agent: a, env: environment(t, cfg)}
 }
@@ -151,7 +151,7 @@ var (
 // binary "missing"), stop when stopped, start twice, monitor, probe,
 // notify, reload-agent, promote and demote, stop twice. The resource is
 // stopped again at the end, even when a step fails.
-func Conformance(t *testing.T, a ocf.Runner, cfg Config) {
+func Conformance(t *testing.T, a ocf.AnyAgent, cfg Config) {
 	t.Helper()
 	r := NewRunner(t, a, cfg)
 	actions := a.Advertised()
@@ -168,7 +168,7 @@ func Conformance(t *testing.T, a ocf.Runner, cfg Config) {
 		})
 	}
 	t.Run("declaration", func(t *testing.T) {
-		if err := a.Check(); err != nil {
+		if err := a.CheckDeclaration(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -182,7 +182,7 @@ func Conformance(t *testing.T, a ocf.Runner, cfg Config) {
 	step("validate-all", ocf.ActionValidateAll, nil, ocf.Success)
 	step("monitor when stopped", ocf.ActionMonitor, recurring, ocf.NotRunning)
 	step("probe when stopped", ocf.ActionMonitor, probe, ocf.NotRunning)
-	step("probe without binaries", ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "0", "OCF_TESTER_FAIL_HAVE_BINARY": "1"}, ocf.NotRunning, ocf.ErrInstalled)
+	step("probe without binaries", ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "0", "OCF_TESTER_FAIL_HAVE_BINARY": "1"}, ocf.NotRunning, ocf.NotInstalled)
 	step("stop when stopped", ocf.ActionStop, nil, ocf.Success)
 	step("stop without binaries", ocf.ActionStop, map[string]string{"OCF_TESTER_FAIL_HAVE_BINARY": "1"}, ocf.Success)
 	step("start", ocf.ActionStart, nil, ocf.Success)
@@ -212,7 +212,7 @@ func Conformance(t *testing.T, a ocf.Runner, cfg Config) {
 	step("monitor after stop", ocf.ActionMonitor, recurring, ocf.NotRunning)
 	step("stop again", ocf.ActionStop, nil, ocf.Success)
 	step("monitor after second stop", ocf.ActionMonitor, recurring, ocf.NotRunning)
-	step("unknown action", "no-such-action", nil, ocf.ErrUnimplemented)
+	step("unknown action", "no-such-action", nil, ocf.Unimplemented)
 }
 
 // ValidateMetadata checks meta-data XML against the official OCF 1.1

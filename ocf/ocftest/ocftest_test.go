@@ -108,7 +108,7 @@ func TestRunner(t *testing.T) {
 	// An extra "" unsets a variable; the reason is the last one, read
 	// with the configured prefix.
 	got := r.Run(ocf.ActionValidateAll, map[string]string{"OCF_RESKEY_word": "", "OCF_EXIT_REASON_PREFIX": "WHY:"})
-	if got.Code != ocf.ErrConfigured || !strings.HasPrefix(got.Reason, "parameter word is required") {
+	if got.Code != ocf.Misconfigured || !strings.HasPrefix(got.Reason, "parameter word is required") {
 		t.Errorf("validate-all without word = %v %q", got.Code, got.Reason)
 	}
 

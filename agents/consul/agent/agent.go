@@ -44,9 +44,9 @@ func New() *ocf.Agent[Config] {
 			"Monitor depth 0 checks the process and the HTTP API; depth 10 checks the leader, this node's membership " +
 			"and, on servers, autopilot's view of the raft peers (problems there are reported as degraded, not as failures). " +
 			"Stop leaves the cluster per leave_on_stop, then stops the process and verifies it is gone.",
-		Params:   params,
-		Actions:  actions,
-		Validate: validate,
+		Params:     params,
+		Operations: actions,
+		Validate:   validate,
 	})
 }
 
@@ -104,7 +104,7 @@ func params(c *Config) []ocf.Param {
 	}
 }
 
-var actions = []ocf.Action{
+var actions = []ocf.Operation{
 	{Name: ocf.ActionStart, Timeout: 120 * time.Second},
 	{Name: ocf.ActionStop, Timeout: 60 * time.Second},
 	{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},
@@ -119,10 +119,10 @@ func configPath(r *request) string { return r.StatePath(".json") }
 func validate(ctx context.Context, r *request) error {
 	c := r.Config
 	if c.Mode == "client" && c.BootstrapExp > 0 {
-		return ocf.Errorf(ocf.ErrConfigured, "remove bootstrap_expect=%d or set mode=server: it applies to servers only", c.BootstrapExp)
+		return ocf.Errorf(ocf.Misconfigured, "remove bootstrap_expect=%d or set mode=server: it applies to servers only", c.BootstrapExp)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return ocf.Errorf(ocf.ErrConfigured, "set both cert_file and key_file, or neither")
+		return ocf.Errorf(ocf.Misconfigured, "set both cert_file and key_file, or neither")
 	}
 	for _, f := range []struct{ param, path string }{
 		{"config_dir", c.ConfigDir}, {"extra_config", c.ExtraConfig},
@@ -132,10 +132,10 @@ func validate(ctx context.Context, r *request) error {
 			continue
 		}
 		if !filepath.IsAbs(f.path) {
-			return ocf.Errorf(ocf.ErrConfigured, "%s=%q must be an absolute path", f.param, f.path)
+			return ocf.Errorf(ocf.Misconfigured, "%s=%q must be an absolute path", f.param, f.path)
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "%s: %s is missing on this node: %w", f.param, f.path, err)
+			return ocf.Errorf(ocf.InvalidArgs, "%s: %s is missing on this node: %w", f.param, f.path, err)
 		}
 	}
 	_, err := token(r)
@@ -170,7 +170,7 @@ func prepare(ctx context.Context, r *request, cmd daemon.Command) error {
 		return err
 	}
 	if err := os.MkdirAll(r.Config.DataDir, 0o700); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "data_dir: cannot create %s: %w", r.Config.DataDir, err)
+		return ocf.Errorf(ocf.InsufficientPrivileges, "data_dir: cannot create %s: %w", r.Config.DataDir, err)
 	}
 	return setAsideBadNodeID(r)
 }
@@ -210,14 +210,14 @@ func setAsideBadNodeID(r *request) error {
 		return nil
 	}
 	if err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "reading %s: %w", path, err)
+		return ocf.Errorf(ocf.InsufficientPrivileges, "reading %s: %w", path, err)
 	}
 	if validNodeID(strings.TrimSpace(string(data))) {
 		return nil
 	}
 	aside := path + ".invalid"
 	if err := os.Rename(path, aside); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "setting aside the invalid %s: %w", path, err)
+		return ocf.Errorf(ocf.InsufficientPrivileges, "setting aside the invalid %s: %w", path, err)
 	}
 	r.Log.Warn("node-id in data_dir held no UUID (a power loss right after it was written?); Consul makes a new one", "kept_as", aside)
 	return nil
@@ -255,15 +255,15 @@ func logFileOf(r *request) string {
 func writeConfig(ctx context.Context, r *request, binary string) error {
 	data, err := r.Config.generated()
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "rendering configuration: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "rendering configuration: %w", err)
 	}
 	path := configPath(r)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "creating state directory: %w", err)
+		return ocf.Errorf(ocf.InsufficientPrivileges, "creating state directory: %w", err)
 	}
 	tmp := path + ".new.json"
 	if err := process.WriteFileAtomic(tmp, data, 0o600); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "writing configuration: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "writing configuration: %w", err)
 	}
 	defer os.Remove(tmp)
 	args := []string{"validate", "-quiet", tmp}
@@ -285,7 +285,7 @@ func writeConfig(ctx context.Context, r *request, binary string) error {
 		return validateRejected(r.Config, why)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "installing configuration: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "installing configuration: %w", err)
 	}
 	return nil
 }
@@ -321,7 +321,7 @@ func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
 	}
 	me, err := self(ctx, c)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "consul (pid %d) runs but its HTTP API at %s does not answer: %w", p.PID, r.Config.httpAddress(), err)
+		return ocf.Errorf(ocf.GenericFailure, "consul (pid %d) runs but its HTTP API at %s does not answer: %w", p.PID, r.Config.httpAddress(), err)
 	}
 	leader, err := c.Status().LeaderWithQueryOptions(query(ctx))
 	if err != nil {
@@ -386,17 +386,17 @@ func reload(ctx context.Context, r *request, p daemon.Process) error {
 
 // validateRejected is the error for a configuration that consul validate
 // refused with the message why. What the parameters say holds on every
-// node (ErrConfigured); the node's own files, or its addresses when
-// bind_addr leaves the choice to Consul, hold on this node only (ErrArgs).
+// node (Misconfigured); the node's own files, or its addresses when
+// bind_addr leaves the choice to Consul, hold on this node only (InvalidArgs).
 func validateRejected(c *Config, why string) error {
 	if c.BindAddr == "" && c.AdvertiseAddr == "" && strings.Contains(why, "Multiple private IPv4 addresses") {
 		// Kept short: Pacemaker shows 128 bytes of a reason.
-		return ocf.Errorf(ocf.ErrArgs, "this node has several private IPv4 addresses; set bind_addr to the cluster one (an address or a go-sockaddr template)")
+		return ocf.Errorf(ocf.InvalidArgs, "this node has several private IPv4 addresses; set bind_addr to the cluster one (an address or a go-sockaddr template)")
 	}
 	why = strings.TrimPrefix(why, "Config validation failed: ")
 	if c.ConfigDir != "" || c.ExtraConfig != "" {
 		// The node's own files may be what is wrong.
-		return ocf.Errorf(ocf.ErrArgs, "fix config_dir, extra_config or the parameters; consul validate says: %s", why)
+		return ocf.Errorf(ocf.InvalidArgs, "fix config_dir, extra_config or the parameters; consul validate says: %s", why)
 	}
-	return ocf.Errorf(ocf.ErrConfigured, "fix the parameters; consul validate says: %s", why)
+	return ocf.Errorf(ocf.Misconfigured, "fix the parameters; consul validate says: %s", why)
 }

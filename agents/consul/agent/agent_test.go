@@ -67,10 +67,10 @@ func TestValidateRejected(t *testing.T) {
 		wantCode   ocf.Code
 		wantReason string
 	}{
-		{"several addresses, bind_addr unset", Config{}, multiple, ocf.ErrArgs, "set bind_addr to the cluster one"},
-		{"several addresses, bind_addr set", Config{BindAddr: "{{ GetPrivateIP }}"}, multiple, ocf.ErrConfigured, "fix the parameters; consul validate says: Multiple private IPv4 addresses found"},
-		{"parameters", Config{}, badPort, ocf.ErrConfigured, "fix the parameters; consul validate says: " + badPortWhy},
-		{"node's own files", Config{ExtraConfig: "/etc/consul.d/x.hcl"}, badPort, ocf.ErrArgs, "fix config_dir, extra_config or the parameters; consul validate says: " + badPortWhy},
+		{"several addresses, bind_addr unset", Config{}, multiple, ocf.InvalidArgs, "set bind_addr to the cluster one"},
+		{"several addresses, bind_addr set", Config{BindAddr: "{{ GetPrivateIP }}"}, multiple, ocf.Misconfigured, "fix the parameters; consul validate says: Multiple private IPv4 addresses found"},
+		{"parameters", Config{}, badPort, ocf.Misconfigured, "fix the parameters; consul validate says: " + badPortWhy},
+		{"node's own files", Config{ExtraConfig: "/etc/consul.d/x.hcl"}, badPort, ocf.InvalidArgs, "fix config_dir, extra_config or the parameters; consul validate says: " + badPortWhy},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := validateRejected(&tt.c, tt.why)
@@ -119,19 +119,19 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"binary missing: validate", map[string]string{"binary": "/nonexistent/consul"}, "validate-all", nil, ocf.ErrInstalled, "set parameter binary or install /nonexistent/consul: not found"},
+		{"binary missing: validate", map[string]string{"binary": "/nonexistent/consul"}, "validate-all", nil, ocf.NotInstalled, "set parameter binary or install /nonexistent/consul: not found"},
 		{"binary missing: probe", map[string]string{"binary": "/nonexistent/consul"}, "monitor", probe, ocf.NotRunning, ""},
-		{"binary missing: recurring monitor", map[string]string{"binary": "/nonexistent/consul"}, "monitor", recurring, ocf.ErrInstalled, "set parameter binary"},
+		{"binary missing: recurring monitor", map[string]string{"binary": "/nonexistent/consul"}, "monitor", recurring, ocf.NotInstalled, "set parameter binary"},
 		{"binary missing: stop", map[string]string{"binary": "/nonexistent/consul"}, "stop", nil, ocf.Success, ""},
-		{"bad mode", map[string]string{"binary": fakeBin, "mode": "leader"}, "validate-all", nil, ocf.ErrConfigured, "not one of server, client"},
-		{"bad port", map[string]string{"binary": fakeBin, "http_port": "0"}, "start", nil, ocf.ErrConfigured, "http_port"},
-		{"relative data_dir", map[string]string{"binary": fakeBin, "data_dir": "data"}, "validate-all", nil, ocf.ErrConfigured, "must be an absolute path"},
-		{"bootstrap_expect on a client", map[string]string{"binary": fakeBin, "bootstrap_expect": "3"}, "validate-all", nil, ocf.ErrConfigured, "applies to servers only"},
-		{"cert without key", map[string]string{"binary": fakeBin, "cert_file": fakeBin}, "validate-all", nil, ocf.ErrConfigured, "set both cert_file and key_file"},
-		{"config_dir missing", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "start", nil, ocf.ErrArgs, "config_dir"},
+		{"bad mode", map[string]string{"binary": fakeBin, "mode": "leader"}, "validate-all", nil, ocf.Misconfigured, "not one of server, client"},
+		{"bad port", map[string]string{"binary": fakeBin, "http_port": "0"}, "start", nil, ocf.Misconfigured, "http_port"},
+		{"relative data_dir", map[string]string{"binary": fakeBin, "data_dir": "data"}, "validate-all", nil, ocf.Misconfigured, "must be an absolute path"},
+		{"bootstrap_expect on a client", map[string]string{"binary": fakeBin, "bootstrap_expect": "3"}, "validate-all", nil, ocf.Misconfigured, "applies to servers only"},
+		{"cert without key", map[string]string{"binary": fakeBin, "cert_file": fakeBin}, "validate-all", nil, ocf.Misconfigured, "set both cert_file and key_file"},
+		{"config_dir missing", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "start", nil, ocf.InvalidArgs, "config_dir"},
 		{"config_dir missing: probe", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "monitor", probe, ocf.NotRunning, ""},
-		{"token file missing", map[string]string{"binary": fakeBin, "token_file": "/nonexistent/token"}, "start", nil, ocf.ErrArgs, "token_file file /nonexistent/token does not exist"},
-		{"token file too open", map[string]string{"binary": fakeBin, "token_file": openToken}, "validate-all", nil, ocf.ErrArgs, "chmod 600"},
+		{"token file missing", map[string]string{"binary": fakeBin, "token_file": "/nonexistent/token"}, "start", nil, ocf.InvalidArgs, "token_file file /nonexistent/token does not exist"},
+		{"token file too open", map[string]string{"binary": fakeBin, "token_file": openToken}, "validate-all", nil, ocf.InvalidArgs, "chmod 600"},
 		{"token file too open: probe", map[string]string{"binary": fakeBin, "token_file": openToken}, "monitor", probe, ocf.NotRunning, ""},
 	}
 	for _, tt := range tests {

@@ -25,8 +25,8 @@ func TestParamsRefuseControlCharacters(t *testing.T) {
 		t.Run(tt.param, func(t *testing.T) {
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "consul", Params: map[string]string{tt.param: tt.value}})
 			got := r.Run("validate-all", nil)
-			if got.Code != ocf.ErrConfigured || !strings.Contains(got.Reason, tt.reason) || !strings.Contains(got.Reason, tt.param+"=") {
-				t.Errorf("validate-all = %v %q, want ErrConfigured naming %s with %q", got.Code, got.Reason, tt.param, tt.reason)
+			if got.Code != ocf.Misconfigured || !strings.Contains(got.Reason, tt.reason) || !strings.Contains(got.Reason, tt.param+"=") {
+				t.Errorf("validate-all = %v %q, want Misconfigured naming %s with %q", got.Code, got.Reason, tt.param, tt.reason)
 			}
 		})
 	}

@@ -32,14 +32,14 @@ type request = ocf.Request[Config]
 func New() *ocf.Agent[Config] {
 	return &ocf.Agent[Config]{
 		Name: "directory-registration", Version: version.Version,
-		ShortDesc: "Registers a service instance in the local Consul agent",
-		LongDesc:  longDesc,
-		Params:    params,
-		Actions:   actions,
-		Validate:  validate,
-		Start:     start,
-		Stop:      stop,
-		Monitor:   monitor,
+		ShortDesc:  "Registers a service instance in the local Consul agent",
+		LongDesc:   longDesc,
+		Params:     params,
+		Operations: actions,
+		Validate:   validate,
+		Start:      start,
+		Stop:       stop,
+		Monitor:    monitor,
 		// Register and deregister must not interleave: an
 		// administrator's crm_resource --force-start beside the
 		// cluster's stop could leave a registration nobody monitors.
@@ -99,10 +99,10 @@ func validate(ctx context.Context, r *request) error {
 	}
 	c.rt.key = resourceKey(r.Env)
 	if c.rt.key == "" {
-		return ocf.Errorf(ocf.ErrConfigured, "OCF_RESOURCE_INSTANCE is not set; run the agent through Pacemaker (crm_resource, pcs)")
+		return ocf.Errorf(ocf.Misconfigured, "OCF_RESOURCE_INSTANCE is not set; run the agent through Pacemaker (crm_resource, pcs)")
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return ocf.Errorf(ocf.ErrConfigured, "parameters cert_file and key_file go together; set both or neither")
+		return ocf.Errorf(ocf.Misconfigured, "parameters cert_file and key_file go together; set both or neither")
 	}
 	if c.TokenFile != "" {
 		token, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
@@ -125,20 +125,20 @@ func validate(ctx context.Context, r *request) error {
 }
 
 // loadDefinition reads the definition from definition_file or the
-// parameters. Faults in the file are this node's (ErrArgs, ErrInstalled);
-// faults in the parameters hold everywhere (ErrConfigured).
+// parameters. Faults in the file are this node's (InvalidArgs, NotInstalled);
+// faults in the parameters hold everywhere (Misconfigured).
 func loadDefinition(c *Config, env ocf.Env) (*api.AgentServiceRegistration, bool, error) {
 	if c.DefinitionFile != "" {
 		for _, name := range fieldParams {
 			if _, set := env.Param(name); set {
-				return nil, false, ocf.Errorf(ocf.ErrConfigured, "parameters definition_file and %s exclude each other: the file describes the whole service; move %s into it or unset definition_file", name, name)
+				return nil, false, ocf.Errorf(ocf.Misconfigured, "parameters definition_file and %s exclude each other: the file describes the whole service; move %s into it or unset definition_file", name, name)
 			}
 		}
 	}
 	if c.DefinitionFile == "" {
 		reg, err := fromParams(c)
 		if err != nil {
-			return nil, false, &ocf.Error{Code: ocf.ErrConfigured, Reason: err.Error(), Err: err}
+			return nil, false, &ocf.Error{Code: ocf.Misconfigured, Reason: err.Error(), Err: err}
 		}
 		return reg, false, nil
 	}
@@ -148,14 +148,14 @@ func loadDefinition(c *Config, env ocf.Env) (*api.AgentServiceRegistration, bool
 	data, err := ocf.ReadParamFile(c.DefinitionFile, "definition_file", ocf.FileRules{Trusted: true, MaxSize: maxDefinitionSize})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, true, &ocf.Error{Code: ocf.ErrInstalled, Err: err, Reason: fmt.Sprintf(
+		return nil, true, &ocf.Error{Code: ocf.NotInstalled, Err: err, Reason: fmt.Sprintf(
 			"definition_file %s does not exist on this node; create it (Consul's JSON service format) or fix definition_file", c.DefinitionFile)}
 	case err != nil:
 		return nil, true, err
 	}
 	reg, err := ParseDefinition(data)
 	if err != nil {
-		return nil, true, ocf.Errorf(ocf.ErrArgs, "definition_file: %v (in %s)", err, c.DefinitionFile)
+		return nil, true, ocf.Errorf(ocf.InvalidArgs, "definition_file: %v (in %s)", err, c.DefinitionFile)
 	}
 	return reg, true, nil
 }
@@ -379,9 +379,9 @@ func ids(services []*api.AgentService) []string {
 // node's own file is this node's problem, parameters are everyone's.
 func (c *Config) definitionCode() ocf.Code {
 	if c.rt.fromFile {
-		return ocf.ErrArgs
+		return ocf.InvalidArgs
 	}
-	return ocf.ErrConfigured
+	return ocf.Misconfigured
 }
 
 // definitionSource says where to fix the definition.

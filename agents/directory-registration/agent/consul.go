@@ -31,9 +31,9 @@ func connect(ctx context.Context, r *request) (*consul, error) {
 		// Only a stop, or a monitor the SDK runs despite validation,
 		// gets here with a bad file (a stop even with a relative path,
 		// which decoding reported). Without its TLS files it cannot
-		// talk to Consul, which is this node's problem: ErrArgs makes
+		// talk to Consul, which is this node's problem: InvalidArgs makes
 		// a stop a success and a probe "not running".
-		return nil, &ocf.Error{Code: ocf.ErrArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
+		return nil, &ocf.Error{Code: ocf.InvalidArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
 	}
 	// No client-wide timeout: every request carries the action's context.
 	client, err := consulapi.NewClient(consulapi.Options{
@@ -41,9 +41,9 @@ func connect(ctx context.Context, r *request) (*consul, error) {
 	})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, ocf.Errorf(ocf.ErrGeneric, "no time left to reach Consul: %v", err)
+			return nil, ocf.Errorf(ocf.GenericFailure, "no time left to reach Consul: %v", err)
 		}
-		return nil, ocf.Errorf(ocf.ErrArgs, "Consul client for consul_address %s: %v; check ca_file, cert_file and key_file", c.ConsulAddress, err)
+		return nil, ocf.Errorf(ocf.InvalidArgs, "Consul client for consul_address %s: %v; check ca_file, cert_file and key_file", c.ConsulAddress, err)
 	}
 	return &consul{api: client, r: r}, nil
 }
@@ -144,13 +144,13 @@ func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegi
 		default:
 			owner = "service " + strconv.Quote(cleanText(s.Service, 64)) + " with this resource's meta"
 		}
-		return ocf.Errorf(ocf.ErrArgs, "set service_id (or \"id\" in the definition): %s on this node's Consul is taken by %s", want.ID, owner)
+		return ocf.Errorf(ocf.InvalidArgs, "set service_id (or \"id\" in the definition): %s on this node's Consul is taken by %s", want.ID, owner)
 	}
 	// Recorded before registering: an interrupted start leaves a
 	// registration the next action must recognise.
 	led := newLedger(c.r)
 	if err := led.save(claims); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "state directory: %v", err)
+		return ocf.Errorf(ocf.InvalidArgs, "state directory: %v", err)
 	}
 	if force || len(drift(want, v.services[want.ID], v.checkIDs(want.ID))) > 0 {
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
@@ -195,7 +195,7 @@ func (c *consul) refresh(ctx context.Context, want *api.AgentServiceRegistration
 		}
 		if err := c.api.Agent().UpdateTTLOpts(ch.CheckID, output, api.HealthPassing, q); err != nil {
 			if notFound(err) {
-				return ocf.Errorf(ocf.ErrGeneric, "TTL check %s of service %s is gone from the Consul agent; the registration was changed outside Pacemaker", ch.CheckID, want.ID)
+				return ocf.Errorf(ocf.GenericFailure, "TTL check %s of service %s is gone from the Consul agent; the registration was changed outside Pacemaker", ch.CheckID, want.ID)
 			}
 			return c.fail("updating TTL check "+ch.CheckID, err)
 		}
@@ -215,7 +215,7 @@ func (c *consul) wait(ctx context.Context, want *api.AgentServiceRegistration) e
 		seen, err := c.catalog(ctx, want)
 		switch {
 		case err != nil:
-			if ocf.CodeOf(err) != ocf.ErrGeneric {
+			if ocf.CodeOf(err) != ocf.GenericFailure {
 				return err
 			}
 			last = ocf.ReasonOf(err)
@@ -232,7 +232,7 @@ func (c *consul) wait(ctx context.Context, want *api.AgentServiceRegistration) e
 		}
 		select {
 		case <-ctx.Done():
-			return ocf.Errorf(ocf.ErrGeneric, "service %s not %s before the start timeout: %s; raise the start timeout or set wait_for=agent", want.ID, mode, last)
+			return ocf.Errorf(ocf.GenericFailure, "service %s not %s before the start timeout: %s; raise the start timeout or set wait_for=agent", want.ID, mode, last)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, time.Second)
@@ -360,7 +360,7 @@ func (c *consul) verdict(v *view, ids []string, want *api.AgentServiceRegistrati
 			return nil
 		}
 		if r.Config.OnCritical == criticalFailure {
-			return ocf.Errorf(ocf.ErrGeneric, "on_critical=failure: service %s: %s", strings.Join(ids, ", "), h.detail)
+			return ocf.Errorf(ocf.GenericFailure, "on_critical=failure: service %s: %s", strings.Join(ids, ", "), h.detail)
 		}
 		return ocf.Errorf(ocf.Degraded, "service %s: %s", strings.Join(ids, ", "), h.detail)
 	}
@@ -457,10 +457,10 @@ func consulDown(err error) (down, refused bool) {
 
 // fail turns a failed Consul call into an exit status and a reason
 // naming the fix. A Consul that does not answer is a plain failure
-// (ErrGeneric, carrying *unreachable): it is usually a restart or an
+// (GenericFailure, carrying *unreachable): it is usually a restart or an
 // outage of the directory, which must not ban the resource from the node
-// as ErrInstalled would; probe and stop read it themselves (see
-// monitor, stop). A refused token is this node's configuration (ErrArgs).
+// as NotInstalled would; probe and stop read it themselves (see
+// monitor, stop). A refused token is this node's configuration (InvalidArgs).
 func (c *consul) fail(what string, err error) error {
 	cfg := c.r.Config
 	addr := cfg.ConsulAddress
@@ -468,7 +468,7 @@ func (c *consul) fail(what string, err error) error {
 	if !errors.As(err, &se) {
 		var dns *net.DNSError
 		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns)
-		return &ocf.Error{Code: ocf.ErrGeneric, Err: &unreachable{refused: refused, err: err}, Reason: fmt.Sprintf(
+		return &ocf.Error{Code: ocf.GenericFailure, Err: &unreachable{refused: refused, err: err}, Reason: fmt.Sprintf(
 			"start Consul on this node first, or fix consul_address: %s does not answer (%s) while %s",
 			addr, transportProblem(err), what)}
 	}
@@ -479,15 +479,15 @@ func (c *consul) fail(what string, err error) error {
 		if cfg.TokenFile == "" {
 			fix = "set token_file to a file holding a token with service:write on the service"
 		}
-		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf("%s: Consul at %s denied %s (403 %s)", fix, addr, what, body)}
+		return &ocf.Error{Code: ocf.InvalidArgs, Err: err, Reason: fmt.Sprintf("%s: Consul at %s denied %s (403 %s)", fix, addr, what, body)}
 	case strings.Contains(se.Body, "Scripts are disabled"):
-		return &ocf.Error{Code: ocf.ErrArgs, Err: err, Reason: fmt.Sprintf(
+		return &ocf.Error{Code: ocf.InvalidArgs, Err: err, Reason: fmt.Sprintf(
 			"Consul at %s refuses script checks registered over its API (%s); set enable_script_checks=true in this node's Consul configuration (only with ACLs enabled), or use an http, tcp, grpc or ttl check", addr, body)}
 	case se.Code == 400 && strings.HasPrefix(what, "registering"):
 		return &ocf.Error{Code: cfg.definitionCode(), Err: err, Reason: fmt.Sprintf(
 			"Consul at %s rejected the service definition (%s); %s", addr, body, cfg.definitionSource())}
 	}
-	return &ocf.Error{Code: ocf.ErrGeneric, Err: err, Reason: fmt.Sprintf("Consul at %s failed %s: %d %s", addr, what, se.Code, body)}
+	return &ocf.Error{Code: ocf.GenericFailure, Err: err, Reason: fmt.Sprintf("Consul at %s failed %s: %d %s", addr, what, se.Code, body)}
 }
 
 // notFound reports Consul's answer for an unknown service or check ID,

@@ -385,7 +385,7 @@ func TestStaleRegistration(t *testing.T) {
 	// With the file broken and nothing registered, a probe says "not
 	// running" and a start says what is wrong with the file.
 	must(t, r, "monitor", probe, ocf.NotRunning)
-	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, "not valid JSON") {
+	if got := must(t, r, "start", nil, ocf.InvalidArgs); !strings.Contains(got.Reason, "not valid JSON") {
 		t.Errorf("start reason %q", got.Reason)
 	}
 
@@ -468,7 +468,7 @@ func TestForeignService(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, r, "monitor", probe, ocf.NotRunning)
-	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, `orders-node1 on this node's Consul is taken by service "evil"`) {
+	if got := must(t, r, "start", nil, ocf.InvalidArgs); !strings.Contains(got.Reason, `orders-node1 on this node's Consul is taken by service "evil"`) {
 		t.Errorf("start reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
@@ -566,7 +566,7 @@ func TestHealthStates(t *testing.T) {
 		t.Errorf("reason %q", got.Reason)
 	}
 	failing := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_on_critical": "failure"}
-	if got := must(t, r, "monitor", failing, ocf.ErrGeneric); !strings.Contains(got.Reason, "on_critical=failure") {
+	if got := must(t, r, "monitor", failing, ocf.GenericFailure); !strings.Contains(got.Reason, "on_critical=failure") {
 		t.Errorf("reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
@@ -575,7 +575,7 @@ func TestHealthStates(t *testing.T) {
 	params["wait_for"] = "passing"
 	r = ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration", Params: params,
 		Env: map[string]string{"OCF_RESOURCE_INSTANCE": "down-reg", "OCF_RESKEY_CRM_meta_on_node": "node1", "OCF_RESKEY_CRM_meta_timeout": "4000"}})
-	if got := must(t, r, "start", nil, ocf.ErrGeneric); !strings.Contains(got.Reason, "not passing before the start timeout") {
+	if got := must(t, r, "start", nil, ocf.GenericFailure); !strings.Contains(got.Reason, "not passing before the start timeout") {
 		t.Errorf("reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
@@ -607,7 +607,7 @@ func TestConflictingID(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runner(t, "web-reg", map[string]string{"consul_address": d.addr, "service_name": "web"})
-	got := must(t, r, "start", nil, ocf.ErrArgs)
+	got := must(t, r, "start", nil, ocf.InvalidArgs)
 	if !strings.Contains(got.Reason, "set service_id (or \"id\" in the definition): web-node1 on this node's Consul is taken by something other than Pacemaker") {
 		t.Errorf("reason %q", got.Reason)
 	}
@@ -625,13 +625,13 @@ func TestConsulGoesAway(t *testing.T) {
 	must(t, r, "start", nil, ocf.Success)
 	d.kill()
 	must(t, r, "monitor", probe, ocf.NotRunning)
-	if got := must(t, r, "monitor", recurring, ocf.ErrGeneric); !strings.Contains(got.Reason, "does not answer (connection refused)") {
+	if got := must(t, r, "monitor", recurring, ocf.GenericFailure); !strings.Contains(got.Reason, "does not answer (connection refused)") {
 		t.Errorf("reason %q", got.Reason)
 	}
 	must(t, r, "stop", nil, ocf.Success)
-	// A soft error: ErrInstalled would ban the resource from the node
+	// A soft error: NotInstalled would ban the resource from the node
 	// until someone cleans it up, for what is usually an outage.
-	if got := must(t, r, "start", nil, ocf.ErrGeneric); !strings.Contains(got.Reason, "or fix consul_address: "+d.addr+" does not answer") {
+	if got := must(t, r, "start", nil, ocf.GenericFailure); !strings.Contains(got.Reason, "or fix consul_address: "+d.addr+" does not answer") {
 		t.Errorf("reason %q", got.Reason)
 	}
 }
@@ -658,7 +658,7 @@ func TestACLToken(t *testing.T) {
 
 	r := runner(t, "acl-reg", map[string]string{"consul_address": d.addr, "service_name": "acl", "token_file": bad, "check_ttl": "30s"})
 	got := r.Run("start", nil)
-	if got.Code != ocf.ErrArgs || !strings.Contains(got.Reason, "token_file "+bad+": its token needs service:write") {
+	if got.Code != ocf.InvalidArgs || !strings.Contains(got.Reason, "token_file "+bad+": its token needs service:write") {
 		t.Errorf("start with a rejected token = %v %q", got.Code, got.Reason)
 	}
 	must(t, r, "monitor", probe, ocf.NotRunning)
@@ -703,7 +703,7 @@ func TestTokenFilePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runner(t, "perm-reg", map[string]string{"consul_address": d.addr, "service_name": "perm", "token_file": token})
-	if got := must(t, r, "start", nil, ocf.ErrArgs); !strings.Contains(got.Reason, "chmod 600 "+token) {
+	if got := must(t, r, "start", nil, ocf.InvalidArgs); !strings.Contains(got.Reason, "chmod 600 "+token) {
 		t.Errorf("reason %q", got.Reason)
 	}
 	services, _ := d.api.Agent().Services()

@@ -129,7 +129,7 @@ func params(c *Config) []ocf.Param {
 	}
 }
 
-var actions = []ocf.Action{
+var actions = []ocf.Operation{
 	{Name: ocf.ActionStart, Timeout: 30 * time.Second},
 	{Name: ocf.ActionStop, Timeout: 30 * time.Second},
 	{Name: ocf.ActionMonitor, Timeout: 20 * time.Second, Interval: 10 * time.Second},

@@ -44,7 +44,7 @@ func New() *ocf.Agent[Config] {
 			"With a HEALTHCHECK in the image, start waits until healthy and a monitor fails when unhealthy; otherwise check_tcp or check_http tell readiness.",
 		Exclusive: true,
 		Params:    params,
-		Actions: []ocf.Action{
+		Operations: []ocf.Operation{
 			// Start may pull an image and wait for a health check; stop
 			// gives the container most of its timeout to exit.
 			{Name: ocf.ActionStart, Timeout: 120 * time.Second},
@@ -74,7 +74,7 @@ func validate(ctx context.Context, r *ocf.Request[Config]) error {
 		}
 	}
 	if r.Env.FailHaveBinary() {
-		return ocf.Errorf(ocf.ErrInstalled, "dockerd not found (OCF_TESTER_FAIL_HAVE_BINARY); install docker.io or podman")
+		return ocf.Errorf(ocf.NotInstalled, "dockerd not found (OCF_TESTER_FAIL_HAVE_BINARY); install docker.io or podman")
 	}
 	if _, err := os.Stat(socketPath(r.Config.DockerHost)); err == nil {
 		return nil
@@ -91,7 +91,7 @@ func validate(ctx context.Context, r *ocf.Request[Config]) error {
 			}
 		}
 	}
-	return ocf.Errorf(ocf.ErrInstalled, "no container engine here: %s is absent, dockerd and podman are not installed", socketPath(r.Config.DockerHost))
+	return ocf.Errorf(ocf.NotInstalled, "no container engine here: %s is absent, dockerd and podman are not installed", socketPath(r.Config.DockerHost))
 }
 
 func start(ctx context.Context, r *ocf.Request[Config]) error {
@@ -103,7 +103,7 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 			return err
 		}
 		if env, err = parseEnvFile([]byte(text)); err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "env_file %s: %v", c.EnvFile, err)
+			return ocf.Errorf(ocf.InvalidArgs, "env_file %s: %v", c.EnvFile, err)
 		}
 	}
 	cli, err := dial(c.DockerHost)
@@ -127,7 +127,7 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 	case err == nil:
 		ins := cur.Container
 		if !ours(ins.Config, id) {
-			return ocf.Errorf(ocf.ErrArgs, "container %s exists and is not this resource's; remove or rename it, or set name", id.Name)
+			return ocf.Errorf(ocf.InvalidArgs, "container %s exists and is not this resource's; remove or rename it, or set name", id.Name)
 		}
 		if ins.State != nil && ins.State.Running && ins.Config.Labels[labelConfig] == hash {
 			r.Log.Info("container already running with this configuration", "container", id.Name)
@@ -144,21 +144,21 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 		}
 	case isNotFound(err):
 	case unreachable(err):
-		return ocf.Errorf(ocf.ErrGeneric, "%w", daemonDown(c.DockerHost, err))
+		return ocf.Errorf(ocf.GenericFailure, "%w", daemonDown(c.DockerHost, err))
 	default:
-		return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+		return ocf.Errorf(ocf.GenericFailure, "inspecting container %s: %w", id.Name, err)
 	}
 
 	created, err := cli.ContainerCreate(ctx, want.createOptions(id))
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "creating container %s: %w", id.Name, err)
+		return ocf.Errorf(ocf.GenericFailure, "creating container %s: %w", id.Name, err)
 	}
 	for _, w := range created.Warnings {
 		r.Log.Warn("dockerd warns about the container", "container", id.Name, "warning", w)
 	}
 	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		r.Log.Error("the engine could not start the container", "container", id.Name, "err", err)
-		return &ocf.Error{Code: ocf.ErrGeneric, Reason: "container did not start: " + engineMessage(err), Err: err}
+		return &ocf.Error{Code: ocf.GenericFailure, Reason: "container did not start: " + engineMessage(err), Err: err}
 	}
 	r.Log.Info("container started", "container", id.Name, "id", shortID(created.ID), "image", c.Image)
 	if err := awaitReady(ctx, r, cli, id, created.ID); err != nil {
@@ -167,7 +167,7 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 	// The container carries its image's labels, Registrator's among them.
 	res, err := cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+		return ocf.Errorf(ocf.GenericFailure, "inspecting container %s: %w", id.Name, err)
 	}
 	return register(ctx, r, res.Container.Config.Labels, ocf.ActionStart)
 }
@@ -193,11 +193,11 @@ func ensureImage(ctx context.Context, r *ocf.Request[Config], cli *client.Client
 	case err == nil && c.Pull != pullAlways:
 		return img.ID, nil
 	case err != nil && unreachable(err):
-		return "", ocf.Errorf(ocf.ErrGeneric, "%w", daemonDown(c.DockerHost, err))
+		return "", ocf.Errorf(ocf.GenericFailure, "%w", daemonDown(c.DockerHost, err))
 	case err != nil && !isNotFound(err):
-		return "", ocf.Errorf(ocf.ErrGeneric, "inspecting image %s: %w", c.Image, err)
+		return "", ocf.Errorf(ocf.GenericFailure, "inspecting image %s: %w", c.Image, err)
 	case err != nil && c.Pull == pullNever:
-		return "", ocf.Errorf(ocf.ErrInstalled, "image %s is not on this node and pull=never; load it or set pull=missing", c.Image)
+		return "", ocf.Errorf(ocf.NotInstalled, "image %s is not on this node and pull=never; load it or set pull=missing", c.Image)
 	}
 	local := err == nil
 	resp, perr := cli.ImagePull(ctx, c.Image, client.ImagePullOptions{})
@@ -210,11 +210,11 @@ func ensureImage(ctx context.Context, r *ocf.Request[Config], cli *client.Client
 			r.Log.Warn("pull failed; using the image on this node", "image", c.Image, "err", perr)
 			return img.ID, nil
 		}
-		return "", ocf.Errorf(ocf.ErrGeneric, "pulling image %s: %w", c.Image, perr)
+		return "", ocf.Errorf(ocf.GenericFailure, "pulling image %s: %w", c.Image, perr)
 	}
 	img, err = cli.ImageInspect(ctx, c.Image)
 	if err != nil {
-		return "", ocf.Errorf(ocf.ErrGeneric, "inspecting image %s after pull: %w", c.Image, err)
+		return "", ocf.Errorf(ocf.GenericFailure, "inspecting image %s after pull: %w", c.Image, err)
 	}
 	return img.ID, nil
 }
@@ -231,11 +231,11 @@ func remove(ctx context.Context, cli *client.Client, cid string, grace int) erro
 	_, err := cli.ContainerStop(sctx, cid, client.ContainerStopOptions{Timeout: &grace})
 	cancel()
 	if err != nil && !isNotFound(err) {
-		return ocf.Errorf(ocf.ErrGeneric, "stopping container %s: %w", shortID(cid), err)
+		return ocf.Errorf(ocf.GenericFailure, "stopping container %s: %w", shortID(cid), err)
 	}
 	_, err = cli.ContainerRemove(ctx, cid, client.ContainerRemoveOptions{Force: true})
 	if err != nil && !isNotFound(err) {
-		return ocf.Errorf(ocf.ErrGeneric, "removing container %s: %w", shortID(cid), err)
+		return ocf.Errorf(ocf.GenericFailure, "removing container %s: %w", shortID(cid), err)
 	}
 	return nil
 }
@@ -263,15 +263,15 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 		res, err := cli.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
 		if err != nil {
 			if ctx.Err() != nil {
-				return ocf.Errorf(ocf.ErrGeneric, "container %s not ready before the start timeout: %w", id.Name, err)
+				return ocf.Errorf(ocf.GenericFailure, "container %s not ready before the start timeout: %w", id.Name, err)
 			}
-			return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+			return ocf.Errorf(ocf.GenericFailure, "inspecting container %s: %w", id.Name, err)
 		}
 		st := res.Container.State
 		if st == nil || !st.Running {
 			// A failed start, not a stopped resource: the reason stays
 			// the whole exit reason.
-			return &ocf.Error{Code: ocf.ErrGeneric, Reason: ocf.ReasonOf(exited(ctx, cli, res.Container))}
+			return &ocf.Error{Code: ocf.GenericFailure, Reason: ocf.ReasonOf(exited(ctx, cli, res.Container))}
 		}
 		if !recorded {
 			if err := saveRecord(r, cid, st.Pid); err != nil {
@@ -282,7 +282,7 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 		var last error
 		switch {
 		case st.Health != nil && st.Health.Status == container.Unhealthy:
-			return ocf.Errorf(ocf.ErrGeneric, "container is unhealthy: %s", healthOutput(st.Health))
+			return ocf.Errorf(ocf.GenericFailure, "container is unhealthy: %s", healthOutput(st.Health))
 		case st.Health != nil && st.Health.Status == container.Healthy:
 			return nil
 		case st.Health != nil && st.Health.Status != container.NoHealthcheck && st.Health.Status != "":
@@ -296,7 +296,7 @@ func awaitReady(ctx context.Context, r *ocf.Request[Config], cli *client.Client,
 		}
 		select {
 		case <-ctx.Done():
-			return ocf.Errorf(ocf.ErrGeneric, "container %s not ready before the start timeout: %v", id.Name, last)
+			return ocf.Errorf(ocf.GenericFailure, "container %s not ready before the start timeout: %v", id.Name, last)
 		case <-time.After(wait):
 		}
 		wait = min(wait*3/2, time.Second)
@@ -377,7 +377,7 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 		deregister(ctx, r, nil)
 		return offlineStop(ctx, r, daemonDown(c.DockerHost, err))
 	case err != nil:
-		return ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+		return ocf.Errorf(ocf.GenericFailure, "inspecting container %s: %w", id.Name, err)
 	case !ours(cur.Container.Config, id):
 		r.Log.Warn("a container of this name is not this resource's; left alone", "container", id.Name)
 		deregister(ctx, r, nil)
@@ -427,14 +427,14 @@ func offlineStop(ctx context.Context, r *ocf.Request[Config], why error) error {
 	r.Log.Warn("daemon unreachable; signalling the container's process", "pid", proc.PID, "reason", why)
 	opts := process.StopOptions{Grace: time.Duration(stopGrace(ctx)) * time.Second, Identity: proc}
 	if err := process.Stop(ctx, proc.PID, opts); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%v; container process %d: %w", why, proc.PID, err)
+		return ocf.Errorf(ocf.GenericFailure, "%v; container process %d: %w", why, proc.PID, err)
 	}
 	return nil
 }
 
 func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	c, id := r.Config, identityOf(r)
-	if verr := r.ValidationErr(); ocf.CodeOf(verr) == ocf.ErrInstalled {
+	if verr := r.ValidationErr(); ocf.CodeOf(verr) == ocf.NotInstalled {
 		// No engine on this node: only a process recorded at start can
 		// still be running (a probe reads the error as not running).
 		if proc, ok := loadRecord(r); ok && alive(proc) {
@@ -459,7 +459,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	case err != nil && unreachable(err):
 		return offlineMonitor(r, daemonDown(c.DockerHost, err))
 	case err != nil:
-		return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "inspecting container %s: %w", id.Name, err)
+		return ocf.Stopped, ocf.Errorf(ocf.GenericFailure, "inspecting container %s: %w", id.Name, err)
 	}
 	ins := cur.Container
 	if !ours(ins.Config, id) {
@@ -474,9 +474,9 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		}
 		return ocf.Stopped, exited(ctx, cli, ins)
 	case st.Paused:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s is paused", id.Name)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container %s is paused", id.Name)
 	case st.Health != nil && st.Health.Status == container.Unhealthy:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container is unhealthy: %s", healthOutput(st.Health))
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container is unhealthy: %s", healthOutput(st.Health))
 	}
 	if proc, ok := loadRecord(r); !ok || proc.PID != st.Pid {
 		// Started before this boot's state directory existed, or by an
@@ -487,7 +487,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	}
 	if r.CheckLevel() >= 10 {
 		if err := ready(ctx, r); err != nil {
-			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container %s: %v", id.Name, err)
+			return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container %s: %v", id.Name, err)
 		}
 	}
 	if r.Action == ocf.ActionMonitor {
@@ -495,7 +495,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		// that discovery does not know is a failure.
 		if err := register(ctx, r, ins.Config.Labels, ocf.ActionMonitor); err != nil {
 			if ocf.CodeOf(err) == ocf.NotRunning {
-				return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "container runs but is not registered in Consul")
+				return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container runs but is not registered in Consul")
 			}
 			return ocf.Running, err
 		}
@@ -513,7 +513,7 @@ func staleRegistration(ctx context.Context, r *ocf.Request[Config], labels map[s
 	}
 	switch err := register(ctx, r, labels, ocf.ActionMonitor); ocf.CodeOf(err) {
 	case ocf.Success, ocf.Degraded:
-		return ocf.Errorf(ocf.ErrGeneric, "container not running but still registered in Consul")
+		return ocf.Errorf(ocf.GenericFailure, "container not running but still registered in Consul")
 	case ocf.NotRunning:
 	default:
 		r.Log.Info("cannot tell whether the stopped container is still registered", "reason", ocf.ReasonOf(err))
@@ -536,7 +536,7 @@ func offlineMonitor(r *ocf.Request[Config], why error) (ocf.State, error) {
 		// that the agent could ever act on.
 		return ocf.Stopped, nil
 	}
-	return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "%v; cannot tell whether container %s runs", why, identityOf(r).Name)
+	return ocf.Stopped, ocf.Errorf(ocf.GenericFailure, "%v; cannot tell whether container %s runs", why, identityOf(r).Name)
 }
 
 func shortID(id string) string { return id[:min(len(id), 12)] }

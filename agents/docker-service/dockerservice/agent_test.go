@@ -34,26 +34,26 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"missing image", map[string]string{}, "validate-all", ocf.ErrConfigured, "parameter image is required"},
-		{"bad name", map[string]string{"name": "-web"}, "validate-all", ocf.ErrConfigured, `name="-web" is invalid`},
-		{"bad publish", map[string]string{"publish": "8080:80 99999:80"}, "validate-all", ocf.ErrConfigured, `publish "99999:80": port "99999" is not a number from 1 to 65535`},
-		{"bad publish ip", map[string]string{"publish": "localhost:80:80"}, "start", ocf.ErrConfigured, `publish "localhost:80:80": "localhost" is not an IPv4 address`},
-		{"bad publish on monitor", map[string]string{"publish": "80/icmp"}, "monitor", ocf.ErrConfigured, `publish "80/icmp": protocol "icmp"`},
-		{"relative mount target", map[string]string{"mounts": "/srv:data"}, "validate-all", ocf.ErrConfigured, `mounts "/srv:data": target "data" is not an absolute path`},
-		{"bad mount mode", map[string]string{"mounts": "/srv:/data:rx"}, "validate-all", ocf.ErrConfigured, `mode "rx" is not ro or rw`},
-		{"bad memory", map[string]string{"memory": "lots"}, "validate-all", ocf.ErrConfigured, `memory="lots" is invalid: not a size`},
-		{"tiny memory", map[string]string{"memory": "1m"}, "validate-all", ocf.ErrConfigured, "must be at least 6m"},
-		{"bad cpus", map[string]string{"cpus": "0"}, "validate-all", ocf.ErrConfigured, "cpus=\"0\" is invalid: not a number of CPUs"},
-		{"our own label", map[string]string{"labels": "org.ha-framework.resource=x"}, "validate-all", ocf.ErrConfigured, `labels "org.ha-framework.resource=x": label org.ha-framework.resource is the agent's own`},
-		{"bad pull", map[string]string{"pull": "sometimes"}, "validate-all", ocf.ErrConfigured, "not one of never, missing, always"},
-		{"tcp docker_host", map[string]string{"docker_host": "tcp://127.0.0.1:2375"}, "validate-all", ocf.ErrConfigured, "must be unix:///ABSOLUTE/PATH"},
-		{"bad check_tcp", map[string]string{"check_tcp": "8080"}, "validate-all", ocf.ErrConfigured, "check_tcp=\"8080\" is invalid: must be HOST:PORT"},
-		{"https check_http", map[string]string{"check_http": "https://x/"}, "validate-all", ocf.ErrConfigured, "must be an http:// URL"},
-		{"relative env_file", map[string]string{"env_file": "app.env"}, "validate-all", ocf.ErrConfigured, "must be an absolute path"},
-		{"env_file readable by others", map[string]string{"env_file": wide}, "start", ocf.ErrArgs, "chmod 600"},
-		{"env_file without =", map[string]string{"env_file": broken}, "start", ocf.ErrArgs, "line 2 has no '='"},
-		{"env_file missing", map[string]string{"env_file": dir + "/none"}, "start", ocf.ErrArgs, "does not exist on this node"},
-		{"daemon not answering", map[string]string{}, "start", ocf.ErrGeneric, "dockerd at " + sock + " is not reachable"},
+		{"missing image", map[string]string{}, "validate-all", ocf.Misconfigured, "parameter image is required"},
+		{"bad name", map[string]string{"name": "-web"}, "validate-all", ocf.Misconfigured, `name="-web" is invalid`},
+		{"bad publish", map[string]string{"publish": "8080:80 99999:80"}, "validate-all", ocf.Misconfigured, `publish "99999:80": port "99999" is not a number from 1 to 65535`},
+		{"bad publish ip", map[string]string{"publish": "localhost:80:80"}, "start", ocf.Misconfigured, `publish "localhost:80:80": "localhost" is not an IPv4 address`},
+		{"bad publish on monitor", map[string]string{"publish": "80/icmp"}, "monitor", ocf.Misconfigured, `publish "80/icmp": protocol "icmp"`},
+		{"relative mount target", map[string]string{"mounts": "/srv:data"}, "validate-all", ocf.Misconfigured, `mounts "/srv:data": target "data" is not an absolute path`},
+		{"bad mount mode", map[string]string{"mounts": "/srv:/data:rx"}, "validate-all", ocf.Misconfigured, `mode "rx" is not ro or rw`},
+		{"bad memory", map[string]string{"memory": "lots"}, "validate-all", ocf.Misconfigured, `memory="lots" is invalid: not a size`},
+		{"tiny memory", map[string]string{"memory": "1m"}, "validate-all", ocf.Misconfigured, "must be at least 6m"},
+		{"bad cpus", map[string]string{"cpus": "0"}, "validate-all", ocf.Misconfigured, "cpus=\"0\" is invalid: not a number of CPUs"},
+		{"our own label", map[string]string{"labels": "org.ha-framework.resource=x"}, "validate-all", ocf.Misconfigured, `labels "org.ha-framework.resource=x": label org.ha-framework.resource is the agent's own`},
+		{"bad pull", map[string]string{"pull": "sometimes"}, "validate-all", ocf.Misconfigured, "not one of never, missing, always"},
+		{"tcp docker_host", map[string]string{"docker_host": "tcp://127.0.0.1:2375"}, "validate-all", ocf.Misconfigured, "must be unix:///ABSOLUTE/PATH"},
+		{"bad check_tcp", map[string]string{"check_tcp": "8080"}, "validate-all", ocf.Misconfigured, "check_tcp=\"8080\" is invalid: must be HOST:PORT"},
+		{"https check_http", map[string]string{"check_http": "https://x/"}, "validate-all", ocf.Misconfigured, "must be an http:// URL"},
+		{"relative env_file", map[string]string{"env_file": "app.env"}, "validate-all", ocf.Misconfigured, "must be an absolute path"},
+		{"env_file readable by others", map[string]string{"env_file": wide}, "start", ocf.InvalidArgs, "chmod 600"},
+		{"env_file without =", map[string]string{"env_file": broken}, "start", ocf.InvalidArgs, "line 2 has no '='"},
+		{"env_file missing", map[string]string{"env_file": dir + "/none"}, "start", ocf.InvalidArgs, "does not exist on this node"},
+		{"daemon not answering", map[string]string{}, "start", ocf.GenericFailure, "dockerd at " + sock + " is not reachable"},
 		{"stop with bad parameters", map[string]string{"memory": "lots"}, "stop", ocf.Success, ""},
 	}
 	for _, tt := range tests {
@@ -93,7 +93,7 @@ func TestNoEngine(t *testing.T) {
 	if got := r.Run("stop", nil); got.Code != ocf.Success {
 		t.Errorf("stop = %v %q", got.Code, got.Reason)
 	}
-	if got := r.Run("start", nil); got.Code != ocf.ErrInstalled || !strings.Contains(got.Reason, "install docker.io or podman") {
+	if got := r.Run("start", nil); got.Code != ocf.NotInstalled || !strings.Contains(got.Reason, "install docker.io or podman") {
 		t.Errorf("start = %v %q", got.Code, got.Reason)
 	}
 }

@@ -30,7 +30,7 @@ func dial(host string) (*client.Client, error) {
 	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation(),
 		client.WithUserAgent("ha-framework-docker-service/"+version.Version))
 	if err != nil {
-		return nil, ocf.Errorf(ocf.ErrConfigured, "parameter docker_host=%q: %w", host, err)
+		return nil, ocf.Errorf(ocf.Misconfigured, "parameter docker_host=%q: %w", host, err)
 	}
 	return cli, nil
 }

@@ -122,7 +122,7 @@ func testHealth(t *testing.T, kind string) {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			got := s.Run("monitor", recurring)
-			if got.Code == ocf.ErrGeneric && strings.Contains(got.Reason, "is unhealthy: health: status 500") {
+			if got.Code == ocf.GenericFailure && strings.Contains(got.Reason, "is unhealthy: health: status 500") {
 				break
 			}
 			if got.Code != ocf.Success || time.Now().After(deadline) {
@@ -139,7 +139,7 @@ func testHealth(t *testing.T, kind string) {
 		s := newService(t, d, imageHealth, nil, "SICK=1")
 		begin := time.Now()
 		got := s.Run("start", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"})
-		if got.Code != ocf.ErrGeneric || !strings.Contains(got.Reason, "is unhealthy: health: status 500") {
+		if got.Code != ocf.GenericFailure || !strings.Contains(got.Reason, "is unhealthy: health: status 500") {
 			t.Fatalf("start = %v %q, want unhealthy", got.Code, got.Reason)
 		}
 		if took := time.Since(begin); took > 20*time.Second {
@@ -153,7 +153,7 @@ func testHealth(t *testing.T, kind string) {
 		begin := time.Now()
 		got := s.Run("start", map[string]string{"OCF_RESKEY_CRM_meta_timeout": "60000"})
 		want := "exited (3): cannot open database: connection refused"
-		if got.Code != ocf.ErrGeneric || !strings.Contains(got.Reason, want) || len(got.Reason) > 128 {
+		if got.Code != ocf.GenericFailure || !strings.Contains(got.Reason, want) || len(got.Reason) > 128 {
 			t.Fatalf("start = %v %q, want %q in at most 128 bytes", got.Code, got.Reason, want)
 		}
 		if took := time.Since(begin); took > 20*time.Second {
@@ -180,7 +180,7 @@ func testHealth(t *testing.T, kind string) {
 		deep := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_CHECK_LEVEL": "10"}
 		s.must(t, "monitor", deep, ocf.Success)
 		s.get("/sick")
-		if got := s.must(t, "monitor", deep, ocf.ErrGeneric); !strings.Contains(got.Reason, "check_http") {
+		if got := s.must(t, "monitor", deep, ocf.GenericFailure); !strings.Contains(got.Reason, "check_http") {
 			t.Errorf("deep monitor reason %q, want check_http", got.Reason)
 		}
 		s.must(t, "monitor", recurring, ocf.Success) // depth 0 only asks dockerd
@@ -241,7 +241,7 @@ func testIdentity(t *testing.T, kind string) {
 
 	t.Run("pull=never with the image absent is this node's problem", func(t *testing.T) {
 		s := newService(t, d, "hafw-test-absent:1", nil)
-		got := s.must(t, "start", nil, ocf.ErrInstalled)
+		got := s.must(t, "start", nil, ocf.NotInstalled)
 		if !strings.Contains(got.Reason, "image hafw-test-absent:1 is not on this node and pull=never") {
 			t.Errorf("start reason %q", got.Reason)
 		}
@@ -251,7 +251,7 @@ func testIdentity(t *testing.T, kind string) {
 
 	t.Run("a command that cannot run fails the start; stop cleans up", func(t *testing.T) {
 		s := newService(t, d, imagePlain, map[string]string{"command": "/no/such/server"})
-		got := s.must(t, "start", nil, ocf.ErrGeneric)
+		got := s.must(t, "start", nil, ocf.GenericFailure)
 		if !strings.Contains(got.Reason, `container did not start: exec: "/no/such/server": stat /no/such/server: no such file`) {
 			t.Errorf("start reason %q, want the runtime's words", got.Reason)
 		}
@@ -277,7 +277,7 @@ func testIdentity(t *testing.T, kind string) {
 			t.Fatal(err)
 		}
 		s.must(t, "monitor", probe, ocf.NotRunning)
-		got := s.must(t, "start", nil, ocf.ErrArgs)
+		got := s.must(t, "start", nil, ocf.InvalidArgs)
 		if !strings.Contains(got.Reason, "container "+s.name+" exists and is not this resource's") {
 			t.Errorf("start reason %q", got.Reason)
 		}
@@ -346,10 +346,10 @@ func TestDaemonDown(t *testing.T) {
 			t.Errorf("monitor reason %q", got.Reason)
 		}
 		s.must(t, "monitor", probe, ocf.NotRunning)
-		if got := unknown.must(t, "monitor", recurring, ocf.ErrGeneric); !strings.Contains(got.Reason, "cannot tell whether") {
+		if got := unknown.must(t, "monitor", recurring, ocf.GenericFailure); !strings.Contains(got.Reason, "cannot tell whether") {
 			t.Errorf("monitor reason without a record %q", got.Reason)
 		}
-		unknown.must(t, "monitor", probe, ocf.ErrGeneric)
+		unknown.must(t, "monitor", probe, ocf.GenericFailure)
 		unknown.must(t, "stop", nil, ocf.Success)
 
 		// A socket file nobody listens on: connection refused.
@@ -359,7 +359,7 @@ func TestDaemonDown(t *testing.T) {
 		}
 		l.(*net.UnixListener).SetUnlinkOnClose(false)
 		l.Close()
-		unknown.must(t, "monitor", recurring, ocf.ErrGeneric)
+		unknown.must(t, "monitor", recurring, ocf.GenericFailure)
 		s.must(t, "monitor", recurring, ocf.NotRunning)
 		s.must(t, "stop", nil, ocf.Success)
 		os.Remove(d.sock)

@@ -121,12 +121,12 @@ func publishedPort(publish []string) (int, error) {
 			continue
 		}
 		if port != 0 && port != ps.HostPort {
-			return 0, ocf.Errorf(ocf.ErrConfigured, "register=true with several published ports; set service_port")
+			return 0, ocf.Errorf(ocf.Misconfigured, "register=true with several published ports; set service_port")
 		}
 		port = ps.HostPort
 	}
 	if port == 0 {
-		return 0, ocf.Errorf(ocf.ErrConfigured, "register=true needs service_port (no published HOSTPORT:PORT to take it from)")
+		return 0, ocf.Errorf(ocf.Misconfigured, "register=true needs service_port (no published HOSTPORT:PORT to take it from)")
 	}
 	return port, nil
 }

@@ -33,7 +33,7 @@ func TestRegistration(t *testing.T) {
 	extra := map[string]string{"OCF_RESKEY_service_port": strconv.Itoa(s.port), "OCF_RESKEY_CRM_meta_on_node": "node1"}
 
 	got := s.Run("monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": ""})
-	if got.Code != ocf.ErrConfigured || !strings.Contains(got.Reason, "register=true needs service_port") {
+	if got.Code != ocf.Misconfigured || !strings.Contains(got.Reason, "register=true needs service_port") {
 		t.Errorf("probe without service_port = %v %q", got.Code, got.Reason)
 	}
 	s.must(t, "start", extra, ocf.Success)
@@ -81,7 +81,7 @@ func TestRegistration(t *testing.T) {
 	if err := capi.Agent().ServiceDeregister(reg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.must(t, "monitor", recurringOn, ocf.ErrGeneric); !strings.Contains(got.Reason, "not registered in Consul") {
+	if got := s.must(t, "monitor", recurringOn, ocf.GenericFailure); !strings.Contains(got.Reason, "not registered in Consul") {
 		t.Errorf("monitor reason %q", got.Reason)
 	}
 	s.must(t, "start", extra, ocf.Success)
@@ -106,7 +106,7 @@ func TestRegistration(t *testing.T) {
 	for k, v := range extra {
 		probeOn[k] = v
 	}
-	if got := s.must(t, "monitor", probeOn, ocf.ErrGeneric); !strings.Contains(got.Reason, "still registered") {
+	if got := s.must(t, "monitor", probeOn, ocf.GenericFailure); !strings.Contains(got.Reason, "still registered") {
 		t.Errorf("probe reason %q", got.Reason)
 	}
 	s.must(t, "stop", extra, ocf.Success)

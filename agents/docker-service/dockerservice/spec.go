@@ -74,31 +74,31 @@ func newSpec(c *Config, env []string, imageID string) (spec, error) {
 	for _, p := range c.Publish {
 		ps, err := parsePublish(p)
 		if err != nil {
-			return spec{}, ocf.Errorf(ocf.ErrConfigured, "publish %q: %v", p, err)
+			return spec{}, ocf.Errorf(ocf.Misconfigured, "publish %q: %v", p, err)
 		}
 		s.Ports = append(s.Ports, ps)
 	}
 	for _, m := range c.Mounts {
 		ms, err := parseMount(m)
 		if err != nil {
-			return spec{}, ocf.Errorf(ocf.ErrConfigured, "mounts %q: %v", m, err)
+			return spec{}, ocf.Errorf(ocf.Misconfigured, "mounts %q: %v", m, err)
 		}
 		s.Mounts = append(s.Mounts, ms)
 	}
 	var err error
 	if c.Memory != "" {
 		if s.Memory, err = parseBytes(c.Memory); err != nil {
-			return spec{}, ocf.Errorf(ocf.ErrConfigured, "memory: %v", err)
+			return spec{}, ocf.Errorf(ocf.Misconfigured, "memory: %v", err)
 		}
 	}
 	if c.CPUs != "" {
 		if s.CPUs, err = parseCPUs(c.CPUs); err != nil {
-			return spec{}, ocf.Errorf(ocf.ErrConfigured, "cpus: %v", err)
+			return spec{}, ocf.Errorf(ocf.Misconfigured, "cpus: %v", err)
 		}
 	}
 	for _, l := range c.Labels {
 		if _, _, err := parseLabel(l); err != nil {
-			return spec{}, ocf.Errorf(ocf.ErrConfigured, "labels %q: %v", l, err)
+			return spec{}, ocf.Errorf(ocf.Misconfigured, "labels %q: %v", l, err)
 		}
 		s.Labels = append(s.Labels, l)
 	}

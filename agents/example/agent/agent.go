@@ -69,7 +69,7 @@ func New() *ocf.Agent[Config] {
 				}
 			}
 			if err := os.Remove(r.Config.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return ocf.Errorf(ocf.ErrGeneric, "removing state file: %w", err)
+				return ocf.Errorf(ocf.GenericFailure, "removing state file: %w", err)
 			}
 			return nil
 		},
@@ -86,7 +86,7 @@ func New() *ocf.Agent[Config] {
 			_, target, _ := r.Env.Migration()
 			r.Log.Info("migrating away", "target", target)
 			if err := os.Remove(r.Config.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return ocf.Errorf(ocf.ErrGeneric, "removing state file: %w", err)
+				return ocf.Errorf(ocf.GenericFailure, "removing state file: %w", err)
 			}
 			return nil
 		},
@@ -102,7 +102,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		return ocf.Stopped, nil
 	}
 	if err != nil {
-		return ocf.Stopped, ocf.Errorf(ocf.ErrGeneric, "reading state file: %w", err)
+		return ocf.Stopped, ocf.Errorf(ocf.GenericFailure, "reading state file: %w", err)
 	}
 	fields := strings.Split(string(state), "\n")
 	st := ocf.Running
@@ -110,7 +110,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 		st = ocf.Promoted
 	}
 	if r.CheckLevel() >= 10 && fields[0] != r.Config.Label {
-		return st, ocf.Errorf(ocf.ErrGeneric, "state file %s holds label %q, want %q", r.Config.StateFile, fields[0], r.Config.Label)
+		return st, ocf.Errorf(ocf.GenericFailure, "state file %s holds label %q, want %q", r.Config.StateFile, fields[0], r.Config.Label)
 	}
 	if c, ok := r.Env.Clone(); ok && c.Promotable && !r.IsProbe() {
 		// The node Pacemaker names (safe on pacemaker_remote nodes, where
@@ -144,11 +144,11 @@ func write(ctx context.Context, r *ocf.Request[Config], role string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(r.Config.StateFile), 0o755); err != nil {
-		return ocf.Errorf(ocf.ErrPerm, "creating state directory: %w", err)
+		return ocf.Errorf(ocf.InsufficientPrivileges, "creating state directory: %w", err)
 	}
 	data := fmt.Sprintf("%s\n%s\n%s\n", r.Config.Label, r.Config.Message, role)
 	if err := process.WriteFileAtomic(r.Config.StateFile, []byte(data), 0o644); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "writing state file: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "writing state file: %w", err)
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ func write(ctx context.Context, r *ocf.Request[Config], role string) error {
 func rewrite(ctx context.Context, r *ocf.Request[Config]) error {
 	role, err := readRole(r)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "reload-agent: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "reload-agent: %w", err)
 	}
 	r.Log.Info("reloading", "message", r.Config.Message)
 	return write(ctx, r, role)
@@ -167,7 +167,7 @@ func rewrite(ctx context.Context, r *ocf.Request[Config]) error {
 func sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
-		return ocf.Errorf(ocf.ErrGeneric, "delay of %v exceeds the operation timeout", d)
+		return ocf.Errorf(ocf.GenericFailure, "delay of %v exceeds the operation timeout", d)
 	case <-time.After(d):
 		return nil
 	}

@@ -21,12 +21,12 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"missing label", map[string]string{}, "validate-all", ocf.ErrConfigured, "parameter label is required"},
-		{"missing label on start", map[string]string{}, "start", ocf.ErrConfigured, "pcs resource update ocftest label=VALUE"},
-		{"relative state file", map[string]string{"label": "x", "state": "rel/x"}, "start", ocf.ErrConfigured, `state="rel/x" is invalid: must be an absolute path`},
-		{"bad delay", map[string]string{"label": "x", "delay": "-3"}, "validate-all", ocf.ErrConfigured, `delay="-3" is invalid`},
-		{"score out of range", map[string]string{"label": "x", "promotion_score": "-1"}, "validate-all", ocf.ErrConfigured, "must be from 0 to 1000000"},
-		{"delay longer than the timeout", map[string]string{"label": "x", "delay": "5s"}, "start", ocf.ErrGeneric, "exceeds the operation timeout"},
+		{"missing label", map[string]string{}, "validate-all", ocf.Misconfigured, "parameter label is required"},
+		{"missing label on start", map[string]string{}, "start", ocf.Misconfigured, "pcs resource update ocftest label=VALUE"},
+		{"relative state file", map[string]string{"label": "x", "state": "rel/x"}, "start", ocf.Misconfigured, `state="rel/x" is invalid: must be an absolute path`},
+		{"bad delay", map[string]string{"label": "x", "delay": "-3"}, "validate-all", ocf.Misconfigured, `delay="-3" is invalid`},
+		{"score out of range", map[string]string{"label": "x", "promotion_score": "-1"}, "validate-all", ocf.Misconfigured, "must be from 0 to 1000000"},
+		{"delay longer than the timeout", map[string]string{"label": "x", "delay": "5s"}, "start", ocf.GenericFailure, "exceeds the operation timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestDeepMonitorChecksLabel(t *testing.T) {
 		t.Fatal(got)
 	}
 	deep := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000", "OCF_CHECK_LEVEL": "10", "OCF_RESKEY_label": "other"}
-	if got := r.Run("monitor", deep); got.Code != ocf.ErrGeneric || !strings.Contains(got.Reason, `holds label "x", want "other"`) {
+	if got := r.Run("monitor", deep); got.Code != ocf.GenericFailure || !strings.Contains(got.Reason, `holds label "x", want "other"`) {
 		t.Errorf("deep monitor = %+v", got)
 	}
 	deep["OCF_CHECK_LEVEL"] = "0"

@@ -56,7 +56,7 @@ func New() *ocf.Agent[Config] {
 		LongDesc:    longDesc,
 		Exclusive:   true,
 		Params:      params,
-		Actions:     actions,
+		Operations:  actions,
 		Validate:    validate,
 		Start:       start,
 		Stop:        stop,
@@ -97,7 +97,7 @@ func watcherDaemon() *daemon.Daemon[Config] {
 			cmd := daemon.Command{Args: []string{WatchCommand, p.watcherConfig}, PIDFile: p.watcherPID, LogFile: p.watcherLog}
 			self, err := os.Executable()
 			if err != nil {
-				return cmd, ocf.Errorf(ocf.ErrInstalled, "finding the agent's own binary for the watcher: %w", err)
+				return cmd, ocf.Errorf(ocf.NotInstalled, "finding the agent's own binary for the watcher: %w", err)
 			}
 			cmd.Path = self
 			return cmd, nil
@@ -109,7 +109,7 @@ func watcherDaemon() *daemon.Daemon[Config] {
 			}
 			p := pathsOf(r)
 			if err := watcher.WriteConfig(p.watcherConfig, wc); err != nil {
-				return ocf.Errorf(ocf.ErrGeneric, "writing the watcher's configuration: %w", err)
+				return ocf.Errorf(ocf.GenericFailure, "writing the watcher's configuration: %w", err)
 			}
 			_ = os.Remove(p.status)
 			return nil
@@ -181,18 +181,18 @@ const maxSocketPath = 97
 
 // validate checks the state directory, the socket path, the token file,
 // the routes and HAProxy. Monitor and stop run despite what it finds on
-// this node (ErrArgs, ErrInstalled): neither needs the routes or the
+// this node (InvalidArgs, NotInstalled): neither needs the routes or the
 // binary to find and end the processes.
 func validate(ctx context.Context, r *request) error {
 	c := r.Config
 	p := pathsOf(r)
 	if c.StateDir == "" {
 		if err := noSpace(p.dir); err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", p.dir, err)
+			return ocf.Errorf(ocf.InvalidArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", p.dir, err)
 		}
 	}
 	if len(p.socket) > maxSocketPath {
-		return ocf.Errorf(ocf.ErrArgs, "set socket or state_dir to a shorter path: HAProxy takes at most %d bytes, the runtime socket path %s has %d", maxSocketPath, p.socket, len(p.socket))
+		return ocf.Errorf(ocf.InvalidArgs, "set socket or state_dir to a shorter path: HAProxy takes at most %d bytes, the runtime socket path %s has %d", maxSocketPath, p.socket, len(p.socket))
 	}
 	if c.TokenFile != "" {
 		if _, err := ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {
@@ -200,7 +200,7 @@ func validate(ctx context.Context, r *request) error {
 		}
 	}
 	if _, err := loadRoutes(c); err != nil {
-		if ocf.CodeOf(err) == ocf.ErrConfigured && r.IsProbe() {
+		if ocf.CodeOf(err) == ocf.Misconfigured && r.IsProbe() {
 			// A probe must find running processes whatever the
 			// routes say; start and validate-all report it.
 			r.Log.Warn("probing despite invalid routes", "reason", ocf.ReasonOf(err))
@@ -212,16 +212,16 @@ func validate(ctx context.Context, r *request) error {
 }
 
 // loadRoutes reads routes or routes_file. A fault in the parameter holds
-// on every node (ErrConfigured); the file is this node's (ErrInstalled when
-// missing, ErrArgs when unreadable or invalid).
+// on every node (Misconfigured); the file is this node's (NotInstalled when
+// missing, InvalidArgs when unreadable or invalid).
 func loadRoutes(c *Config) ([]routes.Route, error) {
 	switch {
 	case c.Routes != "" && c.RoutesFile != "":
-		return nil, ocf.Errorf(ocf.ErrConfigured, "parameters routes and routes_file exclude each other; unset one")
+		return nil, ocf.Errorf(ocf.Misconfigured, "parameters routes and routes_file exclude each other; unset one")
 	case c.Routes != "":
 		rs, err := routes.Parse(c.Routes)
 		if err != nil {
-			return nil, ocf.Errorf(ocf.ErrConfigured, "parameter routes: %v", err)
+			return nil, ocf.Errorf(ocf.Misconfigured, "parameter routes: %v", err)
 		}
 		return rs, nil
 	case c.RoutesFile != "":
@@ -233,11 +233,11 @@ func loadRoutes(c *Config) ([]routes.Route, error) {
 		}
 		rs, err := routes.ParseFile(data)
 		if err != nil {
-			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file: %v (in %s)", err, c.RoutesFile)
+			return nil, ocf.Errorf(ocf.InvalidArgs, "routes_file: %v (in %s)", err, c.RoutesFile)
 		}
 		return rs, nil
 	}
-	return nil, ocf.Errorf(ocf.ErrConfigured, "no routes; set parameter routes (e.g. routes=web=127.0.0.1:8081/http) or routes_file")
+	return nil, ocf.Errorf(ocf.Misconfigured, "no routes; set parameter routes (e.g. routes=web=127.0.0.1:8081/http) or routes_file")
 }
 
 // watcherConfig is the watcher's configuration for this request.
@@ -268,7 +268,7 @@ func prepareHAProxy(ctx context.Context, r *request, _ daemon.Command) error {
 	// Created or repaired as 0700 root-owned; one that another user owns
 	// or may write is refused (it could hold planted links).
 	if err := process.EnsureStateDir(p.dir); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "state_dir: fix or remove %s: %w", p.dir, err)
+		return ocf.Errorf(ocf.InvalidArgs, "state_dir: fix or remove %s: %w", p.dir, err)
 	}
 	wc, err := watcherConfig(ctx, r)
 	if err != nil {
@@ -283,7 +283,7 @@ func prepareHAProxy(ctx context.Context, r *request, _ daemon.Command) error {
 		_ = os.Remove(f)
 	}
 	if err := watcher.Install(ctx, wc, nil); err != nil {
-		return &ocf.Error{Code: ocf.ErrArgs, Reason: "fix routes or the node's HAProxy: it refuses the rendered configuration: " + err.Error(), Err: err}
+		return &ocf.Error{Code: ocf.InvalidArgs, Reason: "fix routes or the node's HAProxy: it refuses the rendered configuration: " + err.Error(), Err: err}
 	}
 	return nil
 }
@@ -295,7 +295,7 @@ func start(ctx context.Context, r *request) error {
 	return watcherDaemon().Start(ctx, r)
 }
 
-// checkPorts fails with ErrArgs when a route's listen address is taken on
+// checkPorts fails with InvalidArgs when a route's listen address is taken on
 // this node, except addresses in keep (HAProxy's own, on reload).
 func checkPorts(rs []routes.Route, keep []routes.Route) error {
 	for _, rt := range rs {
@@ -304,7 +304,7 @@ func checkPorts(rs []routes.Route, keep []routes.Route) error {
 		}
 		l, err := net.Listen("tcp", rt.Listen.String())
 		if err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "route %s cannot listen on %s on this node: %v; free the port or choose another in routes", rt.Service, rt.Listen, err)
+			return ocf.Errorf(ocf.InvalidArgs, "route %s cannot listen on %s on this node: %v; free the port or choose another in routes", rt.Service, rt.Listen, err)
 		}
 		l.Close()
 	}
@@ -337,9 +337,9 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	case hs == ocf.Stopped && ws == ocf.Stopped:
 		return ocf.Stopped, nil
 	case hs == ocf.Stopped:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "haproxy is not running but its watcher is; see %s", p.haproxyLog)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "haproxy is not running but its watcher is; see %s", p.haproxyLog)
 	case ws == ocf.Stopped:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the watcher is not running beside haproxy: backends no longer follow Consul; see %s", p.watcherLog)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "the watcher is not running beside haproxy: backends no longer follow Consul; see %s", p.watcherLog)
 	case herr != nil:
 		return ocf.Running, herr
 	case werr != nil:
@@ -351,12 +351,12 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		if r.Action == ocf.ActionStart {
 			// Start returns once each route had an answer (or an
 			// error) from Consul, so that a started resource routes.
-			return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "waiting for the watcher's first answer from Consul")
+			return ocf.Running, ocf.Errorf(ocf.GenericFailure, "waiting for the watcher's first answer from Consul")
 		}
 		return ocf.Running, nil
 	}
 	if err != nil {
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "reading the watcher's status: %w", err)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "reading the watcher's status: %w", err)
 	}
 	if r.CheckLevel() >= 10 && rerr == nil {
 		hc := haproxyapi.Client{Socket: p.socket, Timeout: 3 * time.Second}
@@ -446,9 +446,9 @@ func reload(ctx context.Context, r *request) error {
 	if err := watcher.Reload(ctx, wc, nil); err != nil {
 		// The old watcher configuration still matches the running
 		// HAProxy when the new configuration was refused.
-		code := ocf.ErrGeneric
+		code := ocf.GenericFailure
 		if errors.Is(err, haproxycfg.ErrRefused) {
-			code = ocf.ErrArgs
+			code = ocf.InvalidArgs
 		}
 		if serr := restartWatcher(ctx, r, old); serr != nil {
 			r.Log.Error("restarting the watcher failed", "err", serr)
@@ -477,7 +477,7 @@ func restartWatcher(ctx context.Context, r *request, old *watcher.Config) error 
 func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyapi.Client, rs []routes.Route) error {
 	fresh := consulWait + consulWait/16 + 15*time.Second
 	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
-		return ocf.Errorf(ocf.ErrGeneric, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), pathsOf(r).watcherLog)
+		return ocf.Errorf(ocf.GenericFailure, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), pathsOf(r).watcherLog)
 	}
 	if keptRoutes(st) != "" || leftOut(st) {
 		return nil // not Consul's passing set, by design: reported below
@@ -511,7 +511,7 @@ func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyap
 		}
 	}
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "reading HAProxy's servers: %w", err)
+		return ocf.Errorf(ocf.GenericFailure, "reading HAProxy's servers: %w", err)
 	}
 	return ocf.Errorf(ocf.Degraded, "HAProxy does not serve Consul's passing instances: %s; see %s", diff, pathsOf(r).watcherLog)
 }

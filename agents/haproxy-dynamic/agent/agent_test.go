@@ -13,7 +13,7 @@ import (
 )
 
 func TestDeclaration(t *testing.T) {
-	if err := New().Check(); err != nil {
+	if err := New().CheckDeclaration(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -61,26 +61,26 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"no routes", map[string]string{}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "no routes; set parameter routes"},
-		{"routes_file a FIFO", map[string]string{"routes_file": fifo, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.ErrArgs, "routes_file: point it at a regular file"},
-		{"routes_file writable by others", map[string]string{"routes_file": writable, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.ErrArgs, "routes_file"},
-		{"state_dir writable by others", map[string]string{"routes": "a=" + freePort(t), "state_dir": planted, "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.ErrArgs, "state_dir: fix or remove " + planted},
-		{"malformed routes", map[string]string{"routes": "web:8081"}, ocf.ActionStart, nil, ocf.ErrConfigured, "parameter routes=\"web:8081\" is invalid"},
-		{"unknown balance", map[string]string{"routes": "web=8081/http/fastest"}, ocf.ActionStart, nil, ocf.ErrConfigured, `unknown option "fastest"`},
-		{"two routes on one port", map[string]string{"routes": "a=8081,b=127.0.0.1:8081"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "both listen on 127.0.0.1:8081"},
-		{"routes and routes_file", map[string]string{"routes": "a=1", "routes_file": badFile}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "exclude each other"},
-		{"routes_file missing", map[string]string{"routes_file": "/nonexistent/routes.json"}, ocf.ActionStart, nil, ocf.ErrArgs, "routes_file file /nonexistent/routes.json does not exist on this node"},
-		{"routes_file invalid", map[string]string{"routes_file": badFile}, ocf.ActionStart, nil, ocf.ErrArgs, `unknown balance algorithm "nope"`},
+		{"no routes", map[string]string{}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "no routes; set parameter routes"},
+		{"routes_file a FIFO", map[string]string{"routes_file": fifo, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.InvalidArgs, "routes_file: point it at a regular file"},
+		{"routes_file writable by others", map[string]string{"routes_file": writable, "socket": "/tmp/hafw-t.sock"}, ocf.ActionValidateAll, nil, ocf.InvalidArgs, "routes_file"},
+		{"state_dir writable by others", map[string]string{"routes": "a=" + freePort(t), "state_dir": planted, "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.InvalidArgs, "state_dir: fix or remove " + planted},
+		{"malformed routes", map[string]string{"routes": "web:8081"}, ocf.ActionStart, nil, ocf.Misconfigured, "parameter routes=\"web:8081\" is invalid"},
+		{"unknown balance", map[string]string{"routes": "web=8081/http/fastest"}, ocf.ActionStart, nil, ocf.Misconfigured, `unknown option "fastest"`},
+		{"two routes on one port", map[string]string{"routes": "a=8081,b=127.0.0.1:8081"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "both listen on 127.0.0.1:8081"},
+		{"routes and routes_file", map[string]string{"routes": "a=1", "routes_file": badFile}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "exclude each other"},
+		{"routes_file missing", map[string]string{"routes_file": "/nonexistent/routes.json"}, ocf.ActionStart, nil, ocf.InvalidArgs, "routes_file file /nonexistent/routes.json does not exist on this node"},
+		{"routes_file invalid", map[string]string{"routes_file": badFile}, ocf.ActionStart, nil, ocf.InvalidArgs, `unknown balance algorithm "nope"`},
 		{"routes_file invalid, probe", map[string]string{"routes_file": badFile}, ocf.ActionMonitor, probe, ocf.NotRunning, ""},
-		{"routes_file relative", map[string]string{"routes_file": "routes.json"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "must be an absolute path"},
-		{"haproxy missing", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStart, nil, ocf.ErrInstalled, "set parameter binary"},
+		{"routes_file relative", map[string]string{"routes_file": "routes.json"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "must be an absolute path"},
+		{"haproxy missing", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStart, nil, ocf.NotInstalled, "set parameter binary"},
 		{"haproxy missing, probe", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionMonitor, probe, ocf.NotRunning, ""},
 		{"haproxy missing, stop", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStop, nil, ocf.Success, ""},
-		{"port in use", map[string]string{"routes": "a=" + busy.Addr().String(), "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.ErrArgs, "cannot listen on " + busy.Addr().String()},
-		{"slots out of range", map[string]string{"routes": "a=1", "slots": "0"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "parameter slots"},
-		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.ErrConfigured, "https is not supported"},
-		{"token file readable by others", map[string]string{"routes": "a=1", "token_file": loose}, ocf.ActionStart, nil, ocf.ErrArgs, "chmod 600"},
-		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.ErrArgs, "HAProxy takes at most 97 bytes"},
+		{"port in use", map[string]string{"routes": "a=" + busy.Addr().String(), "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.InvalidArgs, "cannot listen on " + busy.Addr().String()},
+		{"slots out of range", map[string]string{"routes": "a=1", "slots": "0"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "parameter slots"},
+		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "https is not supported"},
+		{"token file readable by others", map[string]string{"routes": "a=1", "token_file": loose}, ocf.ActionStart, nil, ocf.InvalidArgs, "chmod 600"},
+		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.InvalidArgs, "HAProxy takes at most 97 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

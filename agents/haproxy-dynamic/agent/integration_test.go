@@ -330,9 +330,9 @@ func TestStartFailures(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"port in use", "web=" + busy.Addr().String(), ocf.ErrArgs, "cannot listen on"},
-		{"two routes on one port", fmt.Sprintf("a=%d,b=127.0.0.1:%d", free, free), ocf.ErrConfigured, "both listen on"},
-		{"address not on this node", "web=192.0.2.1:" + strconv.Itoa(free), ocf.ErrArgs, "cannot listen on"},
+		{"port in use", "web=" + busy.Addr().String(), ocf.InvalidArgs, "cannot listen on"},
+		{"two routes on one port", fmt.Sprintf("a=%d,b=127.0.0.1:%d", free, free), ocf.Misconfigured, "both listen on"},
+		{"address not on this node", "web=192.0.2.1:" + strconv.Itoa(free), ocf.InvalidArgs, "cannot listen on"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "haproxy-dynamic",

@@ -61,7 +61,7 @@ func New() *ocf.Agent[Config] {
 		LongDesc:    longDesc,
 		Exclusive:   true,
 		Params:      params,
-		Actions:     actions,
+		Operations:  actions,
 		Validate:    validate,
 		Start:       start,
 		Stop:        stop,
@@ -130,10 +130,10 @@ func validate(ctx context.Context, r *request) error {
 	c := r.Config
 	p := pathsOf(r)
 	if err := safePath(p.dir); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", p.dir, err)
+		return ocf.Errorf(ocf.InvalidArgs, "set parameter state_dir: the default %s (from HA_RSCTMP) %v", p.dir, err)
 	}
 	if len(p.socket) > maxSocketPath {
-		return ocf.Errorf(ocf.ErrArgs, "set state_dir to a shorter path: the state socket %s exceeds %d bytes", p.socket, maxSocketPath)
+		return ocf.Errorf(ocf.InvalidArgs, "set state_dir to a shorter path: the state socket %s exceeds %d bytes", p.socket, maxSocketPath)
 	}
 	lenient := r.IsProbe() || r.Action == ocf.ActionStop
 	rs, err := loadRoutes(c)
@@ -141,7 +141,7 @@ func validate(ctx context.Context, r *request) error {
 		return err
 	}
 	if err == nil && c.ClientCAFile == "" && slices.ContainsFunc(rs, func(rt routes.Route) bool { return rt.MTLS }) {
-		return ocf.Errorf(ocf.ErrConfigured, "set client_ca_file: a route asks for client certificates (mtls)")
+		return ocf.Errorf(ocf.Misconfigured, "set client_ca_file: a route asks for client certificates (mtls)")
 	}
 	if !lenient {
 		if err := checkFiles(c); err != nil {
@@ -159,17 +159,17 @@ func checkFiles(c *Config) error {
 			continue
 		}
 		if _, err := os.Stat(f.path); errors.Is(err, os.ErrNotExist) {
-			return ocf.Errorf(ocf.ErrInstalled, "%s %s does not exist on this node", f.param, f.path)
+			return ocf.Errorf(ocf.NotInstalled, "%s %s does not exist on this node", f.param, f.path)
 		}
 	}
 	if _, err := certExpiry(c.CertFile); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "tls_cert_file %s: %v", c.CertFile, err)
+		return ocf.Errorf(ocf.InvalidArgs, "tls_cert_file %s: %v", c.CertFile, err)
 	}
 	if _, err := ocf.ReadSecretFile(c.KeyFile, "tls_key_file"); err != nil {
 		return err
 	}
 	if _, err := loadPolicy(c.PolicyFile); err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "jwt_policy_file %s: %v", c.PolicyFile, err)
+		return ocf.Errorf(ocf.InvalidArgs, "jwt_policy_file %s: %v", c.PolicyFile, err)
 	}
 	if c.TokenFile != "" {
 		if _, err := ocf.ReadSecretFile(c.TokenFile, "token_file"); err != nil {
@@ -192,32 +192,32 @@ func loadPolicy(path string) (*policy.Compiled, error) {
 }
 
 // loadRoutes reads routes or routes_file. A fault in the parameter holds
-// on every node (ErrConfigured); the file is this node's.
+// on every node (Misconfigured); the file is this node's.
 func loadRoutes(c *Config) ([]routes.Route, error) {
 	switch {
 	case c.Routes != "" && c.RoutesFile != "":
-		return nil, ocf.Errorf(ocf.ErrConfigured, "unset routes or routes_file: they exclude each other")
+		return nil, ocf.Errorf(ocf.Misconfigured, "unset routes or routes_file: they exclude each other")
 	case c.Routes != "":
 		rs, err := routes.Parse(c.Routes)
 		if err != nil {
-			return nil, ocf.Errorf(ocf.ErrConfigured, "parameter routes: %v", err)
+			return nil, ocf.Errorf(ocf.Misconfigured, "parameter routes: %v", err)
 		}
 		return rs, nil
 	case c.RoutesFile != "":
 		data, err := os.ReadFile(c.RoutesFile)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, ocf.Errorf(ocf.ErrInstalled, "create routes_file %s on this node, or fix the parameter: it does not exist", c.RoutesFile)
+			return nil, ocf.Errorf(ocf.NotInstalled, "create routes_file %s on this node, or fix the parameter: it does not exist", c.RoutesFile)
 		case err != nil:
-			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s cannot be read on this node: %v", c.RoutesFile, err)
+			return nil, ocf.Errorf(ocf.InvalidArgs, "routes_file %s cannot be read on this node: %v", c.RoutesFile, err)
 		}
 		rs, err := routes.ParseFile(data)
 		if err != nil {
-			return nil, ocf.Errorf(ocf.ErrArgs, "routes_file %s: %v", c.RoutesFile, err)
+			return nil, ocf.Errorf(ocf.InvalidArgs, "routes_file %s: %v", c.RoutesFile, err)
 		}
 		return rs, nil
 	}
-	return nil, ocf.Errorf(ocf.ErrConfigured, "set parameter routes (e.g. routes=/orders/=orders=127.0.0.1:8081) or routes_file")
+	return nil, ocf.Errorf(ocf.Misconfigured, "set parameter routes (e.g. routes=/orders/=orders=127.0.0.1:8081) or routes_file")
 }
 
 // binary is the parameter, else openresty, else nginx.
@@ -248,7 +248,7 @@ func nginxDaemon() *daemon.Daemon[Config] {
 			// and nginx would retry binding it in vain. nginx is not
 			// running here: Prepare runs only before a spawn.
 			if err := os.Remove(pathsOf(r).socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return ocf.Errorf(ocf.ErrPerm, "removing the stale state socket: %v", err)
+				return ocf.Errorf(ocf.InsufficientPrivileges, "removing the stale state socket: %v", err)
 			}
 			return render(ctx, r, cmd.Path)
 		},
@@ -279,7 +279,7 @@ func companionDaemon() *daemon.Daemon[Config] {
 			cmd := daemon.Command{Args: []string{WatchCommand, p.companionConf}, PIDFile: p.companionPID, LogFile: p.companionLog}
 			self, err := os.Executable()
 			if err != nil {
-				return cmd, ocf.Errorf(ocf.ErrInstalled, "finding the agent's own binary for the companion: %w", err)
+				return cmd, ocf.Errorf(ocf.NotInstalled, "finding the agent's own binary for the companion: %w", err)
 			}
 			cmd.Path = self
 			return cmd, nil
@@ -291,7 +291,7 @@ func companionDaemon() *daemon.Daemon[Config] {
 				return err
 			}
 			if err := companion.WriteConfig(p.companionConf, cc); err != nil {
-				return ocf.Errorf(ocf.ErrGeneric, "writing the companion's configuration: %w", err)
+				return ocf.Errorf(ocf.GenericFailure, "writing the companion's configuration: %w", err)
 			}
 			_ = os.Remove(p.status)
 			return nil
@@ -329,7 +329,7 @@ func companionConfig(r *request) (*companion.Config, error) {
 		StatusFile: p.status, Socket: p.socket, Wait: consulWait}, nil
 }
 
-// checkPorts fails with ErrArgs when a listen address is taken on this
+// checkPorts fails with InvalidArgs when a listen address is taken on this
 // node: nginx would retry its bind for seconds and then say only that it
 // could not.
 func checkPorts(c *Config) error {
@@ -339,7 +339,7 @@ func checkPorts(c *Config) error {
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "free %s or change %s: the address is taken on this node", l.addr, l.param)
+			return ocf.Errorf(ocf.InvalidArgs, "free %s or change %s: the address is taken on this node", l.addr, l.param)
 		}
 		ln.Close()
 	}
@@ -355,10 +355,10 @@ func render(ctx context.Context, r *request, bin string) error {
 		mode os.FileMode
 	}{{p.dir, 0o711}, {p.priv, 0o700}, {p.tmp, 0o711}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return ocf.Errorf(ocf.ErrPerm, "creating %s: %w", d.path, err)
+			return ocf.Errorf(ocf.InsufficientPrivileges, "creating %s: %w", d.path, err)
 		}
 		if err := os.Chmod(d.path, d.mode); err != nil {
-			return ocf.Errorf(ocf.ErrPerm, "chmod %s: %w", d.path, err)
+			return ocf.Errorf(ocf.InsufficientPrivileges, "chmod %s: %w", d.path, err)
 		}
 	}
 	rs, err := loadRoutes(c)
@@ -367,11 +367,11 @@ func render(ctx context.Context, r *request, bin string) error {
 	}
 	pol, err := loadPolicy(c.PolicyFile)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrArgs, "jwt_policy_file %s: %v", c.PolicyFile, err)
+		return ocf.Errorf(ocf.InvalidArgs, "jwt_policy_file %s: %v", c.PolicyFile, err)
 	}
 	luaInfo, err := nginxconf.DetectLua(ctx, bin, p.priv)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrInstalled, "%v", err)
+		return ocf.Errorf(ocf.NotInstalled, "%v", err)
 	}
 	s := nginxconf.Settings{Routes: rs, Listen: c.Listen, RedirectListen: c.RedirectListen, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ClientCAFile: c.ClientCAFile, PrivateDir: p.priv, TempDir: p.tmp, Workers: c.Workers,
@@ -380,34 +380,34 @@ func render(ctx context.Context, r *request, bin string) error {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup(c.WorkerUser)
 		if err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "worker_user %s does not exist on this node", c.WorkerUser)
+			return ocf.Errorf(ocf.InvalidArgs, "worker_user %s does not exist on this node", c.WorkerUser)
 		}
 		g, err := user.LookupGroupId(u.Gid)
 		if err != nil {
-			return ocf.Errorf(ocf.ErrArgs, "worker_user %s: primary group %s: %v", c.WorkerUser, u.Gid, err)
+			return ocf.Errorf(ocf.InvalidArgs, "worker_user %s: primary group %s: %v", c.WorkerUser, u.Gid, err)
 		}
 		s.User = u.Username + " " + g.Name
 	}
 	conf, err := nginxconf.Render(s)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrConfigured, "%v", err)
+		return ocf.Errorf(ocf.Misconfigured, "%v", err)
 	}
 	if err := lua.Install(p.luaDir); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%v", err)
+		return ocf.Errorf(ocf.GenericFailure, "%v", err)
 	}
 	tmp := p.conf + ".new"
 	if err := process.WriteFileAtomic(tmp, conf, 0o600); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "writing %s: %w", tmp, err)
+		return ocf.Errorf(ocf.GenericFailure, "writing %s: %w", tmp, err)
 	}
 	if _, err := process.Run(ctx, bin, "-t", "-q", "-p", p.priv+"/", "-e", p.errorLog, "-c", tmp); err != nil {
 		var ee *process.ExitError
 		if errors.As(err, &ee) {
-			return ocf.Errorf(ocf.ErrArgs, "nginx refuses the configuration: %s", strings.TrimPrefix(process.FirstLine(ee.Stderr), "nginx: "))
+			return ocf.Errorf(ocf.InvalidArgs, "nginx refuses the configuration: %s", strings.TrimPrefix(process.FirstLine(ee.Stderr), "nginx: "))
 		}
-		return ocf.Errorf(ocf.ErrGeneric, "nginx -t: %v", err)
+		return ocf.Errorf(ocf.GenericFailure, "nginx -t: %v", err)
 	}
 	if err := os.Rename(tmp, p.conf); err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "installing %s: %w", p.conf, err)
+		return ocf.Errorf(ocf.GenericFailure, "installing %s: %w", p.conf, err)
 	}
 	return nil
 }
@@ -416,7 +416,7 @@ func render(ctx context.Context, r *request, bin string) error {
 func health(ctx context.Context, listen string) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrConfigured, "listen %q: %v", listen, err)
+		return ocf.Errorf(ocf.Misconfigured, "listen %q: %v", listen, err)
 	}
 	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
@@ -479,20 +479,20 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	case ns == ocf.Stopped && cs == ocf.Stopped:
 		return ocf.Stopped, nil
 	case ns == ocf.Stopped:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "nginx is not running but its companion is; see %s", p.errorLog)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "nginx is not running but its companion is; see %s", p.errorLog)
 	case cs == ocf.Stopped:
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the companion is not running beside nginx: ACLs no longer follow Consul; see %s", p.companionLog)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "the companion is not running beside nginx: ACLs no longer follow Consul; see %s", p.companionLog)
 	case nerr != nil:
 		return ocf.Running, nerr
 	case cerr != nil:
 		if r.Action == ocf.ActionStart {
 			return ocf.Running, cerr
 		}
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "the companion: %v; see %s", cerr, p.companionLog)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "the companion: %v; see %s", cerr, p.companionLog)
 	}
 	st, err := companion.ReadStatus(p.status)
 	if err != nil {
-		return ocf.Running, ocf.Errorf(ocf.ErrGeneric, "reading the companion's status: %w", err)
+		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "reading the companion's status: %w", err)
 	}
 	if r.CheckLevel() >= 10 {
 		if err := deepCheck(ctx, r, st); err != nil {
@@ -547,7 +547,7 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	}
 	fromFiles, err := state.New(pol, nil)
 	if err != nil {
-		return ocf.Errorf(ocf.ErrGeneric, "%v", err)
+		return ocf.Errorf(ocf.GenericFailure, "%v", err)
 	}
 	nc := state.Client{Socket: p.socket, Timeout: 3 * time.Second}
 	// The companion applies a change within milliseconds of Consul's
@@ -556,7 +556,7 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	for attempt := 0; attempt < 10; attempt++ {
 		v, err := nc.Get(ctx)
 		if err != nil {
-			return ocf.Errorf(ocf.ErrGeneric, "nginx's state socket: %v", err)
+			return ocf.Errorf(ocf.GenericFailure, "nginx's state socket: %v", err)
 		}
 		diff = compare(want, v.ACLs)
 		if v.KeysVersion != fromFiles.KeysVersion {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestDeclaration(t *testing.T) {
-	if err := New().Check(); err != nil {
+	if err := New().CheckDeclaration(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,24 +56,24 @@ func TestBadInput(t *testing.T) {
 		want   ocf.Code
 		reason string
 	}{
-		{"no routes", with("routes", ""), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "set parameter routes"},
-		{"malformed route", with("routes", "/a=a"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "[HOST]/PATH=SERVICE=UPSTREAM"},
-		{"route without slash", with("routes", "a=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "path must begin with /"},
-		{"route path injection", with("routes", "/a;return=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "path must begin with / and hold only"},
-		{"upstream with a path", with("routes", "/a/=a=http://127.0.0.1:1/x"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "must have no path"},
-		{"routes and routes_file", with("routes_file", badRoutes), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "exclude each other"},
-		{"routes_file invalid", with("routes", "", "routes_file", badRoutes), ocf.ActionStart, nil, ocf.ErrArgs, "scheme must be http or https"},
-		{"routes_file missing", with("routes", "", "routes_file", "/nonexistent/r.json"), ocf.ActionStart, nil, ocf.ErrInstalled, "create routes_file"},
-		{"mtls without CA", with("routes", "/a/=a=127.0.0.1:1=mtls"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "set client_ca_file"},
-		{"no certificate parameter", with("tls_cert_file", ""), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "tls_cert_file"},
-		{"certificate missing", with("tls_cert_file", "/nonexistent/c.pem"), ocf.ActionStart, nil, ocf.ErrInstalled, "does not exist on this node"},
-		{"certificate invalid", base, ocf.ActionStart, nil, ocf.ErrArgs, "no PEM certificate"},
-		{"key readable by others", with("tls_cert_file", testCert(t, dir), "tls_key_file", looseKey), ocf.ActionStart, nil, ocf.ErrArgs, "chmod 600"},
-		{"policy without issuers", with("tls_cert_file", testCert(t, dir)), ocf.ActionStart, nil, ocf.ErrArgs, "no issuers"},
-		{"listen not an address", with("listen", "localhost:443"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "parameter listen"},
-		{"header with a space", with("subject_header", "X Auth"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "subject_header"},
-		{"kv prefix absolute", with("kv_prefix", "/acl/"), ocf.ActionValidateAll, nil, ocf.ErrConfigured, "kv_prefix"},
-		{"binary missing", with("binary", "/nonexistent/nginx", "tls_cert_file", testCert(t, dir), "jwt_policy_file", goodPolicy(t, dir)), ocf.ActionStart, nil, ocf.ErrInstalled, "binary"},
+		{"no routes", with("routes", ""), ocf.ActionValidateAll, nil, ocf.Misconfigured, "set parameter routes"},
+		{"malformed route", with("routes", "/a=a"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "[HOST]/PATH=SERVICE=UPSTREAM"},
+		{"route without slash", with("routes", "a=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "path must begin with /"},
+		{"route path injection", with("routes", "/a;return=a=127.0.0.1:1"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "path must begin with / and hold only"},
+		{"upstream with a path", with("routes", "/a/=a=http://127.0.0.1:1/x"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "must have no path"},
+		{"routes and routes_file", with("routes_file", badRoutes), ocf.ActionValidateAll, nil, ocf.Misconfigured, "exclude each other"},
+		{"routes_file invalid", with("routes", "", "routes_file", badRoutes), ocf.ActionStart, nil, ocf.InvalidArgs, "scheme must be http or https"},
+		{"routes_file missing", with("routes", "", "routes_file", "/nonexistent/r.json"), ocf.ActionStart, nil, ocf.NotInstalled, "create routes_file"},
+		{"mtls without CA", with("routes", "/a/=a=127.0.0.1:1=mtls"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "set client_ca_file"},
+		{"no certificate parameter", with("tls_cert_file", ""), ocf.ActionValidateAll, nil, ocf.Misconfigured, "tls_cert_file"},
+		{"certificate missing", with("tls_cert_file", "/nonexistent/c.pem"), ocf.ActionStart, nil, ocf.NotInstalled, "does not exist on this node"},
+		{"certificate invalid", base, ocf.ActionStart, nil, ocf.InvalidArgs, "no PEM certificate"},
+		{"key readable by others", with("tls_cert_file", testCert(t, dir), "tls_key_file", looseKey), ocf.ActionStart, nil, ocf.InvalidArgs, "chmod 600"},
+		{"policy without issuers", with("tls_cert_file", testCert(t, dir)), ocf.ActionStart, nil, ocf.InvalidArgs, "no issuers"},
+		{"listen not an address", with("listen", "localhost:443"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "parameter listen"},
+		{"header with a space", with("subject_header", "X Auth"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "subject_header"},
+		{"kv prefix absolute", with("kv_prefix", "/acl/"), ocf.ActionValidateAll, nil, ocf.Misconfigured, "kv_prefix"},
+		{"binary missing", with("binary", "/nonexistent/nginx", "tls_cert_file", testCert(t, dir), "jwt_policy_file", goodPolicy(t, dir)), ocf.ActionStart, nil, ocf.NotInstalled, "binary"},
 		{"binary missing, probe", with("binary", "/nonexistent/nginx"), ocf.ActionMonitor, probe, ocf.NotRunning, ""},
 		{"binary missing, stop", with("binary", "/nonexistent/nginx"), ocf.ActionStop, nil, ocf.Success, ""},
 		{"invalid routes, stop", with("routes", "nonsense"), ocf.ActionStop, nil, ocf.Success, ""},

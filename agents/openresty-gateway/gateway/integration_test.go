@@ -226,7 +226,7 @@ func TestRecoveryAfterKilledMaster(t *testing.T) {
 	if err := syscall.Kill(readPID(t, filepath.Join(f.params["state_dir"], "private", "master.pid")), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the monitor sees the master gone", func() bool { return r.Run(ocf.ActionMonitor, nil).Code == ocf.ErrGeneric })
+	eventually(t, "the monitor sees the master gone", func() bool { return r.Run(ocf.ActionMonitor, nil).Code == ocf.GenericFailure })
 	if res := r.Run(ocf.ActionStop, nil); res.Code != ocf.Success {
 		t.Fatalf("stop: %v %q", res.Code, res.Reason)
 	}
@@ -266,7 +266,7 @@ func TestStartFailsFast(t *testing.T) {
 	r := f.runner(t)
 	began := time.Now()
 	res := r.Run(ocf.ActionStart, nil)
-	if res.Code != ocf.ErrArgs || !strings.Contains(res.Reason, "change listen") {
+	if res.Code != ocf.InvalidArgs || !strings.Contains(res.Reason, "change listen") {
 		t.Errorf("start on a taken port: %v %q, want OCF_ERR_ARGS naming listen", res.Code, res.Reason)
 	}
 	if d := time.Since(began); d > 15*time.Second {
@@ -278,7 +278,7 @@ func TestStartFailsFast(t *testing.T) {
 	f.params["tls_cert_file"] = other
 	r = f.runner(t)
 	res = r.Run(ocf.ActionStart, nil)
-	if res.Code != ocf.ErrArgs || !strings.Contains(res.Reason, "nginx refuses the configuration") || !strings.Contains(res.Reason, "SSL_CTX_use_PrivateKey") {
+	if res.Code != ocf.InvalidArgs || !strings.Contains(res.Reason, "nginx refuses the configuration") || !strings.Contains(res.Reason, "SSL_CTX_use_PrivateKey") {
 		t.Errorf("start with a mismatched key: %v %q, want OCF_ERR_ARGS quoting nginx -t", res.Code, res.Reason)
 	}
 }

@@ -81,7 +81,7 @@ func TestCrmValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc, out := ocftest.CrmValidate(t, provider, "tiny", nil)
-	if rc != int(ocf.ErrConfigured) || !strings.Contains(out, "parameter word is required") {
+	if rc != int(ocf.Misconfigured) || !strings.Contains(out, "parameter word is required") {
 		t.Errorf("validate without word: rc %d, want 6 naming word:\n%s", rc, out)
 	}
 	if rc, out := ocftest.CrmValidate(t, provider, "tiny", params); rc != 0 {
