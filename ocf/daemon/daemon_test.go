@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -24,6 +25,9 @@ import (
 // the bind error, as a real daemon does on a busy port), answers HUP by
 // logging "reloaded", and exits on TERM.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == testCompanion.Arg {
+		os.Exit(daemon.Main(newAgent(), testCompanion))
+	}
 	if addr := os.Getenv("DAEMON_TEST_ADDR"); addr != "" {
 		os.Exit(serve(addr))
 	}
@@ -431,5 +435,43 @@ func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
 	must(t, r, ocf.ActionStop, nil, ocf.Success)
 	if alive, _ := process.Alive(wpid); alive {
 		t.Error("stop left the dead daemon's worker running")
+	}
+}
+
+// testCompanion writes its config argument to stdout (its log file) and
+// runs until told to stop.
+var testCompanion = daemon.Companion{Arg: "test-companion", Run: func(ctx context.Context, config string, log *slog.Logger) error {
+	fmt.Println("config", config)
+	<-ctx.Done()
+	return nil
+}}
+
+// A companion is the agent's own binary in a hidden mode: started with
+// its argument, stopped gracefully by SIGTERM through its context.
+func TestCompanion(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "companion.log")
+	d := &daemon.Daemon[config]{
+		Name: "companion",
+		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
+			cmd, err := testCompanion.Command("/etc/some.json")
+			cmd.LogFile = logFile
+			return cmd, err
+		},
+		Ready: func(ctx context.Context, r *ocf.Request[config], p daemon.Process) error {
+			if data, _ := os.ReadFile(logFile); !strings.Contains(string(data), "config /etc/some.json") {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		},
+	}
+	a := d.Agent(&ocf.Agent[config]{Name: "companion", Version: "1", ShortDesc: "companion"})
+	r := ocftest.NewRunner(t, a, ocftest.Config{Name: "companion"})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	must(t, r, ocf.ActionMonitor, recurring, ocf.Success)
+	must(t, r, ocf.ActionStop, nil, ocf.Success)
+	data, _ := os.ReadFile(logFile)
+	if !strings.Contains(string(data), "msg=stopped") {
+		t.Errorf("the companion did not stop through its context:\n%s", data)
 	}
 }

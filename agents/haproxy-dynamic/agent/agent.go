@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,13 +93,9 @@ func watcherDaemon() *daemon.Daemon[Config] {
 		Name: "watcher",
 		Command: func(ctx context.Context, r *request) (daemon.Command, error) {
 			p := pathsOf(r)
-			cmd := daemon.Command{Args: []string{WatchCommand, p.watcherConfig}, PIDFile: p.watcherPID, LogFile: p.watcherLog}
-			self, err := os.Executable()
-			if err != nil {
-				return cmd, ocf.Errorf(ocf.NotInstalled, "finding the agent's own binary for the watcher: %w", err)
-			}
-			cmd.Path = self
-			return cmd, nil
+			cmd, err := watcherMode.Command(p.watcherConfig)
+			cmd.PIDFile, cmd.LogFile = p.watcherPID, p.watcherLog
+			return cmd, err
 		},
 		Prepare: func(ctx context.Context, r *request, _ daemon.Command) error {
 			wc, err := watcherConfig(ctx, r)
@@ -120,30 +115,18 @@ func watcherDaemon() *daemon.Daemon[Config] {
 
 // Main runs the agent, or the watcher when argv[1] is WatchCommand; main
 // passes its result to os.Exit.
-func Main() int {
-	if len(os.Args) == 3 && os.Args[1] == WatchCommand {
-		return watch(os.Args[2])
-	}
-	return New().Main()
-}
+func Main() int { return daemon.Main(New(), watcherMode) }
 
-func watch(configPath string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("watcher", configPath)
-	c, err := watcher.LoadConfig(configPath)
+// watcherMode is the watcher: this binary run with WatchCommand and the
+// path of its configuration.
+var watcherMode = daemon.Companion{Arg: WatchCommand, Run: func(ctx context.Context, path string, log *slog.Logger) error {
+	c, err := watcher.LoadConfig(path)
 	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
+		return err
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer cancel()
 	log.Info("watching Consul", "routes", len(c.Routes), "consul", c.ConsulAddress)
-	if err := watcher.Run(ctx, c, log); err != nil {
-		log.Error("stopped", "err", err)
-		return 1
-	}
-	log.Info("stopped")
-	return 0
-}
+	return watcher.Run(ctx, c, log)
+}}
 
 const longDesc = `Runs HAProxy with one frontend per routed service, listening on a local address (127.0.0.1:PORT), and keeps each backend equal to the passing instances of the service in Consul, live: ` +
 	`a watcher follows Consul with blocking queries and applies changes through HAProxy's runtime API (fill a free server slot, or drain a departed instance and then put it in maintenance), without reloading. ` +

@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -72,30 +71,18 @@ func New() *ocf.Agent[Config] {
 
 // Main runs the agent, or the companion when argv[1] is WatchCommand;
 // main passes its result to os.Exit.
-func Main() int {
-	if len(os.Args) == 3 && os.Args[1] == WatchCommand {
-		return watch(os.Args[2])
-	}
-	return New().Main()
-}
+func Main() int { return daemon.Main(New(), companionMode) }
 
-func watch(configPath string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("companion", configPath)
-	c, err := companion.LoadConfig(configPath)
+// companionMode is the companion: this binary run with WatchCommand and
+// the path of its configuration.
+var companionMode = daemon.Companion{Arg: WatchCommand, Run: func(ctx context.Context, path string, log *slog.Logger) error {
+	c, err := companion.LoadConfig(path)
 	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
+		return err
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer cancel()
 	log.Info("following Consul", "prefix", c.KVPrefix, "services", len(c.Services), "consul", c.ConsulAddress)
-	if err := companion.Run(ctx, c, log); err != nil {
-		log.Error("stopped", "err", err)
-		return 1
-	}
-	log.Info("stopped")
-	return 0
-}
+	return companion.Run(ctx, c, log)
+}}
 
 const longDesc = `Runs nginx (OpenResty, or Debian's nginx with libnginx-mod-http-lua) as the HTTPS entry of the stack: TLS termination, optional client certificates per route, and on every routed request a JWT verified in Lua (luaossl) against the policy of jwt_policy_file, then the ACL of the route's service from Consul KV (kv_prefix + service). ` +
 	`Missing or invalid tokens get 401 with a WWW-Authenticate challenge, ACL denials 403; the verified subject and issuer reach the upstream in subject_header and issuer_header, and client copies of identity headers are removed. ` +
@@ -276,13 +263,9 @@ func companionDaemon() *daemon.Daemon[Config] {
 		Name: "companion",
 		Command: func(ctx context.Context, r *request) (daemon.Command, error) {
 			p := pathsOf(r)
-			cmd := daemon.Command{Args: []string{WatchCommand, p.companionConf}, PIDFile: p.companionPID, LogFile: p.companionLog}
-			self, err := os.Executable()
-			if err != nil {
-				return cmd, ocf.Errorf(ocf.NotInstalled, "finding the agent's own binary for the companion: %w", err)
-			}
-			cmd.Path = self
-			return cmd, nil
+			cmd, err := companionMode.Command(p.companionConf)
+			cmd.PIDFile, cmd.LogFile = p.companionPID, p.companionLog
+			return cmd, err
 		},
 		Prepare: func(ctx context.Context, r *request, _ daemon.Command) error {
 			p := pathsOf(r)

@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ha-framework/ha-framework/ocf"
+)
+
+// Companion is a daemon that is the agent's own binary run in a hidden
+// mode, such as a watcher that follows a directory and applies what it
+// sees to the service: the agent ships as one static file, and the
+// companion is started, found and stopped like any other daemon (give a
+// Daemon a Command from Companion.Command).
+type Companion struct {
+	// Arg is argv[1] that selects the companion. Pacemaker never passes
+	// it, and the agent answers it "unimplemented" otherwise.
+	Arg string
+	// Run runs the companion until ctx ends, which SIGTERM or SIGINT
+	// does. config is argv[2], usually the path of the configuration
+	// file the agent wrote for it. Its error is logged and makes the
+	// process exit with status 1.
+	Run func(ctx context.Context, config string, log *slog.Logger) error
+}
+
+// Command returns the command line that runs the companion with config,
+// for a Daemon's Command.
+//
+// Return values:
+//   - (cmd, nil): Path is this binary, Args are Arg and config.
+//   - (cmd, err) with an *ocf.Error (NotInstalled): the binary cannot
+//     name its own file; cmd still holds Args.
+func (c Companion) Command(config string) (Command, error) {
+	cmd := Command{Args: []string{c.Arg, config}}
+	self, err := os.Executable()
+	if err != nil {
+		return cmd, ocf.Errorf(ocf.NotInstalled, "%s: the agent cannot find its own binary: %w", c.Arg, err)
+	}
+	cmd.Path = self
+	return cmd, nil
+}
+
+// Main runs the companion that argv asks for (argv[1] is its Arg and
+// argv[2] its config), logging to stderr, which the Daemon sends to its
+// log file; otherwise it runs agent for the OCF action in argv[1]. It
+// returns the exit status, for main to pass to os.Exit.
+func Main(agent ocf.AnyAgent, companions ...Companion) int {
+	if len(os.Args) == 3 {
+		for _, c := range companions {
+			if os.Args[1] == c.Arg {
+				return c.main(os.Args[2])
+			}
+		}
+	}
+	return int(agent.Run(context.Background(), ocf.Invocation{Args: os.Args, Env: ocf.OSEnv(), Stdout: os.Stdout, Stderr: os.Stderr}))
+}
+
+func (c Companion) main(config string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With(c.Arg, config)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	log.Info("starting")
+	if err := c.Run(ctx, config, log); err != nil {
+		log.Error("stopped", "err", fmt.Sprint(err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
