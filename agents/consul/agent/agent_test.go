@@ -138,6 +138,11 @@ func TestBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "consul", Params: tt.params})
 			got := r.Run(tt.action, tt.extra)
+			// A row without reason text asserts there is none: a success or a
+			// clean "not running" writes no exit reason; a failure must name one.
+			if tt.reason == "" && (got.Reason != "" || (tt.want != ocf.Success && tt.want != ocf.NotRunning)) {
+				t.Errorf("%s = %v %q: a row expecting %v must name its reason, or expect none", tt.action, got.Code, got.Reason, tt.want)
+			}
 			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
 				t.Errorf("%s = %v %q, want %v with %q", tt.action, got.Code, got.Reason, tt.want, tt.reason)
 			}

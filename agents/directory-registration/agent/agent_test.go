@@ -151,6 +151,11 @@ func TestBadInput(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatalf("%s still running after 20s", tt.action)
 			}
+			// A row without reason text asserts there is none: a success or a
+			// clean "not running" writes no exit reason; a failure must name one.
+			if tt.reason == "" && (got.Reason != "" || (tt.want != ocf.Success && tt.want != ocf.NotRunning)) {
+				t.Errorf("%s = %v %q: a row expecting %v must name its reason, or expect none", tt.action, got.Code, got.Reason, tt.want)
+			}
 			if got.Code != tt.want || !strings.Contains(got.Reason, tt.reason) {
 				t.Errorf("%s = %v %q, want %v with %q", tt.action, got.Code, got.Reason, tt.want, tt.reason)
 			}
