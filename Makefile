@@ -55,9 +55,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzOneLine$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitWords$$' -fuzztime $(FUZZTIME) ./ocf
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
-	$(GO) test -run '^$$' -fuzz '^FuzzConsulAnswers$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
-	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
+	$(GO) test -run '^$$' -fuzz '^FuzzConsulAnswers$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
@@ -80,21 +80,21 @@ integration:
 # Real 3-node Pacemaker clusters in Docker (node image built locally from
 # Debian packages and cached): failover, partitions, fencing.
 e2e: deps build
-	testcluster/docker/run-e2e.sh
+	testcluster/dockercluster/run-e2e.sh
 
 # Failover times as distributions over repeated runs (a benchmark, not a
 # timed test): process crash and node loss with fencing, seen by a client
 # through haproxy-dynamic on another node.
 bench-failover: deps build
-	testcluster/docker/bench-failover.sh
+	testcluster/dockercluster/bench-failover.sh
 
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.
 vagrant-up: build
-	testcluster/vagrant/run.sh up
+	testcluster/vagrantcluster/run.sh up
 
 vagrant-down:
-	testcluster/vagrant/run.sh down --all
+	testcluster/vagrantcluster/run.sh down --all
 
 # The e2e scenarios on the Vagrant/libvirt backend (each test boots its own
 # 3 VMs: minutes per test under software emulation), by default a subset:
@@ -102,7 +102,7 @@ vagrant-down:
 #   make e2e-vagrant E2E_VAGRANT_RUN=.
 E2E_VAGRANT_RUN ?= TestClusterForms|TestFailoverAfterKill|TestPartitionStopsMinority|TestFencing
 e2e-vagrant: build
-	testcluster/vagrant/run-e2e.sh -v -run '$(E2E_VAGRANT_RUN)'
+	testcluster/vagrantcluster/run-e2e.sh -v -run '$(E2E_VAGRANT_RUN)'
 
 install: build
 	install -d $(OCFDIR)
@@ -124,7 +124,7 @@ lint-packages: packages
 # meta-data as nobody, crmsh scripts, upgrade under a running resource,
 # purge; the .rpm's paths, digests and an install into a scratch root.
 test-packages: deps lint-packages
-	testcluster/docker/dockerd.sh
+	testcluster/dockercluster/dockerd.sh
 	$(GO) test -count=1 -tags packages -timeout 15m -v ./packaging/
 
 metadata: build
@@ -143,7 +143,7 @@ bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -run '^$$' -bench 'StartFailure|DaemonExit' -benchtime 30x ./ocf/daemon/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/agent/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/haproxydynamic/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 

@@ -3,11 +3,11 @@
 package agents
 
 import (
-	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
-	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
+	"github.com/ha-framework/ha-framework/agents/consul/consulagent"
+	"github.com/ha-framework/ha-framework/agents/directory-registration/registration"
 	"github.com/ha-framework/ha-framework/agents/docker-service/dockerservice"
-	exampleagent "github.com/ha-framework/ha-framework/agents/example/agent"
-	haproxydynamic "github.com/ha-framework/ha-framework/agents/haproxy-dynamic/agent"
+	"github.com/ha-framework/ha-framework/agents/example/exampleagent"
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxydynamic"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/gateway"
 	"github.com/ha-framework/ha-framework/ocf"
 )

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	dockercluster "github.com/ha-framework/ha-framework/testcluster/docker"
+	dockercluster "github.com/ha-framework/ha-framework/testcluster/dockercluster"
 	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 

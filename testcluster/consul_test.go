@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	consulagent "github.com/ha-framework/ha-framework/agents/consul/agent"
+	"github.com/ha-framework/ha-framework/agents/consul/consulagent"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 	"github.com/ha-framework/ha-framework/testcluster/consultest"

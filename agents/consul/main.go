@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ha-framework/ha-framework/agents/consul/agent"
+	"github.com/ha-framework/ha-framework/agents/consul/consulagent"
 )
 
-func main() { os.Exit(agent.New().Main()) }
+func main() { os.Exit(consulagent.New().Main()) }

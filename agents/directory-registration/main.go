@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/ha-framework/ha-framework/agents/directory-registration/agent"
+	"github.com/ha-framework/ha-framework/agents/directory-registration/registration"
 )
 
-func main() { os.Exit(agent.New().Main()) }
+func main() { os.Exit(registration.New().Main()) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ha-framework/ha-framework/agents/example/agent"
+	"github.com/ha-framework/ha-framework/agents/example/exampleagent"
 )
 
-func main() { os.Exit(agent.New().Main()) }
+func main() { os.Exit(exampleagent.New().Main()) }

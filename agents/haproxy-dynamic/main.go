@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/agent"
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxydynamic"
 )
 
-func main() { os.Exit(agent.Main()) }
+func main() { os.Exit(haproxydynamic.Main()) }

@@ -6,8 +6,8 @@
 // node, and a client on another node curling the local proxy in a loop
 // while the service's process or node dies.
 //
-//	testcluster/docker/run-e2e.sh -run TestProxyFailover -v
-//	testcluster/docker/bench-failover.sh    # TestBenchFailover, repeated runs
+//	testcluster/dockercluster/run-e2e.sh -run TestProxyFailover -v
+//	testcluster/dockercluster/bench-failover.sh    # TestBenchFailover, repeated runs
 package e2e
 
 import (
@@ -310,13 +310,13 @@ func TestProxyFailover(t *testing.T) {
 }
 
 // TestBenchFailover measures repeated failovers; it runs only with
-// HAFW_BENCH_FAILOVER=1 (testcluster/docker/bench-failover.sh). Knobs:
+// HAFW_BENCH_FAILOVER=1 (testcluster/dockercluster/bench-failover.sh). Knobs:
 // HAFW_BENCH_CRASH (process crashes, default 5), HAFW_BENCH_NODELOSS (node
 // losses with fencing, default 3), HAFW_BENCH_MAX (total time cap, default
 // 25m). Goals: crash < 2s, node loss < 8s (fault → served again).
 func TestBenchFailover(t *testing.T) {
 	if os.Getenv("HAFW_BENCH_FAILOVER") != "1" {
-		t.Skip("benchmark: set HAFW_BENCH_FAILOVER=1 (testcluster/docker/bench-failover.sh)")
+		t.Skip("benchmark: set HAFW_BENCH_FAILOVER=1 (testcluster/dockercluster/bench-failover.sh)")
 	}
 	crashes, losses := envInt(t, "HAFW_BENCH_CRASH", 5), envInt(t, "HAFW_BENCH_NODELOSS", 3)
 	capDur, err := time.ParseDuration(harness.EnvOr("HAFW_BENCH_MAX", "25m"))

@@ -3,8 +3,8 @@
 // Package e2e holds the end-to-end scenarios of the test cluster: real
 // 3-node Corosync + Pacemaker clusters driven through testcluster/harness,
 // on the backend HAFW_E2E_BACKEND names (docker, the default and what CI
-// runs, or vagrant). Run them with testcluster/docker/run-e2e.sh or
-// testcluster/vagrant/run-e2e.sh, which prepare the backend first.
+// runs, or vagrant). Run them with testcluster/dockercluster/run-e2e.sh or
+// testcluster/vagrantcluster/run-e2e.sh, which prepare the backend first.
 package e2e
 
 import (
@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ha-framework/ha-framework/testcluster/docker"
+	"github.com/ha-framework/ha-framework/testcluster/dockercluster"
 	"github.com/ha-framework/ha-framework/testcluster/harness"
-	"github.com/ha-framework/ha-framework/testcluster/vagrant"
+	"github.com/ha-framework/ha-framework/testcluster/vagrantcluster"
 )
 
 // up creates a cluster on the backend of HAFW_E2E_BACKEND and waits until

@@ -1,7 +1,7 @@
 // Package harness drives real multi-node Corosync + Pacemaker test clusters
 // the same way whatever runs the nodes: Docker containers
-// (testcluster/docker, what CI runs) or Vagrant/libvirt VMs
-// (testcluster/vagrant).
+// (testcluster/dockercluster, what CI runs) or Vagrant/libvirt VMs
+// (testcluster/vagrantcluster).
 //
 // A Backend creates, powers and removes the machines; everything a test
 // does on a cluster (wait until it formed, run commands, kill a node, cut

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	registration "github.com/ha-framework/ha-framework/agents/directory-registration/agent"
+	"github.com/ha-framework/ha-framework/agents/directory-registration/registration"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 

@@ -1,0 +1,410 @@
+// Package dockercluster is the Docker backend of the test-cluster harness
+// (testcluster/harness): each node is a container of the hafw-node image
+// (Debian bookworm's corosync, pacemaker, pcs, crmsh, resource-agents,
+// fence-agents, haproxy), built locally from Debian packages by
+// build-image.sh and cached by a hash of its recipe. The container's
+// entrypoint writes corosync.conf (knet, all node addresses), installs
+// the project's .deb ($HAFW_NODE_DEB, mounted read-only; run-e2e.sh builds
+// it) or else copies the built agents into /usr/lib/ocf/resource.d/ha-framework,
+// then starts corosync and pacemakerd as its children, so the image never
+// depends on the code under test.
+//
+// A cluster has its own Docker network with a fixed subnet (so a restarted
+// node keeps its address), a fresh corosync authkey, and node containers
+// named <cluster>-n1.. whose hostnames are the Pacemaker node names.
+// Nothing is published on the host: tests reach the nodes only through
+// docker exec. A node loss is docker kill -s KILL (its PID 1, so corosync
+// and every Pacemaker daemon at once); fencing is fence_docker (fencing.go).
+// Containers and networks of runs older than an hour (crashed test
+// binaries) are removed by the next Create.
+//
+//	c := harness.Up(t, dockercluster.New(""), nil)
+package dockercluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ha-framework/ha-framework/testcluster/harness"
+)
+
+const (
+	labelCluster = "hafw.cluster"
+	labelCreated = "hafw.created" // unix seconds, read by the reaper
+	leftoverAge  = time.Hour
+	dockerWait   = 2 * time.Minute // bound of every docker command
+	buildWait    = 20 * time.Minute
+)
+
+// Backend runs cluster nodes as containers of this host's Docker Engine.
+type Backend struct {
+	image string // "" until Create: $HAFW_NODE_IMAGE or build-image.sh
+	name  string
+	nodes []string
+	dir   string // authkey, TLS material
+	fence bool
+}
+
+// New is a Docker backend for one cluster. image is the node image; ""
+// means $HAFW_NODE_IMAGE, else the output of build-image.sh (which reuses
+// a cached image).
+func New(image string) *Backend { return &Backend{image: image} }
+
+// Kind implements harness.Backend.
+func (b *Backend) Kind() string { return "docker" }
+
+// Create implements harness.Backend.
+func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node, error) {
+	if _, err := docker(ctx, "info", "--format", "{{.ServerVersion}}"); err != nil {
+		return nil, fmt.Errorf("no Docker Engine (run testcluster/dockercluster/dockerd.sh): %v", err)
+	}
+	reapLeftovers(ctx, leftoverAge)
+	image, err := nodeImage(ctx, b.image)
+	if err != nil {
+		return nil, err
+	}
+	b.image, b.name, b.fence = image, spec.Name, spec.Fencing
+	if b.dir, err = os.MkdirTemp("", spec.Name+"-"); err != nil {
+		return nil, err
+	}
+	subnet, err := createNetwork(ctx, b.name)
+	if err != nil {
+		return nil, err
+	}
+	addr := subnet.Addr()
+	var nodes []harness.Node
+	var pairs []string
+	for i := 1; i <= spec.Nodes; i++ {
+		n := harness.Node{Name: fmt.Sprintf("%s-n%d", b.name, i), IP: nth(addr, 10+i).String()} // clear of the gateway (.1)
+		nodes = append(nodes, n)
+		pairs = append(pairs, n.Name+"="+n.IP)
+	}
+	key := filepath.Join(b.dir, "authkey")
+	if err := os.WriteFile(key, harness.RandomBytes(256), 0o400); err != nil {
+		return nodes, err
+	}
+	var fenceArgs []string
+	if spec.Fencing {
+		if fenceArgs, err = b.fencingMounts(); err != nil {
+			return nodes, err
+		}
+	}
+	var extra []string
+	for host, inNode := range spec.Files {
+		extra = append(extra, "-v", host+":"+inNode+":ro")
+	}
+	agents, err := agentMounts(spec.AgentsDir, os.Getenv("HAFW_NODE_DEB"))
+	if err != nil {
+		return nodes, err
+	}
+	extra = append(extra, agents...)
+	caps := capabilityArgs()
+	for _, n := range nodes {
+		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name,
+			"--network", b.name, "--ip", n.IP,
+			"--label", labelCluster + "=" + b.name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
+			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
+			"-v", key + ":/hafw/authkey:ro",
+			// /run is volatile on a real machine: a node killed and started
+			// again must not find its agents' state files (probes would
+			// report resources still active there).
+			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
+		args = append(args, caps...)
+		args = append(args, fenceArgs...)
+		args = append(args, extra...)
+		args = append(args, b.image)
+		b.nodes = append(b.nodes, n.Name)
+		if _, err := docker(ctx, args...); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
+// Command implements harness.Backend: docker exec.
+func (b *Backend) Command(ctx context.Context, node string, cmd ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "docker", append([]string{"exec", node}, cmd...)...)
+}
+
+// PowerOff implements harness.Backend: SIGKILL to the container's PID 1.
+func (b *Backend) PowerOff(ctx context.Context, node string) error {
+	_, err := docker(ctx, "kill", "-s", "KILL", node)
+	return err
+}
+
+// PowerOn implements harness.Backend.
+func (b *Backend) PowerOn(ctx context.Context, node string) error {
+	_, err := docker(ctx, "start", node)
+	return err
+}
+
+// Running implements harness.Backend.
+func (b *Backend) Running(ctx context.Context, node string) (bool, time.Time, error) {
+	out, err := docker(ctx, "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", node)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return false, time.Time{}, fmt.Errorf("inspect %s: %q", node, out)
+	}
+	at, err := time.Parse(time.RFC3339Nano, f[1])
+	return f[0] == "true", at, err
+}
+
+// Memory implements harness.MemoryReporter: docker stats.
+func (b *Backend) Memory(ctx context.Context, nodes []string) (map[string]string, error) {
+	out, err := docker(ctx, append([]string{"stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"}, nodes...)...)
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if name, use, ok := strings.Cut(line, " "); ok {
+			m[name] = use
+		}
+	}
+	return m, err
+}
+
+// CollectLogs implements harness.Backend: /var/log/pacemaker,
+// /var/log/corosync and the entrypoint's output; stopped nodes too.
+func (b *Backend) CollectLogs(ctx context.Context, node, dir string) error {
+	var first error
+	keep := func(err error) {
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	for _, p := range []string{"/var/log/pacemaker", "/var/log/corosync"} {
+		_, err := docker(ctx, "cp", node+":"+p, dir)
+		keep(err)
+	}
+	out, err := docker(ctx, "logs", node)
+	keep(err)
+	keep(os.WriteFile(filepath.Join(dir, "entrypoint.log"), []byte(out), 0o644))
+	return first
+}
+
+// Destroy implements harness.Backend: the nodes, the network, the key.
+func (b *Backend) Destroy(ctx context.Context) error {
+	var errs []error
+	if len(b.nodes) > 0 {
+		if _, err := docker(ctx, append([]string{"rm", "-f", "-v"}, b.nodes...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b.name != "" {
+		if out, err := docker(ctx, "network", "rm", b.name); err != nil && !strings.Contains(out, "not found") {
+			errs = append(errs, err)
+		}
+	}
+	if b.dir != "" {
+		errs = append(errs, os.RemoveAll(b.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// tokenMS is the token for node-lib.sh: empty means corosync's default.
+func tokenMS(ms int) string {
+	if ms <= 0 {
+		return ""
+	}
+	return strconv.Itoa(ms)
+}
+
+// nth is the address i after a (i small).
+func nth(a netip.Addr, i int) netip.Addr {
+	for range i {
+		a = a.Next()
+	}
+	return a
+}
+
+// createNetwork creates a user-defined bridge network with an explicit
+// subnet: only those accept fixed container addresses, which corosync's
+// nodelist needs across restarts. Docker picks a free subnet first (it knows
+// which ones its other networks and the host's routes use); the network is
+// then recreated with that subnet spelled out.
+func createNetwork(ctx context.Context, name string) (netip.Prefix, error) {
+	var last error
+	for range 5 {
+		created := strconv.FormatInt(time.Now().Unix(), 10)
+		labels := []string{"--label", labelCluster + "=" + name, "--label", labelCreated + "=" + created}
+		if _, err := docker(ctx, append([]string{"network", "create"}, append(labels, name)...)...); err != nil {
+			return netip.Prefix{}, err
+		}
+		out, err := docker(ctx, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", name)
+		_, _ = docker(ctx, "network", "rm", name)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		p, err := netip.ParsePrefix(strings.Fields(out + " none")[0])
+		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+			return netip.Prefix{}, fmt.Errorf("network %s: unusable subnet %q", name, out)
+		}
+		if _, last = docker(ctx, append([]string{"network", "create", "--subnet", p.String()}, append(labels, name)...)...); last == nil {
+			return p, nil
+		}
+		// Another run took the subnet in between: ask again.
+	}
+	return netip.Prefix{}, last
+}
+
+// reapLeftovers removes hafw containers and networks older than maxAge:
+// what a killed test binary could not remove.
+func reapLeftovers(ctx context.Context, maxAge time.Duration) {
+	old := func(created string) bool {
+		sec, err := strconv.ParseInt(created, 10, 64)
+		return err == nil && time.Since(time.Unix(sec, 0)) > maxAge
+	}
+	out, err := docker(ctx, "ps", "-a", "--filter", "label="+labelCreated, "--format", `{{.Names}} {{.Label "`+labelCreated+`"}}`)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if name, created, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "hafw-") && old(created) {
+			_, _ = docker(ctx, "rm", "-f", "-v", name)
+		}
+	}
+	out, err = docker(ctx, "network", "ls", "--filter", "label="+labelCreated, "--format", `{{.Name}} {{.Label "`+labelCreated+`"}}`)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if name, created, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "hafw-") && old(created) {
+			_, _ = docker(ctx, "network", "rm", name)
+		}
+	}
+}
+
+// capNames are the capabilities by number, as docker --cap-add spells them.
+var capNames = [...]string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL",
+	"SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+	"NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+	"SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+	"AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+	"BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"}
+
+// capsNotIn lists the capabilities missing from a bounding set.
+func capsNotIn(bounding uint64) []string {
+	var missing []string
+	for i, name := range capNames {
+		if bounding&(1<<i) == 0 {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+// capabilityArgs gives the nodes every capability this machine can give.
+// --privileged asks runc for all of them and fails ("unable to apply caps:
+// operation not permitted") where the machine's own bounding set lacks one
+// (CAP_SYS_RESOURCE on some sandboxes); then all but the missing ones are
+// added instead. corosync needs SYS_NICE and IPC_LOCK, Partition NET_ADMIN.
+func capabilityArgs() []string {
+	var missing []string
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "CapBnd:"); ok {
+				if b, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					missing = capsNotIn(b)
+				}
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return []string{"--privileged"}
+	}
+	args := []string{"--cap-add", "ALL", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined"}
+	for _, m := range missing {
+		args = append(args, "--cap-drop", m)
+	}
+	return args
+}
+
+// agentMounts says how a node gets the agents: the .deb named by deb
+// (make packages; run-e2e.sh sets $HAFW_NODE_DEB), which the entrypoint
+// installs with dpkg, so every scenario also tests the package; else the
+// built agents in dir, copied in by the entrypoint; else none (dir "").
+func agentMounts(dir, deb string) ([]string, error) {
+	switch {
+	case deb != "":
+		abs, err := filepath.Abs(deb)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || !strings.HasSuffix(abs, ".deb") {
+			return nil, fmt.Errorf("HAFW_NODE_DEB=%s: not a .deb file (make packages builds one in dist/)", deb)
+		}
+		return []string{"-v", abs + ":" + nodeDeb + ":ro"}, nil
+	case dir != "":
+		return []string{"-v", dir + ":/hafw/bin:ro"}, nil
+	}
+	return nil, nil
+}
+
+// nodeDeb is where a node finds the package to install (entrypoint.sh).
+const nodeDeb = "/hafw/pkg/ha-framework.deb"
+
+// nodeImage is the image to run: given, from the environment, or built.
+func nodeImage(ctx context.Context, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if img := os.Getenv("HAFW_NODE_IMAGE"); img != "" {
+		return img, nil
+	}
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, buildWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "testcluster/dockercluster/build-image.sh"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("build-image.sh: %v\n%s", err, harness.TailLines(stderr.String(), 30))
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) == 0 {
+		return "", fmt.Errorf("build-image.sh printed no image")
+	}
+	return lines[len(lines)-1], nil
+}
+
+// docker runs the docker CLI under dockerWait (and ctx); the error
+// carries the exit status and the output.
+func docker(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, dockerWait)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if err != nil {
+		return s, &cmdError{args: args, out: s, err: err}
+	}
+	return s, nil
+}
+
+type cmdError struct {
+	args []string
+	out  string
+	err  error
+}
+
+func (e *cmdError) Error() string {
+	return fmt.Sprintf("docker %s: %v: %s", strings.Join(e.args, " "), e.err, harness.TailLines(e.out, 20))
+}
+
+func (e *cmdError) Unwrap() error { return e.err }
