@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // Companion is a daemon that is the agent's own binary run in a hidden
@@ -70,4 +72,37 @@ func (c Companion) main(config string) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// WriteConfig writes v as JSON to the configuration file at path of a
+// daemon the agent configures, such as a companion: atomically (a
+// companion starting meanwhile reads the old file or the new one) and with
+// mode 0600, since it may name secret files.
+//
+// Return values: nil, or the error of encoding v or of writing the file
+// (path unchanged then).
+func WriteConfig(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("configuration %s: %w", path, err)
+	}
+	return process.WriteFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// ReadConfig reads into v the configuration WriteConfig wrote at path.
+// Fields v does not have are ignored and fields the file lacks keep their
+// value, so a file written by another version of the agent still reads.
+//
+// Return values: nil; an error wrapping fs.ErrNotExist when there is no
+// file; another error naming path when it cannot be read or decoded.
+func ReadConfig(path string, v any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := json.NewDecoder(f).Decode(v); err != nil {
+		return fmt.Errorf("configuration %s: %w", path, err)
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -473,5 +475,26 @@ func TestCompanion(t *testing.T) {
 	data, _ := os.ReadFile(logFile)
 	if !strings.Contains(string(data), "msg=stopped") {
 		t.Errorf("the companion did not stop through its context:\n%s", data)
+	}
+}
+
+func TestConfigRoundTrip(t *testing.T) {
+	type conf struct {
+		Routes []string
+		Wait   time.Duration
+	}
+	path := filepath.Join(t.TempDir(), "c.json")
+	if err := daemon.WriteConfig(path, conf{Routes: []string{"a", "b"}, Wait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("configuration file mode = %v, %v; want 0600", info.Mode().Perm(), err)
+	}
+	var got conf
+	if err := daemon.ReadConfig(path, &got); err != nil || len(got.Routes) != 2 || got.Wait != time.Second {
+		t.Errorf("ReadConfig = %+v, %v", got, err)
+	}
+	if err := daemon.ReadConfig(filepath.Join(t.TempDir(), "none"), &got); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadConfig of a missing file = %v, want fs.ErrNotExist", err)
 	}
 }

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
-	"github.com/ha-framework/ha-framework/ocf/process"
+	"github.com/ha-framework/ha-framework/ocf/daemon"
 )
 
 // Config is what the agent hands the watcher, in a file of mode 0600. It
@@ -65,23 +65,13 @@ type Config struct {
 const DefaultMaxSlots = 1000
 
 // WriteConfig stores c at path, atomically, mode 0600.
-func WriteConfig(path string, c *Config) error {
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return process.WriteFileAtomic(path, append(data, '\n'), 0o600)
-}
+func WriteConfig(path string, c *Config) error { return daemon.WriteConfig(path, c) }
 
 // LoadConfig reads a Config written by WriteConfig.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("watcher configuration %s: %w", path, err)
+	if err := daemon.ReadConfig(path, &c); err != nil {
+		return nil, fmt.Errorf("watcher: %w", err)
 	}
 	if len(c.Routes) == 0 || c.Socket == "" || c.StatusFile == "" || c.ConsulAddress == "" || c.Wait <= 0 {
 		return nil, fmt.Errorf("watcher configuration %s is incomplete", path)

@@ -30,6 +30,7 @@ import (
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/state"
 	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/daemon"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
@@ -50,23 +51,13 @@ type Config struct {
 }
 
 // WriteConfig stores c at path, atomically, mode 0600.
-func WriteConfig(path string, c *Config) error {
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return process.WriteFileAtomic(path, append(data, '\n'), 0o600)
-}
+func WriteConfig(path string, c *Config) error { return daemon.WriteConfig(path, c) }
 
 // LoadConfig reads a configuration written by WriteConfig.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("companion configuration %s: %w", path, err)
+	if err := daemon.ReadConfig(path, &c); err != nil {
+		return nil, fmt.Errorf("companion: %w", err)
 	}
 	if c.Wait <= 0 {
 		c.Wait = 30 * time.Second
