@@ -85,6 +85,20 @@ func CheckAddress(v string) error {
 	return err
 }
 
+// CheckPlainAddress is CheckAddress for agents that reach Consul over plain
+// HTTP only (host:port or http://host:port): they take no CA file, so an
+// https address could not be verified.
+func CheckPlainAddress(v string) error {
+	scheme, _, err := splitAddress(v)
+	if err == nil && scheme == "https" {
+		return errors.New("use a plain HTTP address (https needs a CA file, which this agent does not take)")
+	}
+	if err != nil {
+		return errors.New("must be host:port or http://host:port")
+	}
+	return nil
+}
+
 // splitAddress returns the scheme ("http" or "https") and host:port of a
 // consul_address.
 func splitAddress(v string) (scheme, hostport string, err error) {
@@ -102,12 +116,12 @@ func splitAddress(v string) (scheme, hostport string, err error) {
 	return scheme, hostport, nil
 }
 
-// Options reads what c names on this node and returns the options New
-// takes: the token through ocf.ReadSecretFile, and a check that the TLS
+// Options reads what c names on this node and returns the options
+// NewClient takes: the token through ocf.ReadSecretFile, and a check that the TLS
 // files exist.
 //
 // Return values:
-//   - (o, nil): ready for New.
+//   - (o, nil): ready for NewClient.
 //   - (Options{}, err), an *ocf.Error with Misconfigured: consul_address
 //     is malformed, or only one of cert_file and key_file is set, or a
 //     path is not absolute.

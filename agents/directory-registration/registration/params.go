@@ -3,13 +3,12 @@ package registration
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 
@@ -68,7 +67,7 @@ func params(c *Config) []ocf.Param {
 	def := ocf.Reloadable()
 	return []ocf.Param{
 		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"),
-			ocf.NoSpace(), ocf.Check(consulAddress),
+			ocf.NoSpace(), ocf.Check(consulapi.CheckAddress),
 			ocf.Long("Address of the Consul agent on this node: host:port, http://host:port or https://host:port. "+
 				"Always the local agent: the registration belongs to the node the resource runs on.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file", def, ocf.AbsolutePath(),
@@ -144,17 +143,6 @@ func zeroOrAtLeast(floor time.Duration) func(string) error {
 		}
 		return nil
 	}
-}
-
-// consulAddress accepts what internal/consulapi understands.
-func consulAddress(v string) error {
-	hp := strings.TrimPrefix(strings.TrimPrefix(v, "http://"), "https://")
-	host, port, err := net.SplitHostPort(hp)
-	n, perr := strconv.Atoi(port)
-	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-		return errors.New("must be host:port, http://host:port or https://host:port")
-	}
-	return nil
 }
 
 func parseMetaList(list []string) (map[string]string, error) {

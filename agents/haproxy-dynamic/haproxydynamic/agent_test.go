@@ -78,7 +78,7 @@ func TestBadInput(t *testing.T) {
 		{"haproxy missing, stop", map[string]string{"routes": "a=1", "binary": "/nonexistent/haproxy"}, ocf.ActionStop, nil, ocf.Success, ""},
 		{"port in use", map[string]string{"routes": "a=" + busy.Addr().String(), "binary": "/bin/true"}, ocf.ActionStart, nil, ocf.InvalidArgs, "cannot listen on " + busy.Addr().String()},
 		{"slots out of range", map[string]string{"routes": "a=1", "slots": "0"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "parameter slots"},
-		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "https is not supported"},
+		{"https consul", map[string]string{"routes": "a=1", "consul_address": "https://127.0.0.1:8501"}, ocf.ActionValidateAll, nil, ocf.Misconfigured, "use a plain HTTP address"},
 		{"token file readable by others", map[string]string{"routes": "a=1", "token_file": loose}, ocf.ActionStart, nil, ocf.InvalidArgs, "chmod 600"},
 		{"socket path too long", map[string]string{"routes": "a=1", "socket": "/" + strings.Repeat("x", 120)}, ocf.ActionStart, nil, ocf.InvalidArgs, "HAProxy takes at most 97 bytes"},
 	}

@@ -2,12 +2,11 @@ package haproxydynamic
 
 import (
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 
@@ -49,7 +48,7 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.RoutesFile, "routes_file", "Routes file (JSON)", re, ocf.AbsolutePath(),
 			ocf.Long(`Routes as JSON, the same on every node: {"routes": [{"service": "web", "listen": "127.0.0.1:8081", "mode": "http", "balance": "leastconn", "check": true, "check_path": "/health", "tag": "v2"}]}. `+
 				"Read at start and reload-agent. Pacemaker cannot see edits to the file: after editing it, restart the resource or change a reloadable parameter.")),
-		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.NoSpace(), ocf.Check(consulAddress),
+		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.NoSpace(), ocf.Check(consulapi.CheckPlainAddress),
 			ocf.Long("host:port or http://host:port of the Consul agent on this node.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file", re, ocf.AbsolutePath(),
 			ocf.Long("File holding an ACL token with service:read on the routed services and node:read. Mode 0600, owned by root. Never give the token itself as a parameter.")),
@@ -112,18 +111,6 @@ const (
 func noSpace(v string) error {
 	if strings.ContainsAny(v, " \t\n\"'#\\") {
 		return errors.New("must not contain white space, quotes, '#' or '\\'")
-	}
-	return nil
-}
-
-func consulAddress(v string) error {
-	if strings.HasPrefix(v, "https://") {
-		return errors.New("https is not supported yet; use the local agent's plain HTTP address")
-	}
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(v, "http://"))
-	n, perr := strconv.Atoi(port)
-	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-		return errors.New("must be host:port or http://host:port")
 	}
 	return nil
 }

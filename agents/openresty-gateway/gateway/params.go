@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
 )
 
@@ -74,7 +75,7 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.IssuerHeader, "issuer_header", "Header carrying the verified issuer", ocf.Default("X-Auth-Issuer"), re, ocf.Check(headerName)),
 		ocf.Bool(&c.TokenCache, "token_cache", "Cache verified tokens", ocf.Default("true"), re,
 			ocf.Long("Each nginx worker remembers verified tokens until they expire (or the keys change), so a token's signature is checked once per worker.")),
-		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.Check(consulAddress)),
+		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.Check(consulapi.CheckPlainAddress)),
 		ocf.String(&c.TokenFile, "token_file", "Consul ACL token file", re, ocf.AbsolutePath(),
 			ocf.Long("A token with key:read on kv_prefix. Mode 0600, owned by root.")),
 		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the ACL documents", re),
@@ -135,18 +136,6 @@ func safePath(v string) error {
 func kvPrefix(v string) error {
 	if v == "" || strings.HasPrefix(v, "/") || !strings.HasSuffix(v, "/") {
 		return errors.New("must be a relative KV path ending in /, e.g. acl/")
-	}
-	return nil
-}
-
-func consulAddress(v string) error {
-	if strings.HasPrefix(v, "https://") {
-		return errors.New("https is not supported yet; use the local agent's plain HTTP address")
-	}
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(v, "http://"))
-	n, perr := strconv.Atoi(port)
-	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-		return errors.New("must be host:port or http://host:port")
 	}
 	return nil
 }
