@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // StatusCode returns the HTTP status of the answer Consul gave when err
@@ -107,24 +109,8 @@ func Describe(err error) string {
 	return firstLine(err.Error(), 100)
 }
 
-// firstLine returns the first non-blank line of s, trimmed and cut to
-// at most max bytes on a rune boundary.
+// firstLine returns the first non-blank line of s, made safe for a reason
+// and cut to at most max bytes on a rune boundary (ocf.OneLine).
 func firstLine(s string, max int) string {
-	for _, line := range strings.Split(s, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			s = line
-			break
-		}
-	}
-	s = strings.TrimSpace(s)
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("...")
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return ocf.OneLine(process.FirstLine([]byte(s)), max)
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
