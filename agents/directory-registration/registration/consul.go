@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +169,7 @@ func (c *consul) ensure(ctx context.Context, v *view, want *api.AgentServiceRegi
 		if s.ID == want.ID {
 			continue
 		}
-		if err := c.api.Agent().ServiceDeregisterOpts(s.ID, q); err != nil && !notFound(err) {
+		if err := c.api.Agent().ServiceDeregisterOpts(s.ID, q); err != nil && !consulapi.IsNotFound(err) {
 			return c.fail("deregistering the old registration "+s.ID, err)
 		}
 		c.r.Log.Info("deregistered an old registration of this resource", "service_id", s.ID)
@@ -194,7 +193,7 @@ func (c *consul) refresh(ctx context.Context, want *api.AgentServiceRegistration
 			continue
 		}
 		if err := c.api.Agent().UpdateTTLOpts(ch.CheckID, output, api.HealthPassing, q); err != nil {
-			if notFound(err) {
+			if consulapi.IsNotFound(err) {
 				return ocf.Errorf(ocf.GenericFailure, "TTL check %s of service %s is gone from the Consul agent; the registration was changed outside Pacemaker", ch.CheckID, want.ID)
 			}
 			return c.fail("updating TTL check "+ch.CheckID, err)
@@ -308,7 +307,7 @@ func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService
 		if status := health(v.checksOf([]string{s.ID})).status; status == api.HealthPassing || status == api.HealthWarning {
 			serving = true
 		}
-		if err := c.api.Agent().EnableServiceMaintenanceOpts(s.ID, reason, q); err != nil && !notFound(err) {
+		if err := c.api.Agent().EnableServiceMaintenanceOpts(s.ID, reason, q); err != nil && !consulapi.IsNotFound(err) {
 			return c.fail("putting service "+s.ID+" in maintenance", err)
 		}
 		c.r.Log.Info("in maintenance", "service_id", s.ID)
@@ -317,7 +316,7 @@ func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService
 		c.drain(ctx)
 	}
 	for _, s := range mine {
-		if err := c.api.Agent().ServiceDeregisterOpts(s.ID, q); err != nil && !notFound(err) {
+		if err := c.api.Agent().ServiceDeregisterOpts(s.ID, q); err != nil && !consulapi.IsNotFound(err) {
 			return c.fail("deregistering service "+s.ID, err)
 		}
 		c.r.Log.Info("deregistered", "service_id", s.ID)
@@ -470,7 +469,7 @@ func (c *consul) fail(what string, err error) error {
 		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns)
 		return &ocf.Error{Code: ocf.GenericFailure, Err: &unreachable{refused: refused, err: err}, Reason: fmt.Sprintf(
 			"start Consul on this node first, or fix consul_address: %s does not answer (%s) while %s",
-			addr, transportProblem(err), what)}
+			addr, consulapi.Describe(err), what)}
 	}
 	body := cleanText(se.Body, maxOutput)
 	switch {
@@ -488,27 +487,4 @@ func (c *consul) fail(what string, err error) error {
 			"Consul at %s rejected the service definition (%s); %s", addr, body, cfg.definitionSource())}
 	}
 	return &ocf.Error{Code: ocf.GenericFailure, Err: err, Reason: fmt.Sprintf("Consul at %s failed %s: %d %s", addr, what, se.Code, body)}
-}
-
-// notFound reports Consul's answer for an unknown service or check ID,
-// which, for a removal, means done.
-func notFound(err error) bool {
-	var se api.StatusError
-	return errors.As(err, &se) && se.Code == 404
-}
-
-// transportProblem says in a few words why an HTTP request got no answer.
-func transportProblem(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "no answer before the operation timeout"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return cleanText(ue.Err.Error(), maxOutput)
-	}
-	return cleanText(err.Error(), maxOutput)
 }
