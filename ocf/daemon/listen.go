@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
+
+	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
 // listening reports whether the process pid, or another member of its
@@ -20,17 +21,13 @@ func listening(pid, port int) (bool, error) {
 	if holds(pid, inodes) {
 		return true, nil
 	}
-	// Workers may hold the sockets (a master-worker daemon).
-	entries, err := os.ReadDir("/proc")
+	// Its workers may hold the sockets (a master-worker daemon).
+	members, err := process.GroupMembers(pid)
 	if err != nil {
 		return false, err
 	}
-	for _, e := range entries {
-		other, err := strconv.Atoi(e.Name())
-		if err != nil || other == pid || pgrpOf(other) != pid {
-			continue
-		}
-		if holds(other, inodes) {
+	for _, m := range members {
+		if m != pid && holds(m, inodes) {
 			return true, nil
 		}
 	}
@@ -78,22 +75,4 @@ func holds(pid int, inodes map[string]bool) bool {
 		}
 	}
 	return false
-}
-
-// pgrpOf returns the process group of pid, 0 when unknown.
-func pgrpOf(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 3 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[2])
-	return n
 }

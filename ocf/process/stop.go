@@ -320,10 +320,22 @@ func (t groupTarget) gone() (bool, error) {
 // groupRunning reports whether any process in /proc belongs to process
 // group pgid and is not a zombie.
 func groupRunning(pgid int) (bool, error) {
+	members, err := GroupMembers(pgid)
+	return len(members) > 0, err
+}
+
+// GroupMembers lists the processes of process group pgid that still run
+// (zombies left out), the group's leader included, from /proc.
+//
+// Return values:
+//   - (pids, nil): the members found; none when the group is empty.
+//   - (nil, err): /proc could not be listed or a member's stat not read.
+func GroupMembers(pgid int) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -334,13 +346,13 @@ func groupRunning(pgid int) (bool, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // exited while we looked
 			}
-			return false, err
+			return nil, err
 		}
 		if st.pgrp == pgid && !dead(st.state) {
-			return true, nil
+			pids = append(pids, pid)
 		}
 	}
-	return false, nil
+	return pids, nil
 }
 
 // sigName formats a signal for errors; syscall.Signal's own String gives
