@@ -135,19 +135,26 @@ func (d *Daemon[C]) Agent(a *ocf.Agent[C]) *ocf.Agent[C] {
 // Validate checks that the command line builds on this node: the
 // executable exists, the user and group resolve.
 func (d *Daemon[C]) Validate(ctx context.Context, r *ocf.Request[C]) error {
-	_, err := d.command(ctx, r)
+	cmd, err := d.command(ctx, r)
+	if err != nil {
+		return err
+	}
+	_, err = credential(ctx, cmd.User, cmd.Group)
 	return err
 }
 
 // Resolve returns the command line for the request, with Path resolved
 // to an absolute path and PIDFile and LogFile filled in: what an agent
 // needs outside the checks (a configuration check with the same binary,
-// say). Its errors are those of Validate.
+// say). Its errors are those of Validate, but for the user and group,
+// which it does not look up.
 func (d *Daemon[C]) Resolve(ctx context.Context, r *ocf.Request[C]) (Command, error) {
 	return d.command(ctx, r)
 }
 
-// command builds and resolves the command line.
+// command builds the command line and resolves its path. The user and
+// group are looked up only by Validate and Start, which need them: that
+// lookup may ask getent, and monitors run every few seconds.
 func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, error) {
 	cmd, err := d.Command(ctx, r)
 	if cmd.PIDFile == "" {
@@ -165,9 +172,6 @@ func (d *Daemon[C]) command(ctx context.Context, r *ocf.Request[C]) (Command, er
 	}
 	if cmd.Path, err = filepath.Abs(p); err != nil {
 		return cmd, ocf.Errorf(ocf.NotInstalled, "%s: %w", p, err)
-	}
-	if _, err := credential(ctx, cmd.User, cmd.Group); err != nil {
-		return cmd, err
 	}
 	return cmd, nil
 }
