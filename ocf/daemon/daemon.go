@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -552,9 +551,4 @@ func Signal[C any](sig syscall.Signal) Check[C] {
 		}
 		return nil
 	}
-}
-
-// String describes the command line for logs.
-func (c Command) String() string {
-	return fmt.Sprintf("%s %s", c.Path, strings.Join(c.Args, " "))
 }

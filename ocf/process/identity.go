@@ -150,18 +150,3 @@ func (id Identity) Same() (bool, error) {
 	}
 	return notZombie(id.PID), nil
 }
-
-// readSmall reads a file of at most maxPIDFileSize bytes.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, maxPIDFileSize)
-	n, err := f.Read(buf)
-	if n == 0 && err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
-}

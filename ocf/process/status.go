@@ -35,20 +35,32 @@ const maxPIDFileSize = 4096
 //     is empty or does not start with a valid pid. The message says why.
 //   - (0, err): the file could not be read.
 func ReadPIDFile(path string) (int, error) {
-	f, err := os.Open(path)
+	data, err := readSmall(path)
 	if err != nil {
 		return 0, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPIDFileSize))
-	if err != nil {
-		return 0, fmt.Errorf("read pid file: %w", err)
 	}
 	pid, err := parsePID(data)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w: %w", path, ErrInvalidPIDFile, err)
 	}
 	return pid, nil
+}
+
+// readSmall reads at most maxPIDFileSize bytes of the file at path: a pid
+// or identity file holds a line, and a huge file there is corruption that
+// must not be slurped into memory. Errors are os.Open's (fs.ErrNotExist
+// when there is no file) or the read's.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPIDFileSize))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
 }
 
 // parsePID extracts the pid from the contents of a pid file.
