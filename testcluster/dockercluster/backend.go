@@ -108,6 +108,11 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		return nodes, err
 	}
 	extra = append(extra, agents...)
+	if spec.Docker {
+		// The node's engine keeps its images and containers on a volume:
+		// its storage driver cannot work on the node's overlay root.
+		extra = append(extra, "-e", "HAFW_DOCKER=1", "-v", "/var/lib/docker")
+	}
 	caps := capabilityArgs()
 	for _, n := range nodes {
 		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name,
@@ -134,7 +139,8 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 
 // Command implements harness.Backend: docker exec.
 func (b *Backend) Command(ctx context.Context, node string, cmd ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "docker", append([]string{"exec", node}, cmd...)...)
+	// -i: a caller may feed the command (docker load reads an image from stdin).
+	return exec.CommandContext(ctx, "docker", append([]string{"exec", "-i", node}, cmd...)...)
 }
 
 // PowerOff implements harness.Backend: SIGKILL to the container's PID 1.

@@ -78,6 +78,10 @@ type Spec struct {
 	// default (3000). Node-loss detection takes about 2.2 times the token
 	// (plus 650 ms per node beyond two): token expiry, then consensus.
 	TokenMS int
+	// Docker: every node runs its own Docker Engine, so a container a
+	// resource runs there dies with its node. Backends that cannot
+	// provide it fail Create.
+	Docker bool
 }
 
 // Node is one machine of a cluster.
@@ -107,6 +111,7 @@ type Options struct {
 	// TokenMS is corosync's token timeout (Spec.TokenMS); default
 	// $HAFW_TOKEN_MS, else corosync's own default.
 	TokenMS int
+	Docker  bool // see Spec.Docker; LoadImage puts images into the nodes' engines
 	// LogDir receives the logs of a failed test, or of every test with
 	// HAFW_E2E_KEEP_LOGS=1 (default
 	// $HAFW_E2E_LOGDIR, else /tmp/hafw-e2e-logs).
@@ -179,7 +184,7 @@ func Up(t testing.TB, b Backend, opts *Options) *Cluster {
 	t.Cleanup(c.cleanup)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.CreateTimeout)
-	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS})
+	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS, Docker: o.Docker})
 	cancel()
 	for _, n := range nodes {
 		c.Nodes = append(c.Nodes, n.Name)
@@ -543,4 +548,31 @@ func EnvOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// LoadImage copies the image ref from this host's Docker Engine into the
+// engine of every node (Options.Docker), so nodes need no registry: the
+// image is saved once to a file, then fed to `docker load` on each node.
+// Fails the test on any error, naming the node.
+func (c *Cluster) LoadImage(ref string) {
+	c.t.Helper()
+	archive := filepath.Join(c.t.TempDir(), "image.tar")
+	ctx, cancel := context.WithTimeout(context.Background(), execWait)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "save", "-o", archive, ref).CombinedOutput(); err != nil {
+		c.t.Fatalf("docker save %s: %v: %s", ref, err, strings.TrimSpace(string(out)))
+	}
+	for _, n := range c.Nodes {
+		f, err := os.Open(archive)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cmd := c.Backend.Command(ctx, n, "docker", "load", "--quiet")
+		cmd.Stdin = f
+		out, err := cmd.CombinedOutput()
+		f.Close()
+		if err != nil {
+			c.t.Fatalf("docker load %s on %s: %v: %s", ref, n, err, strings.TrimSpace(string(out)))
+		}
+	}
 }

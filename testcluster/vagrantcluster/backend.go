@@ -108,6 +108,9 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the vagrant backend must run as root (libvirt, networks, sshd)")
 	}
+	if spec.Docker {
+		return nil, errors.New("the vagrant backend has no Docker Engine in its nodes (the docker backend has)")
+	}
 	scripts, err := b.scriptDir()
 	if err != nil {
 		return nil, err

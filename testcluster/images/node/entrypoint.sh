@@ -7,6 +7,7 @@
 #   /hafw/pkg/ha-framework.deb  the project's package, installed with dpkg (optional)
 #   /hafw/bin      the built agents, mounted read-only (optional; copied in
 #                  when no package is given)
+#   HAFW_DOCKER=1  the node runs its own Docker Engine (hafw_start_docker)
 #   /hafw/docker.sock, /hafw/tls, HAFW_FENCE_PORT  for fence_docker (optional):
 #                  a TLS endpoint on 127.0.0.1 in front of the host's Docker
 #                  socket, since fence_docker speaks HTTPS only
@@ -35,6 +36,9 @@ trap stop TERM INT
 if [[ -S /hafw/docker.sock && -n ${HAFW_FENCE_PORT:-} ]]; then
 	socat "OPENSSL-LISTEN:${HAFW_FENCE_PORT},bind=127.0.0.1,reuseaddr,fork,cert=/hafw/tls/server.pem,key=/hafw/tls/server.key,cafile=/hafw/tls/ca.pem,verify=1" \
 		UNIX-CONNECT:/hafw/docker.sock >>/var/log/hafw-fence-proxy.log 2>&1 &
+fi
+if [[ ${HAFW_DOCKER:-} == 1 ]]; then
+	hafw_start_docker || exit 1
 fi
 # -f: corosync stays in the foreground, a child of this script.
 corosync -f >>/var/log/corosync/corosync.out 2>&1 &

@@ -82,3 +82,40 @@ hafw_install_package() {
 		exit 1
 	}
 }
+
+# hafw_start_docker starts the node's own Docker Engine (docker.io from the
+# image), so a container a resource runs lives and dies with its node, as
+# on a real machine. A container's cgroup mounts are read-only; dockerd
+# needs them writable, so each v1 hierarchy is mounted again (CAP_SYS_ADMIN
+# is there), and the engine's containers go below the node's own cgroup,
+# which the host's engine removes with the node. /var/lib/docker must not
+# be on the node's overlay root (the docker backend gives it a volume).
+# Waits up to 60 s for the engine to answer; fails otherwise.
+hafw_start_docker() {
+	local d name opts parent
+	command -v dockerd >/dev/null || { echo "dockerd not installed in the node image" >&2; return 1; }
+	if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+		mount -o remount,rw /sys/fs/cgroup 2>/dev/null || true
+	else
+		for d in /sys/fs/cgroup/*/; do
+			d=${d%/}
+			name=${d##*/}
+			[[ -L ${d} ]] && continue # cpu,cpuacct style links
+			opts=${name}
+			[[ ${name} == systemd ]] && opts=none,name=systemd
+			if ! touch "${d}/.hafw-rw" 2>/dev/null; then
+				umount "${d}" && mount -t cgroup -o "${opts}" cgroup "${d}"
+			fi
+			rm -f "${d}/.hafw-rw"
+		done
+	fi
+	parent=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup)
+	dockerd ${parent:+--cgroup-parent="${parent%/}/engine"} >>/var/log/dockerd.log 2>&1 &
+	for _ in $(seq 1 60); do
+		docker version >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	echo "dockerd did not answer within 60 s:" >&2
+	tail -n 20 /var/log/dockerd.log >&2
+	return 1
+}
