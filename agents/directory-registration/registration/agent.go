@@ -230,6 +230,9 @@ func start(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
+	if n := prime(ctx, want); n > 0 {
+		r.Log.Debug("checks enter Consul passing: they passed a probe just now", "checks", n)
+	}
 	if err := cl.ensure(ctx, v, want, claims(r, want), false); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -596,6 +598,36 @@ func TestHealthStates(t *testing.T) {
 	}
 	must(t, r, "start", nil, ocf.Success)
 	must(t, r, "monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": "1000"}, ocf.Success)
+}
+
+// TestStartEntersPassing: an instance whose service answers when start
+// registers it is passing in the catalog as soon as start returns, not
+// critical until Consul first runs its check (a random part of
+// check_interval, here ten minutes, later). One that does not answer
+// starts critical, as Consul would have it.
+func TestStartEntersPassing(t *testing.T) {
+	t.Parallel()
+	d := startConsul(t, "")
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, check, want string
+	}{
+		{"answers", srv.URL + "/health", api.HealthPassing},
+		{"silent", "http://" + deadAddress(t) + "/health", api.HealthCritical},
+	} {
+		r := runner(t, tc.name+"-reg", map[string]string{"consul_address": d.addr, "service_name": tc.name,
+			"check_http": tc.check, "check_interval": "10m", "wait_for": "catalog"})
+		must(t, r, "start", nil, ocf.Success)
+		e := catalogEntry(t, d, tc.name, tc.name+"-node1")
+		if e == nil {
+			t.Fatalf("%s: not in the catalog after start", tc.name)
+		}
+		if got := e.Checks.AggregatedStatus(); got != tc.want {
+			t.Errorf("%s: %s in the catalog right after start, want %s", tc.name, got, tc.want)
+		}
+		must(t, r, "stop", nil, ocf.Success)
+	}
 }
 
 // TestConflictingID refuses to take over a registration that is not this
