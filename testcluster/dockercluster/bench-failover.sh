@@ -9,12 +9,17 @@
 # during a running transition leaves the DC waiting for an operation whose
 # history it deleted.
 #
+# Then active-active: the same service as a clone on every node
+# (HAFW_BENCH_ACTIVE node losses, default 3), where clients should see no
+# failed request and no wait of a second: the proxy redispatches what it
+# sent to the lost instance until Consul drops it.
+#
 # Node losses run twice, on separate clusters: with corosync's default
 # token (3000 ms; detection takes token + consensus, about 8 s for 3 nodes)
 # and with HAFW_BENCH_FAST_TOKEN (default 1000 ms, a common choice on a
 # LAN; 0 skips that round).
 #
-#   HAFW_BENCH_CRASH=5 HAFW_BENCH_NODELOSS=3 HAFW_BENCH_MAX=25m testcluster/dockercluster/bench-failover.sh
+#   HAFW_BENCH_CRASH=5 HAFW_BENCH_NODELOSS=3 HAFW_BENCH_ACTIVE=3 HAFW_BENCH_MAX=25m testcluster/dockercluster/bench-failover.sh
 #
 # Extra arguments go to go test (via run-e2e.sh).
 set -euo pipefail

@@ -5,7 +5,8 @@
 
 # hafw_corosync_conf CLUSTER "name=ip ..." prints corosync.conf: knet with
 # encryption, the nodes in the given order (node ids 1..n), votequorum,
-# logs in /var/log/corosync. HAFW_TOKEN_MS sets the totem token; empty
+# logs in /var/log/corosync with millisecond time stamps (failover
+# timelines are read from them). HAFW_TOKEN_MS sets the totem token; empty
 # leaves corosync's default (3000 ms, plus 650 ms per node beyond two).
 hafw_corosync_conf() {
 	local cluster=$1 pairs=$2 id=0 pair
@@ -34,7 +35,7 @@ logging {
     to_logfile: yes
     logfile: /var/log/corosync/corosync.log
     to_syslog: no
-    timestamp: on
+    timestamp: hires
 }
 CONF
 }

@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A node-loss failover, step by step, from the survivors' corosync and
+// pacemaker logs (both with millisecond time stamps): what the client's
+// outage is made of, and which parts are the cluster's and which ours.
+type steps struct {
+	tokenLost  time.Time // corosync: the token was lost ("A processor failed")
+	membership time.Time // corosync: the new membership without the victim
+	lost       time.Time // controller: the victim's state is now lost
+	dc         time.Time // controller: a new DC took over (only when the DC was lost)
+	fenceAsked time.Time // controller: fencing of the victim requested
+	fenced     time.Time // fencing of the victim confirmed
+	started    time.Time // the service's start succeeded on its new node
+	registered time.Time // its registration's start succeeded
+}
+
+var (
+	logStamp      = regexp.MustCompile(`^([A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d(?:\.\d{1,6})?) `)
+	tokenLostRe   = regexp.MustCompile(`A processor failed, forming new configuration`)
+	membershipRe  = regexp.MustCompile(`A new membership \(.*\) was formed\. Members left:`)
+	electedRe     = regexp.MustCompile(`State transition S_ELECTION -> S_INTEGRATION`)
+	fenceAskedFmt = `(?:Requesting fencing \([a-z]+\) (?:of|targeting) (?:node )?%[1]s\b|Client .* wants to fence \([a-z]+\) '?%[1]s'?)`
+	fencedFmt     = `(?:Peer %[1]s was terminated \([a-z]+\) by .*: OK|Operation '?[a-z]+'? targeting %[1]s (?:on|by) .*: OK)`
+	lostFmt       = `Node %[1]s state is now lost`
+	startedFmt    = `Result of start operation for %[1]s on \S+: ok`
+)
+
+// logTime reads a log line's time stamp ("Dec 03 19:01:46.108", the
+// milliseconds optional), in the year of ref and in UTC, as the nodes log.
+func logTime(line string, ref time.Time) (time.Time, bool) {
+	m := logStamp.FindStringSubmatch(line)
+	if m == nil {
+		return time.Time{}, false
+	}
+	layout := "Jan _2 15:04:05"
+	if strings.Contains(m[1], ".") {
+		layout += ".000000"[:len(m[1])-strings.LastIndexByte(m[1], '.')]
+	}
+	t, err := time.ParseInLocation(layout, m[1], time.UTC)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.AddDate(ref.UTC().Year(), 0, 0), true
+}
+
+// readSteps finds, in logs (lines of any of the survivors' logs, in any
+// order), the first time of each step at or after fault.
+func readSteps(logs []string, fault time.Time, victim, service, registration string) steps {
+	fenceAsked := regexp.MustCompile(fmt.Sprintf(fenceAskedFmt, regexp.QuoteMeta(victim)))
+	fenced := regexp.MustCompile(fmt.Sprintf(fencedFmt, regexp.QuoteMeta(victim)))
+	lost := regexp.MustCompile(fmt.Sprintf(lostFmt, regexp.QuoteMeta(victim)))
+	started := regexp.MustCompile(fmt.Sprintf(startedFmt, regexp.QuoteMeta(service)))
+	registered := regexp.MustCompile(fmt.Sprintf(startedFmt, regexp.QuoteMeta(registration)))
+	var s steps
+	first := func(at *time.Time, t time.Time) {
+		if at.IsZero() || t.Before(*at) {
+			*at = t
+		}
+	}
+	// A log's time stamps have milliseconds at best: a line of the
+	// fault's own millisecond counts.
+	from := fault.Truncate(time.Millisecond)
+	for _, line := range logs {
+		t, ok := logTime(line, fault)
+		if !ok || t.Before(from) {
+			continue
+		}
+		switch {
+		case tokenLostRe.MatchString(line):
+			first(&s.tokenLost, t)
+		case membershipRe.MatchString(line):
+			first(&s.membership, t)
+		case lost.MatchString(line):
+			first(&s.lost, t)
+		case electedRe.MatchString(line):
+			first(&s.dc, t)
+		case fenceAsked.MatchString(line):
+			first(&s.fenceAsked, t)
+		case fenced.MatchString(line):
+			first(&s.fenced, t)
+		case started.MatchString(line):
+			first(&s.started, t)
+		case registered.MatchString(line):
+			first(&s.registered, t)
+		}
+	}
+	return s
+}
+
+// breakdown names each step's share of the outage, from the fault to
+// served (the client's first answer again); a step the logs did not show
+// reads "?".
+func (s steps) breakdown(fault, served time.Time) string {
+	var b strings.Builder
+	prev, prevOK := fault, true
+	add := func(name string, at time.Time) {
+		switch {
+		case at.IsZero():
+			fmt.Fprintf(&b, " %s ?", name)
+			prevOK = false
+			return
+		case !prevOK:
+			fmt.Fprintf(&b, " %s @%dms", name, at.Sub(fault).Milliseconds())
+		default:
+			fmt.Fprintf(&b, " %s +%dms", name, at.Sub(prev).Milliseconds())
+		}
+		prev, prevOK = at, true
+	}
+	add("token-lost", s.tokenLost)
+	add("membership", s.membership)
+	add("node-lost", s.lost)
+	if !s.dc.IsZero() {
+		add("dc-elected", s.dc)
+	}
+	add("fence-asked", s.fenceAsked)
+	add("fenced", s.fenced)
+	add("service-started", s.started)
+	add("registered", s.registered)
+	if !served.IsZero() {
+		add("served", served)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestReadSteps(t *testing.T) {
+	fault := time.Date(2026, 12, 3, 19, 30, 0, 0, time.UTC)
+	logs := []string{
+		// Before the fault: ignored.
+		"Dec 03 19:29:59.900 n1 pacemaker-controld  [85] (log_executor_event) 	notice: Result of start operation for web on n2: ok | call=7",
+		"Dec 03 19:30:03.012 [35] n1 corosync notice  [TOTEM ] A processor failed, forming new configuration: token timed out (3000ms), waiting 3600ms for consensus.",
+		"Dec 03 19:30:06.650 [35] n1 corosync notice  [TOTEM ] A new membership (1.12) was formed. Members left: 2",
+		"Dec 03 19:30:06.660 [35] n3 corosync notice  [TOTEM ] A new membership (1.12) was formed. Members left: 2",
+		"Dec 03 19:30:06.700 n1 pacemaker-controld  [85] (peer_update_callback) 	notice: Node n2 state is now lost | nodeid=2",
+		"Dec 03 19:30:06.720 n1 pacemaker-controld  [85] (do_state_transition) 	notice: State transition S_ELECTION -> S_INTEGRATION | input=I_ELECTION_DC",
+		"Dec 03 19:30:06.900 n1 pacemaker-controld  [85] (controld_execute_fence_action) 	notice: Requesting fencing (off) of node n2 | action=3 timeout=60000",
+		"Dec 03 19:30:07.800 n3 pacemaker-controld  [61] (handle_fence_notification) 	notice: Peer n2 was terminated (off) by n1 on behalf of pacemaker-controld.85@n1: OK | event=1",
+		"Dec 03 19:30:07.750 n1 pacemaker-controld  [85] (handle_fence_notification) 	notice: Peer n2 was terminated (off) by n1 on behalf of pacemaker-controld.85@n1: OK | event=1",
+		// Another node's fencing and another resource do not count.
+		"Dec 03 19:30:07.000 n1 pacemaker-controld  [85] (controld_execute_fence_action) 	notice: Requesting fencing (off) of node n22 | action=3",
+		"Dec 03 19:30:08.000 n3 pacemaker-controld  [61] (log_executor_event) 	notice: Result of start operation for web-other on n3: ok | call=9",
+		"Dec 03 19:30:08.100 n3 pacemaker-controld  [61] (log_executor_event) 	notice: Result of start operation for web on n3: ok | call=9",
+		"Dec 03 19:30:08.400 n3 pacemaker-controld  [61] (log_executor_event) 	notice: Result of start operation for web-reg on n3: ok | call=10",
+		"garbage",
+		"",
+	}
+	s := readSteps(logs, fault, "n2", "web", "web-reg")
+	at := func(sec, ms int) time.Time { return time.Date(2026, 12, 3, 19, 30, sec, ms*1e6, time.UTC) }
+	want := steps{tokenLost: at(3, 12), membership: at(6, 650), lost: at(6, 700), dc: at(6, 720),
+		fenceAsked: at(6, 900), fenced: at(7, 750), started: at(8, 100), registered: at(8, 400)}
+	if s != want {
+		t.Errorf("readSteps:\n got %+v\nwant %+v", s, want)
+	}
+	got := s.breakdown(fault, at(8, 600))
+	const line = "token-lost +3012ms membership +3638ms node-lost +50ms dc-elected +20ms fence-asked +180ms fenced +850ms service-started +350ms registered +300ms served +200ms"
+	if got != line {
+		t.Errorf("breakdown:\n got %s\nwant %s", got, line)
+	}
+	// A step missing from the logs: the next one is measured from the fault.
+	s.fenceAsked = time.Time{}
+	s.dc = time.Time{}
+	if got, want := s.breakdown(fault, time.Time{}), "token-lost +3012ms membership +3638ms node-lost +50ms fence-asked ? fenced @7750ms service-started +350ms registered +300ms"; got != want {
+		t.Errorf("breakdown with a gap:\n got %s\nwant %s", got, want)
+	}
+}
