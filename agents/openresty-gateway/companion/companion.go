@@ -1,14 +1,17 @@
 // Package companion keeps nginx's shared state equal to the configuration
 // and Consul KV, without reloading nginx. It runs beside nginx (the agent
 // binary started with the hidden argument "watch"): it follows the ACL
-// prefix with one blocking query, validates every document, loads the JWT
-// policy and its key files, persists the result as the last good state
-// and pushes it through nginx's root-only state socket.
+// prefix with one blocking query (and, when an issuer takes keys from
+// Consul KV, the keys prefix with a second one), validates every
+// document, loads the JWT policy and its key files, persists the result
+// as the last good state and pushes it through nginx's root-only state
+// socket.
 //
 // Consul being unreachable changes nothing in force: the last good ACLs
-// stay, and the status file says why, for the monitor to report degraded.
-// A document that fails validation is refused and the last good version of
-// that service's ACL stays; a deleted document removes the ACL (deny).
+// and keys stay, and the status file says why, for the monitor to report
+// degraded. A document that fails validation is refused and the last good
+// version at its key stays; a deleted document removes the ACL (deny) or
+// the key (its tokens are refused).
 package companion
 
 import (
@@ -37,17 +40,20 @@ import (
 // Config is what the agent hands the companion, in a file of mode 0600.
 // It names the token file, never holds the token.
 type Config struct {
-	PolicyFile    string        `json:"policy_file"`
-	ConsulAddress string        `json:"consul_address"`
-	TokenFile     string        `json:"token_file,omitempty"`
-	Datacenter    string        `json:"datacenter,omitempty"`
-	KVPrefix      string        `json:"kv_prefix"` // e.g. "acl/"
-	Services      []string      `json:"services"`  // the routed services; other documents are ignored
-	StateFile     string        `json:"state_file"`
-	StatusFile    string        `json:"status_file"`
-	Socket        string        `json:"socket"`
-	Wait          time.Duration `json:"wait"` // the blocking query's wait
-	Tick          time.Duration `json:"tick"` // key files re-read and nginx re-checked this often
+	PolicyFile    string `json:"policy_file"`
+	ConsulAddress string `json:"consul_address"`
+	TokenFile     string `json:"token_file,omitempty"`
+	Datacenter    string `json:"datacenter,omitempty"`
+	KVPrefix      string `json:"kv_prefix"` // e.g. "acl/"
+	// KeysPrefix is where issuers with kv_keys keep their keys, e.g.
+	// "jwt/" for jwt/<kv_keys>/keys/<kid>.
+	KeysPrefix string        `json:"keys_prefix,omitempty"`
+	Services   []string      `json:"services"` // the routed services; other documents are ignored
+	StateFile  string        `json:"state_file"`
+	StatusFile string        `json:"status_file"`
+	Socket     string        `json:"socket"`
+	Wait       time.Duration `json:"wait"` // the blocking query's wait
+	Tick       time.Duration `json:"tick"` // key files re-read and nginx re-checked this often
 }
 
 // WriteConfig stores c at path, atomically, mode 0600.
@@ -83,6 +89,11 @@ type Status struct {
 	Pushed string `json:"pushed,omitempty"`
 	// ACLs maps each service to the digest (and version) in force.
 	ACLs map[string]string `json:"acls"`
+	// Keys maps the KV path of each key from Consul in force to its
+	// version.
+	Keys map[string]string `json:"keys,omitempty"`
+	// RejectedKeys maps a KV path to why its key document was refused.
+	RejectedKeys map[string]string `json:"rejected_keys,omitempty"`
 }
 
 // ErrNoStatus is returned by ReadStatus before the companion wrote one.
@@ -107,20 +118,32 @@ func ReadStatus(path string) (*Status, error) {
 	return &s, nil
 }
 
-// kvAnswer is one answer of the blocking query.
+// kvAnswer is one answer of a blocking query.
 type kvAnswer struct {
-	pairs api.KVPairs
-	index uint64
-	err   error
+	prefix string
+	pairs  api.KVPairs
+	index  uint64
+	err    error
 }
 
 type companion struct {
 	cfg    *Config
 	log    *slog.Logger
 	nginx  state.Client
+	client *api.Client
 	policy *policy.Compiled
 	acls   map[string]*acl.Document
-	status Status
+	// kvKeys are the keys from Consul in force, by KV path; keyPairs the
+	// last answer for the keys prefix (nil before the first).
+	kvKeys   map[string]policy.StoredKey
+	keyPairs []policy.KVPair
+	// answers receives both queries' answers; stopKeys ends the keys
+	// query (nil while it does not run).
+	answers  chan kvAnswer
+	stopKeys context.CancelFunc
+	// consulErr holds each query's last error.
+	consulErr map[string]string
+	status    Status
 	// lastStatus is the status last written: the file is rewritten
 	// only when it changes.
 	lastStatus []byte
@@ -144,7 +167,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w := &companion{cfg: c, log: log, nginx: state.Client{Socket: c.Socket}, acls: map[string]*acl.Document{},
+	w := &companion{cfg: c, log: log, nginx: state.Client{Socket: c.Socket}, client: client, acls: map[string]*acl.Document{},
+		kvKeys: map[string]policy.StoredKey{}, answers: make(chan kvAnswer), consulErr: map[string]string{},
 		status: Status{PID: os.Getpid(), ACLs: map[string]string{}, Rejected: map[string]string{}}}
 	// The last good state first: a restart during a Consul outage
 	// enforces what was in force before.
@@ -154,32 +178,41 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 				w.acls[svc] = d
 			}
 		}
-		log.Info("loaded the last good state", "version", last.Version, "acls", len(w.acls))
+		maps.Copy(w.kvKeys, last.KVKeys)
+		log.Info("loaded the last good state", "version", last.Version, "acls", len(w.acls), "kv_keys", len(w.kvKeys))
 	} else if !errors.Is(err, state.ErrNone) {
 		log.Warn("the persisted state cannot be read; starting from none (deny)", "err", err)
 	}
-	w.loadPolicy()
+	w.loadPolicy(ctx)
 	w.sync(ctx)
 
-	answers := make(chan kvAnswer)
-	go w.follow(ctx, client, answers)
+	go w.follow(ctx, client, c.KVPrefix, w.answers)
+	defer func() {
+		if w.stopKeys != nil {
+			w.stopKeys()
+		}
+	}()
 	t := time.NewTicker(c.Tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case a := <-answers:
-			w.apply(a)
+		case a := <-w.answers:
+			if a.prefix == c.KVPrefix {
+				w.apply(a)
+			} else if w.stopKeys != nil {
+				w.applyKeys(a)
+			}
 		case <-t.C:
-			w.loadPolicy()
+			w.loadPolicy(ctx)
 		}
 		w.sync(ctx)
 	}
 }
 
 // follow runs the blocking query on the prefix and sends every answer.
-func (w *companion) follow(ctx context.Context, client *api.Client, out chan<- kvAnswer) {
+func (w *companion) follow(ctx context.Context, client *api.Client, prefix string, out chan<- kvAnswer) {
 	var index uint64
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
@@ -188,14 +221,14 @@ func (w *companion) follow(ctx context.Context, client *api.Client, out chan<- k
 		// past that is a lost connection.
 		qctx, cancel := context.WithTimeout(ctx, w.cfg.Wait+w.cfg.Wait/16+10*time.Second)
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: w.cfg.Wait, Datacenter: w.cfg.Datacenter, AllowStale: true}).WithContext(qctx)
-		pairs, meta, err := client.KV().List(w.cfg.KVPrefix, q)
+		pairs, meta, err := client.KV().List(prefix, q)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			select {
-			case out <- kvAnswer{err: err}:
+			case out <- kvAnswer{prefix: prefix, err: err}:
 			case <-ctx.Done():
 				return
 			}
@@ -210,7 +243,7 @@ func (w *companion) follow(ctx context.Context, client *api.Client, out chan<- k
 		}
 		backoff = 500 * time.Millisecond
 		select {
-		case out <- kvAnswer{pairs: pairs, index: meta.LastIndex}:
+		case out <- kvAnswer{prefix: prefix, pairs: pairs, index: meta.LastIndex}:
 		case <-ctx.Done():
 			return
 		}
@@ -225,19 +258,33 @@ func (w *companion) follow(ctx context.Context, client *api.Client, out chan<- k
 	}
 }
 
-// apply takes one answer of Consul into the ACLs.
-func (w *companion) apply(a kvAnswer) {
+// consulAnswered records whether a query failed; it reports whether the
+// answer holds data.
+func (w *companion) consulAnswered(a kvAnswer) bool {
 	if a.err != nil {
-		if w.status.ConsulError == "" {
-			w.log.Warn("Consul cannot be reached; the last good ACLs stay in force", "err", a.err)
+		if w.consulErr[a.prefix] == "" {
+			w.log.Warn("Consul cannot be reached; the last good ACLs and keys stay in force", "prefix", a.prefix, "err", a.err)
 		}
-		w.status.ConsulError = a.err.Error()
-		return
-	}
-	if w.status.ConsulError != "" {
-		w.log.Info("Consul answers again")
+		w.consulErr[a.prefix] = a.err.Error()
+	} else {
+		if w.consulErr[a.prefix] != "" {
+			w.log.Info("Consul answers again", "prefix", a.prefix)
+		}
+		delete(w.consulErr, a.prefix)
 	}
 	w.status.ConsulError = ""
+	for _, p := range slices.Sorted(maps.Keys(w.consulErr)) {
+		w.status.ConsulError = w.consulErr[p]
+		break
+	}
+	return a.err == nil
+}
+
+// apply takes one answer of Consul into the ACLs.
+func (w *companion) apply(a kvAnswer) {
+	if !w.consulAnswered(a) {
+		return
+	}
 	w.status.LastSync = time.Now().UTC()
 	w.status.ConsulIndex = a.index
 	present := map[string]bool{}
@@ -270,9 +317,50 @@ func (w *companion) apply(a kvAnswer) {
 	w.status.Rejected = rejected
 }
 
+// applyKeys takes one answer of Consul for the keys prefix.
+func (w *companion) applyKeys(a kvAnswer) {
+	if !w.consulAnswered(a) {
+		return
+	}
+	pairs := make([]policy.KVPair, 0, len(a.pairs))
+	for _, p := range a.pairs {
+		pairs = append(pairs, policy.KVPair{Key: p.Key, Value: p.Value})
+	}
+	w.keyPairs = pairs
+	w.selectKeys()
+}
+
+// selectKeys validates the last keys answer against the policy in force.
+func (w *companion) selectKeys() {
+	if w.keyPairs == nil {
+		// No answer yet: the last good keys stay, as far as the policy
+		// still admits them.
+		w.kvKeys = policy.FitKVKeys(w.policy, w.cfg.KeysPrefix, w.kvKeys)
+		return
+	}
+	keys, refused := policy.SelectKVKeys(w.policy, w.cfg.KeysPrefix, w.keyPairs, w.kvKeys)
+	for path, why := range refused {
+		if w.status.RejectedKeys[path] != why {
+			w.log.Warn("JWT key document refused; the last good key there stays", "key", path, "err", why)
+		}
+	}
+	for path, k := range keys {
+		if old, ok := w.kvKeys[path]; !ok || old.Key.Version != k.Key.Version {
+			w.log.Info("JWT key from Consul accepted", "key", path, "issuer", k.Issuer, "kind", k.Key.Kind, "version", k.Key.Version)
+		}
+	}
+	for path := range w.kvKeys {
+		if _, ok := keys[path]; !ok {
+			w.log.Info("JWT key removed; tokens it signed are refused", "key", path)
+		}
+	}
+	w.kvKeys, w.status.RejectedKeys = keys, refused
+}
+
 // loadPolicy re-reads the policy file and its keys; a failure keeps the
-// policy in force.
-func (w *companion) loadPolicy() {
+// policy in force. It starts the keys query when an issuer takes keys
+// from Consul KV, and stops it when none does any more.
+func (w *companion) loadPolicy(ctx context.Context) {
 	p, err := readPolicy(w.cfg.PolicyFile)
 	if err != nil {
 		if w.status.PolicyError != err.Error() {
@@ -283,6 +371,18 @@ func (w *companion) loadPolicy() {
 	}
 	w.status.PolicyError = ""
 	w.policy = p
+	want := w.cfg.KeysPrefix != "" && slices.ContainsFunc(p.Issuers, func(is policy.CompiledIssuer) bool { return is.KVKeys != "" })
+	switch {
+	case want && w.stopKeys == nil:
+		kctx, cancel := context.WithCancel(ctx)
+		w.stopKeys = cancel
+		go w.follow(kctx, w.client, w.cfg.KeysPrefix, w.answers)
+	case !want && w.stopKeys != nil:
+		w.stopKeys()
+		w.stopKeys, w.keyPairs = nil, nil
+		delete(w.consulErr, w.cfg.KeysPrefix)
+	}
+	w.selectKeys()
 }
 
 func readPolicy(path string) (*policy.Compiled, error) {
@@ -304,11 +404,15 @@ func (w *companion) sync(ctx context.Context) {
 	for svc, d := range w.acls {
 		w.status.ACLs[svc] = fmt.Sprintf("%s v%d", d.Digest, d.Version)
 	}
+	w.status.Keys = map[string]string{}
+	for path, k := range w.kvKeys {
+		w.status.Keys[path] = k.Key.Version
+	}
 	if w.policy == nil {
 		// Without a policy nothing can be verified: nginx denies all.
 		return
 	}
-	st, err := state.New(w.policy, maps.Clone(w.acls))
+	st, err := state.NewWithKVKeys(w.policy, maps.Clone(w.kvKeys), maps.Clone(w.acls))
 	if err != nil {
 		w.status.PushError = err.Error()
 		return
@@ -332,7 +436,7 @@ func (w *companion) sync(ctx context.Context) {
 		w.status.PushError = err.Error()
 		return
 	}
-	w.log.Info("state pushed into nginx", "version", st.Version, "acls", len(st.ACLs))
+	w.log.Info("state pushed into nginx", "version", st.Version, "acls", len(st.ACLs), "kv_keys", len(st.KVKeys))
 	w.status.PushError, w.status.Pushed = "", st.Version
 }
 

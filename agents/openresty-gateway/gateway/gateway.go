@@ -122,6 +122,14 @@ func validate(ctx context.Context, r *request) error {
 	if len(p.socket) > maxSocketPath {
 		return ocf.Errorf(ocf.InvalidArgs, "set state_dir to a shorter path: the state socket %s exceeds %d bytes", p.socket, maxSocketPath)
 	}
+	if c.KeysPrefix == c.KVPrefix {
+		return ocf.Errorf(ocf.Misconfigured, "set jwt_kv_prefix to a prefix other than kv_prefix (%s)", c.KVPrefix)
+	}
+	if claims, err := nginxconf.ParseClaimHeaders(c.ClaimHeaders); err == nil {
+		if err := nginxconf.CheckClaimHeaders(claims, c.IdentityPrefix, []string{c.SubjectHeader, c.IssuerHeader}); err != nil {
+			return ocf.Errorf(ocf.Misconfigured, "claim_headers: %v", err)
+		}
+	}
 	lenient := r.IsProbe() || r.Action == ocf.ActionStop
 	rs, err := loadRoutes(c)
 	if err != nil && !lenient {
@@ -308,7 +316,7 @@ func companionConfig(r *request) (*companion.Config, error) {
 		}
 	}
 	return &companion.Config{PolicyFile: c.PolicyFile, ConsulAddress: c.ConsulAddress, TokenFile: c.TokenFile,
-		Datacenter: c.Datacenter, KVPrefix: c.KVPrefix, Services: services, StateFile: p.stateFile,
+		Datacenter: c.Datacenter, KVPrefix: c.KVPrefix, KeysPrefix: c.KeysPrefix, Services: services, StateFile: p.stateFile,
 		StatusFile: p.status, Socket: p.socket, Wait: consulWait}, nil
 }
 
@@ -356,7 +364,11 @@ func render(ctx context.Context, r *request, bin string) error {
 	if err != nil {
 		return ocf.Errorf(ocf.NotInstalled, "%v", err)
 	}
-	s := nginxconf.Settings{Routes: rs, Listen: c.Listen, RedirectListen: c.RedirectListen, CertFile: c.CertFile, KeyFile: c.KeyFile,
+	claims, err := nginxconf.ParseClaimHeaders(c.ClaimHeaders)
+	if err != nil {
+		return ocf.Errorf(ocf.Misconfigured, "claim_headers: %v", err)
+	}
+	s := nginxconf.Settings{ClaimHeaders: claims, Routes: rs, Listen: c.Listen, RedirectListen: c.RedirectListen, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ClientCAFile: c.ClientCAFile, PrivateDir: p.priv, TempDir: p.tmp, Workers: c.Workers,
 		LoadModules: luaInfo.LoadModules, LuaCPath: luaInfo.CPath, IdentityPrefix: c.IdentityPrefix,
 		SubjectHeader: c.SubjectHeader, IssuerHeader: c.IssuerHeader, TokenCache: c.TokenCache, MaxTokenBytes: pol.MaxTokenBytes}
@@ -489,7 +501,7 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 func statusProblem(st *companion.Status) error {
 	switch {
 	case st.ConsulError != "":
-		return ocf.Errorf(ocf.Degraded, "Consul unreachable; the last good ACLs stay in force: %s", st.ConsulError)
+		return ocf.Errorf(ocf.Degraded, "Consul unreachable; the last good ACLs and keys stay in force: %s", st.ConsulError)
 	case st.PolicyError != "":
 		return ocf.Errorf(ocf.Degraded, "jwt_policy_file: %s; the policy in force stays", st.PolicyError)
 	case st.PushError != "":
@@ -502,6 +514,13 @@ func statusProblem(st *companion.Status) error {
 	if len(refused) > 0 {
 		slices.Sort(refused)
 		return ocf.Errorf(ocf.Degraded, "ACL refused, last good kept: %s", strings.Join(refused, "; "))
+	}
+	for path, why := range st.RejectedKeys {
+		refused = append(refused, path+": "+why)
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		return ocf.Errorf(ocf.Degraded, "JWT key refused, last good kept: %s", strings.Join(refused, "; "))
 	}
 	return nil
 }
@@ -523,12 +542,17 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
 	}
-	// The keys and policy nginx holds must be those of the files now.
+	// The keys and policy nginx holds must be those of the files now,
+	// with Consul's keys.
 	pol, err := loadPolicy(c.PolicyFile)
 	if err != nil {
 		return ocf.Errorf(ocf.Degraded, "jwt_policy_file %s: %v", c.PolicyFile, err)
 	}
-	fromFiles, err := state.New(pol, nil)
+	kv, err := consulKeys(ctx, r, pol)
+	if err != nil {
+		return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
+	}
+	fromFiles, err := state.NewWithKVKeys(pol, kv, nil)
 	if err != nil {
 		return ocf.Errorf(ocf.GenericFailure, "%v", err)
 	}
@@ -543,7 +567,11 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 		}
 		diff = compare(want, v.ACLs)
 		if v.KeysVersion != fromFiles.KeysVersion {
-			diff = strings.TrimPrefix(diff+", keys or policy differ from jwt_policy_file's", ", ")
+			keys := compareKeys(state.KeyVersions(fromFiles.Policy), v.Keys)
+			if keys == "" {
+				keys = "the policy differs from jwt_policy_file's"
+			}
+			diff = strings.TrimPrefix(diff+", "+keys, ", ")
 		}
 		if diff == "" {
 			return nil
@@ -555,6 +583,28 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 		}
 	}
 	return ocf.Errorf(ocf.Degraded, "nginx does not enforce the current ACLs and keys: %s; see %s", diff, p.companionLog)
+}
+
+// compareKeys names the keys nginx lacks, holds in another version, or
+// holds in excess.
+func compareKeys(want, got map[string]map[string]string) string {
+	var d []string
+	for iss, keys := range want {
+		for kid, v := range keys {
+			if g, ok := got[iss][kid]; !ok {
+				d = append(d, fmt.Sprintf("key %q of %s missing", kid, iss))
+			} else if g != v {
+				d = append(d, fmt.Sprintf("key %q of %s is version %s, want %s", kid, iss, g, v))
+			}
+		}
+		for kid := range got[iss] {
+			if _, ok := keys[kid]; !ok {
+				d = append(d, fmt.Sprintf("key %q of %s no longer configured", kid, iss))
+			}
+		}
+	}
+	slices.Sort(d)
+	return strings.Join(d, ", ")
 }
 
 func compare(want, got map[string]string) string {
@@ -578,21 +628,13 @@ func compare(want, got map[string]string) string {
 // expected in nginx, and the refusal is reported by the status).
 func consulDigests(ctx context.Context, r *request) (map[string]string, error) {
 	c := r.Config
-	var token string
-	if c.TokenFile != "" {
-		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return nil, err
-		}
-		token = t
-	}
 	rs, err := loadRoutes(c)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	client, err := consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
+	client, err := consulClient(c)
 	if err != nil {
 		return nil, err
 	}
@@ -621,6 +663,51 @@ func consulDigests(ctx context.Context, r *request) (map[string]string, error) {
 		out[svc] = d.Digest
 	}
 	return out, nil
+}
+
+// consulKeys reads the keys of the issuers with kv_keys from Consul and
+// validates them as the companion does; for a refused document, the last
+// good key the companion persisted is expected in nginx.
+//
+// Return values: the keys by KV path (nil when no issuer has kv_keys), or
+// the error reading Consul.
+func consulKeys(ctx context.Context, r *request, pol *policy.Compiled) (map[string]policy.StoredKey, error) {
+	c := r.Config
+	if !slices.ContainsFunc(pol.Issuers, func(is policy.CompiledIssuer) bool { return is.KVKeys != "" }) {
+		return nil, nil
+	}
+	client, err := consulClient(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pairs, _, err := client.KV().List(c.KeysPrefix, (&api.QueryOptions{Datacenter: c.Datacenter, AllowStale: true}).WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	var prev map[string]policy.StoredKey
+	if last, err := state.Read(pathsOf(r).stateFile); err == nil {
+		prev = last.KVKeys
+	}
+	kp := make([]policy.KVPair, 0, len(pairs))
+	for _, p := range pairs {
+		kp = append(kp, policy.KVPair{Key: p.Key, Value: p.Value})
+	}
+	keys, _ := policy.SelectKVKeys(pol, c.KeysPrefix, kp, prev)
+	return keys, nil
+}
+
+func consulClient(c *Config) (*api.Client, error) {
+	var token string
+	if c.TokenFile != "" {
+		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
+	return consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
 }
 
 // certExpiry is how long the first certificate of the file stays valid.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ha-framework/ha-framework/agents/openresty-gateway/nginxconf"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
 	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf"
@@ -28,12 +29,14 @@ type Config struct {
 	IdentityPrefix string
 	SubjectHeader  string
 	IssuerHeader   string
+	ClaimHeaders   string
 	TokenCache     bool
 
 	ConsulAddress string
 	TokenFile     string
 	Datacenter    string
 	KVPrefix      string
+	KeysPrefix    string
 
 	Binary     string
 	StateDir   string
@@ -73,6 +76,11 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("Every client header with this prefix is removed before the request reaches the upstream; the verified identity is sent in subject_header and issuer_header.")),
 		ocf.String(&c.SubjectHeader, "subject_header", "Header carrying the verified subject", ocf.Default("X-Auth-Subject"), re, ocf.Check(headerName)),
 		ocf.String(&c.IssuerHeader, "issuer_header", "Header carrying the verified issuer", ocf.Default("X-Auth-Issuer"), re, ocf.Check(headerName)),
+		ocf.String(&c.ClaimHeaders, "claim_headers", "Verified claims passed to the upstream in headers", re,
+			ocf.Check(func(v string) error { _, err := nginxconf.ParseClaimHeaders(v); return err }),
+			ocf.Long("CLAIM=HEADER pairs separated by commas, e.g. email=X-Auth-Email,groups=X-Auth-Groups. Each header must begin with identity_header_prefix, so client copies are removed. "+
+				"Strings, numbers and booleans are sent as text, arrays of them joined by commas; a claim that is absent, an object, longer than 1024 bytes, "+
+				"or holding control characters (or, in an array, a comma) is not sent.")),
 		ocf.Bool(&c.TokenCache, "token_cache", "Cache verified tokens", ocf.Default("true"), re,
 			ocf.Long("Each nginx worker remembers verified tokens until they expire (or the keys change), so a token's signature is checked once per worker.")),
 		ocf.String(&c.ConsulAddress, "consul_address", "Local Consul agent's HTTP API", ocf.Default("127.0.0.1:8500"), re, ocf.Check(consulapi.CheckPlainAddress)),
@@ -80,6 +88,10 @@ func params(c *Config) []ocf.Param {
 			ocf.Long("A token with key:read on kv_prefix. Mode 0600, owned by root.")),
 		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the ACL documents", re),
 		ocf.String(&c.KVPrefix, "kv_prefix", "Consul KV prefix of the ACL documents", ocf.Default("acl/"), re, ocf.Check(kvPrefix)),
+		ocf.String(&c.KeysPrefix, "jwt_kv_prefix", "Consul KV prefix of JWT keys", ocf.Default("jwt/"), re, ocf.Check(kvPrefix),
+			ocf.Long("An issuer of jwt_policy_file with \"kv_keys\": \"NAME\" also takes the public keys at PREFIX/NAME/keys/KID (one PEM public key or public JWK each; the KV key's last part is the kid). "+
+				"They are validated (type matching the issuer's algorithms, RSA 2048..8192 bits, no private members) and pushed without a reload; a deleted key stops verifying tokens. "+
+				"The Consul token needs key:read here too.")),
 		ocf.String(&c.Binary, "binary", "openresty or nginx binary",
 			ocf.Long("Name or absolute path. Default: openresty if installed, else nginx (with libnginx-mod-http-lua, lua-luaossl, lua-cjson, lua-resty-core).")),
 		ocf.String(&c.StateDir, "state_dir", "State directory", ocf.AbsolutePath(), ocf.Check(safePath),

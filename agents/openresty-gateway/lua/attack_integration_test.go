@@ -33,7 +33,7 @@ func gateway(t testing.TB) (*nginxtest.Gateway, *keys) {
 		up := nginxtest.NewEcho(cleanupLater{t})
 		shared = nginxtest.Start(cleanupLater{t}, nginxconf.Settings{
 			Routes:     []routes.Route{{Prefix: "/orders/", Service: "orders", Upstream: up.URL}},
-			TokenCache: true, LogLevel: "info", MaxTokenBytes: sharedKeys.policy.MaxTokenBytes,
+			TokenCache: true, LogLevel: "info", MaxTokenBytes: sharedKeys.policy.MaxTokenBytes, ClaimHeaders: testClaimHeaders,
 		}, sharedKeys.state(t, map[string]*acl.Document{"orders": allowAll(t)}))
 	})
 	if shared == nil {

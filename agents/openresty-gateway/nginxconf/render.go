@@ -38,6 +38,7 @@ type Settings struct {
 	IdentityPrefix string // client headers with this prefix are stripped
 	SubjectHeader  string
 	IssuerHeader   string
+	ClaimHeaders   []ClaimHeader // verified claims passed to the upstream
 	TokenCache     bool
 	MaxTokenBytes  int
 	LogLevel       string // error_log level; "" is notice (info logs every refusal)
@@ -86,6 +87,9 @@ func (s *Settings) check() error {
 			return fmt.Errorf("header %s must begin with the identity prefix %s, so that client copies are stripped", h, s.IdentityPrefix)
 		}
 	}
+	if err := CheckClaimHeaders(s.ClaimHeaders, s.IdentityPrefix, []string{s.SubjectHeader, s.IssuerHeader}); err != nil {
+		return err
+	}
 	if s.User != "" && !safeUser.MatchString(s.User) {
 		return fmt.Errorf("worker user %q is not a user name", s.User)
 	}
@@ -101,6 +105,67 @@ func (s *Settings) check() error {
 	}
 	if len(s.Routes) == 0 {
 		return errors.New("no routes")
+	}
+	return nil
+}
+
+// ClaimHeader passes the verified claim Claim to the upstream in Header.
+type ClaimHeader struct {
+	Claim  string
+	Header string
+}
+
+// MaxClaimHeaders bounds the claims passed in headers.
+const MaxClaimHeaders = 16
+
+// ClaimNameRE is the syntax of a claim name passed in a header: what
+// token issuers use (also namespaced URLs such as
+// https://example.com/roles), nothing that needs quoting.
+var ClaimNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`)
+
+// ParseClaimHeaders reads CLAIM=HEADER pairs separated by commas or white
+// space, e.g. "email=X-Auth-Email,groups=X-Auth-Groups".
+//
+// Return values: the pairs, or an error naming the first bad one.
+func ParseClaimHeaders(v string) ([]ClaimHeader, error) {
+	var out []ClaimHeader
+	for _, e := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		claim, header, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want CLAIM=HEADER", e)
+		}
+		out = append(out, ClaimHeader{Claim: claim, Header: header})
+	}
+	return out, CheckClaimHeaders(out, "", nil)
+}
+
+// CheckClaimHeaders checks the pairs' syntax and, when prefix is set,
+// that each header begins with it (so client copies are stripped) and
+// differs from the others and from reserved.
+//
+// Return values: nil, or an error naming the first bad pair.
+func CheckClaimHeaders(hs []ClaimHeader, prefix string, reserved []string) error {
+	if len(hs) > MaxClaimHeaders {
+		return fmt.Errorf("%d claim headers exceed %d", len(hs), MaxClaimHeaders)
+	}
+	seen := map[string]bool{}
+	for _, r := range reserved {
+		seen[strings.ToLower(r)] = true
+	}
+	for _, h := range hs {
+		if !ClaimNameRE.MatchString(h.Claim) {
+			return fmt.Errorf("claim %q must be 1 to 128 letters, digits and _ . : / ~ + -", h.Claim)
+		}
+		if !headerName.MatchString(h.Header) {
+			return fmt.Errorf("header %q of claim %s must be 1 to 64 letters, digits and -", h.Header, h.Claim)
+		}
+		if prefix != "" && !strings.HasPrefix(strings.ToLower(h.Header), strings.ToLower(prefix)) {
+			return fmt.Errorf("header %s must begin with the identity prefix %s, so that client copies are stripped", h.Header, prefix)
+		}
+		if seen[strings.ToLower(h.Header)] {
+			return fmt.Errorf("header %s is used twice", h.Header)
+		}
+		seen[strings.ToLower(h.Header)] = true
 	}
 	return nil
 }
@@ -217,6 +282,11 @@ http {
                 identity_prefix = "{{.S.IdentityPrefix}}",
                 subject_header = "{{.S.SubjectHeader}}",
                 issuer_header = "{{.S.IssuerHeader}}",
+                claim_headers = {
+{{- range .S.ClaimHeaders}}
+                    { claim = "{{.Claim}}", header = "{{.Header}}" },
+{{- end}}
+                },
             },
         })
     }

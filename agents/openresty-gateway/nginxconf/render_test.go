@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,8 @@ func settings() Settings {
 		PrivateDir: "/run/gw/private", TempDir: "/run/gw/tmp", User: "nobody nogroup",
 		LoadModules: []string{"/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so"},
 		LuaCPath:    []string{"/usr/lib/x86_64-linux-gnu/lua/5.1"}, IdentityPrefix: "X-Auth-", SubjectHeader: "X-Auth-Subject",
-		IssuerHeader: "X-Auth-Issuer", TokenCache: true, MaxTokenBytes: 8192}
+		IssuerHeader: "X-Auth-Issuer", TokenCache: true, MaxTokenBytes: 8192,
+		ClaimHeaders: []ClaimHeader{{Claim: "email", Header: "X-Auth-Email"}, {Claim: "https://example.com/roles", Header: "X-Auth-Roles"}}}
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -60,12 +62,41 @@ func TestRenderRefuses(t *testing.T) {
 		{"worker user with a brace", func(s *Settings) { s.User = "nobody}" }, "not a user name"},
 		{"no routes", func(s *Settings) { s.Routes = nil }, "no routes"},
 		{"log level", func(s *Settings) { s.LogLevel = "crit; x" }, "log level"},
+		{"claim with a quote", func(s *Settings) { s.ClaimHeaders[0].Claim = `email", x = "` }, "claim"},
+		{"claim header with a space", func(s *Settings) { s.ClaimHeaders[0].Header = "X-Auth Email" }, "letters, digits and -"},
+		{"claim header outside the prefix", func(s *Settings) { s.ClaimHeaders[0].Header = "X-Email" }, "must begin with the identity prefix"},
+		{"claim header is the subject header", func(s *Settings) { s.ClaimHeaders[0].Header = "x-auth-subject" }, "used twice"},
+		{"claim header twice", func(s *Settings) { s.ClaimHeaders[1].Header = "X-AUTH-EMAIL" }, "used twice"},
+		{"too many claim headers", func(s *Settings) {
+			for i := range MaxClaimHeaders {
+				s.ClaimHeaders = append(s.ClaimHeaders, ClaimHeader{Claim: "c", Header: fmt.Sprintf("X-Auth-C%d", i)})
+			}
+		}, "exceed"},
 	}
 	for _, c := range cases {
 		s := settings()
 		c.change(&s)
 		if _, err := Render(s); err == nil || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.reason)
+		}
+	}
+}
+
+func TestParseClaimHeaders(t *testing.T) {
+	got, err := ParseClaimHeaders("email=X-Auth-Email, https://example.com/roles=X-Auth-Roles")
+	want := []ClaimHeader{{"email", "X-Auth-Email"}, {"https://example.com/roles", "X-Auth-Roles"}}
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+	for _, c := range []struct{ v, reason string }{
+		{"email", "want CLAIM=HEADER"},
+		{"email=X-Auth-Email=x", "letters, digits and -"},
+		{"em ail=X", "want CLAIM=HEADER"},
+		{"a=X-A,b=x-a", "used twice"},
+		{`e"=X-A`, "claim"},
+	} {
+		if _, err := ParseClaimHeaders(c.v); err == nil || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%q: %v, want an error containing %q", c.v, err, c.reason)
 		}
 	}
 }

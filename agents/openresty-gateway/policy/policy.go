@@ -13,16 +13,17 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ha-framework/ha-framework/ocf"
@@ -41,7 +42,10 @@ type Issuer struct {
 	Algorithms  []string `json:"algorithms"`
 	Leeway      string   `json:"leeway,omitempty"`
 	GroupsClaim string   `json:"groups_claim,omitempty"`
-	Keys        []Key    `json:"keys"`
+	// KVKeys names the issuer's folder in Consul KV: its public keys are
+	// also read from KEYS_PREFIX + KVKeys + "/keys/" + kid.
+	KVKeys string `json:"kv_keys,omitempty"`
+	Keys   []Key  `json:"keys"`
 }
 
 // Key names one key file: exactly one of File (PEM public key or
@@ -67,16 +71,20 @@ type CompiledIssuer struct {
 	Algorithms  []string      `json:"algorithms"`
 	Leeway      int           `json:"leeway"`
 	GroupsClaim string        `json:"groups_claim"`
+	KVKeys      string        `json:"kv_keys,omitempty"`
 	Keys        []CompiledKey `json:"keys"`
 }
 
 // CompiledKey is one key: Kind is RSA, EC-P256, EC-P384 or HMAC; PEM
-// holds a PKIX public key, Secret an HMAC secret.
+// holds a PKIX public key, Secret an HMAC secret. Version identifies a
+// public key (a digest of Kind and PEM): nginx parses each version once
+// and reuses the parsed key while the version stays.
 type CompiledKey struct {
-	KID    string `json:"kid,omitempty"`
-	Kind   string `json:"kind"`
-	PEM    string `json:"pem,omitempty"`
-	Secret []byte `json:"secret,omitempty"`
+	KID     string `json:"kid,omitempty"`
+	Kind    string `json:"kind"`
+	PEM     string `json:"pem,omitempty"`
+	Secret  []byte `json:"secret,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 // Key kinds, and the kind each algorithm needs.
@@ -88,8 +96,10 @@ const (
 )
 
 // Algorithms maps every supported algorithm to its key kind. EdDSA is
-// absent: Debian's luaossl verifies through EVP_VerifyFinal only, which
-// cannot do Ed25519.
+// absent: Debian 12's luaossl (20220711) signs and verifies only through
+// a digest context (EVP_SignFinal, EVP_VerifyFinal), which OpenSSL 3
+// refuses for Ed25519 ("operation not supported for this keytype"); it has
+// no one-shot EVP_DigestVerify.
 var Algorithms = map[string]string{
 	"RS256": KindRSA, "RS384": KindRSA, "RS512": KindRSA,
 	"ES256": KindP256, "ES384": KindP384,
@@ -102,7 +112,9 @@ const (
 	DefaultLeeway        = 30 * time.Second
 	MaxLeeway            = 5 * time.Minute
 	minRSABits           = 2048
-	minSecretBytes       = 32
+	// maxRSABits bounds the cost of one verification a key can impose.
+	maxRSABits     = 8192
+	minSecretBytes = 32
 )
 
 // Parse decodes and checks a policy file's text (not its key files).
@@ -127,7 +139,7 @@ func Parse(data []byte) (*File, error) {
 	if len(f.Issuers) == 0 {
 		return nil, errors.New("no issuers")
 	}
-	seen := map[string]bool{}
+	seen, folders := map[string]bool{}, map[string]bool{}
 	for i := range f.Issuers {
 		is := &f.Issuers[i]
 		if err := is.check(); err != nil {
@@ -137,6 +149,10 @@ func Parse(data []byte) (*File, error) {
 			return nil, fmt.Errorf("issuer %q appears twice", is.Issuer)
 		}
 		seen[is.Issuer] = true
+		if is.KVKeys != "" && folders[is.KVKeys] {
+			return nil, fmt.Errorf("kv_keys %q is given to two issuers", is.KVKeys)
+		}
+		folders[is.KVKeys] = true
 	}
 	return &f, nil
 }
@@ -153,7 +169,7 @@ func (is *Issuer) check() error {
 	}
 	for _, a := range is.Algorithms {
 		if a == "EdDSA" {
-			return errors.New("EdDSA is not supported (this node's luaossl cannot verify Ed25519)")
+			return errors.New("EdDSA is not supported: Debian's luaossl cannot verify Ed25519; use RS256 or ES256")
 		}
 		if _, ok := Algorithms[a]; !ok {
 			return fmt.Errorf("algorithm %q is not one of RS256 RS384 RS512 ES256 ES384 HS256", a)
@@ -168,8 +184,11 @@ func (is *Issuer) check() error {
 	if is.GroupsClaim == "" {
 		is.GroupsClaim = "groups"
 	}
-	if len(is.Keys) == 0 {
-		return errors.New("no keys")
+	if is.KVKeys != "" && !kvNameRE.MatchString(is.KVKeys) {
+		return fmt.Errorf("kv_keys %q must be 1 to 63 letters, digits and . _ - (a Consul KV folder name)", is.KVKeys)
+	}
+	if len(is.Keys) == 0 && is.KVKeys == "" {
+		return errors.New("no keys (give keys, or kv_keys for keys in Consul KV)")
 	}
 	kids := map[string]bool{}
 	for _, k := range is.Keys {
@@ -205,7 +224,7 @@ func Load(f *File) (*Compiled, error) {
 	for _, is := range f.Issuers {
 		leeway, _ := time.ParseDuration(is.Leeway)
 		ci := CompiledIssuer{Issuer: is.Issuer, Audiences: is.Audiences, Algorithms: is.Algorithms,
-			Leeway: int(leeway / time.Second), GroupsClaim: is.GroupsClaim}
+			Leeway: int(leeway / time.Second), GroupsClaim: is.GroupsClaim, KVKeys: is.KVKeys}
 		kinds := map[string]bool{}
 		for _, k := range is.Keys {
 			ck, err := loadKey(k)
@@ -217,7 +236,10 @@ func Load(f *File) (*Compiled, error) {
 		}
 		used := map[string]bool{}
 		for _, a := range is.Algorithms {
-			if !kinds[Algorithms[a]] {
+			// Public keys may come from Consul KV instead (none there:
+			// such tokens are refused); HMAC secrets only from files.
+			fromKV := is.KVKeys != "" && Algorithms[a] != KindHMAC
+			if !kinds[Algorithms[a]] && !fromKV {
 				return nil, fmt.Errorf("issuer %q: algorithm %s has no %s key", is.Issuer, a, Algorithms[a])
 			}
 			used[Algorithms[a]] = true
@@ -269,17 +291,32 @@ func loadKey(k Key) (CompiledKey, error) {
 }
 
 func (ck *CompiledKey) setPublic(pub any, file string) error {
-	kind, err := KindOf(pub)
+	kind, pemText, version, err := publicKey(pub)
 	if err != nil {
 		return fmt.Errorf("key file %s: %w", file, err)
+	}
+	ck.Kind, ck.PEM, ck.Version = kind, pemText, version
+	return nil
+}
+
+// publicKey checks a public key and encodes it as a PKIX PEM block, the
+// one form the Lua side reads.
+func publicKey(pub any) (kind, pemText, version string, err error) {
+	if kind, err = KindOf(pub); err != nil {
+		return "", "", "", err
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return fmt.Errorf("key file %s: %w", file, err)
+		return "", "", "", err
 	}
-	ck.Kind = kind
-	ck.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	return nil
+	pemText = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return kind, pemText, keyVersion(kind, pemText), nil
+}
+
+// keyVersion identifies a public key by its kind and PKIX encoding.
+func keyVersion(kind, pemText string) string {
+	h := sha256.Sum256([]byte(kind + "\n" + pemText))
+	return hex.EncodeToString(h[:12])
 }
 
 // KindOf is the kind of a public key.
@@ -291,6 +328,9 @@ func KindOf(pub any) (string, error) {
 	case *rsa.PublicKey:
 		if p.N.BitLen() < minRSABits {
 			return "", fmt.Errorf("RSA key of %d bits; at least %d are required", p.N.BitLen(), minRSABits)
+		}
+		if p.N.BitLen() > maxRSABits {
+			return "", fmt.Errorf("RSA key of %d bits; at most %d are accepted", p.N.BitLen(), maxRSABits)
 		}
 		return KindRSA, nil
 	case *ecdsa.PublicKey:
@@ -317,6 +357,10 @@ func ParsePEM(data []byte) (any, error) {
 	if b == nil {
 		return nil, errors.New("no PEM block")
 	}
+	return parsePEMBlock(b)
+}
+
+func parsePEMBlock(b *pem.Block) (any, error) {
 	switch b.Type {
 	case "PUBLIC KEY":
 		return x509.ParsePKIXPublicKey(b.Bytes)
@@ -329,72 +373,18 @@ func ParsePEM(data []byte) (any, error) {
 		}
 		return cert.PublicKey, nil
 	}
+	if strings.Contains(b.Type, "PRIVATE") {
+		return nil, fmt.Errorf("PEM block %q is not a public key or certificate: it holds a private key", b.Type)
+	}
 	return nil, fmt.Errorf("PEM block %q is not a public key or certificate", b.Type)
 }
 
-// ParseJWK reads a public JWK (kty RSA or EC); private members are
-// refused.
+// ParseJWK reads a public JWK (kty RSA or EC) strictly: private and
+// symmetric members, unknown members, non-canonical base64url and short
+// EC coordinates are refused.
 //
 // Return values: the public key, or an error.
 func ParseJWK(data []byte) (any, error) {
-	var j struct {
-		Kty, N, E, Crv, X, Y, D string
-	}
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("not a JWK: %w", err)
-	}
-	if j.D != "" {
-		return nil, errors.New("the JWK holds a private key; give the public key only")
-	}
-	num := func(s string) (*big.Int, error) {
-		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-		if err != nil || len(b) == 0 {
-			return nil, errors.New("bad base64url number")
-		}
-		return new(big.Int).SetBytes(b), nil
-	}
-	switch j.Kty {
-	case "RSA":
-		n, err := num(j.N)
-		if err != nil {
-			return nil, fmt.Errorf("n: %w", err)
-		}
-		e, err := num(j.E)
-		if err != nil || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
-			return nil, errors.New("e: bad exponent")
-		}
-		return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
-	case "EC":
-		var curve elliptic.Curve
-		switch j.Crv {
-		case "P-256":
-			curve = elliptic.P256()
-		case "P-384":
-			curve = elliptic.P384()
-		default:
-			return nil, fmt.Errorf("crv %q is not supported (P-256, P-384)", j.Crv)
-		}
-		x, err := num(j.X)
-		if err != nil {
-			return nil, fmt.Errorf("x: %w", err)
-		}
-		y, err := num(j.Y)
-		if err != nil {
-			return nil, fmt.Errorf("y: %w", err)
-		}
-		size := (curve.Params().BitSize + 7) / 8
-		raw := make([]byte, 1+2*size)
-		raw[0] = 4
-		if len(x.Bytes()) > size || len(y.Bytes()) > size {
-			return nil, errors.New("x or y is too long for the curve")
-		}
-		x.FillBytes(raw[1 : 1+size])
-		y.FillBytes(raw[1+size:])
-		pub, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
-		if err != nil {
-			return nil, fmt.Errorf("not a point on %s: %w", j.Crv, err)
-		}
-		return pub, nil
-	}
-	return nil, fmt.Errorf("kty %q is not supported (RSA, EC)", j.Kty)
+	pub, _, err := parseJWK(data)
+	return pub, err
 }

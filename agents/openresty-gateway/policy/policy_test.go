@@ -47,7 +47,7 @@ func TestLoad(t *testing.T) {
 	jwkPrivate := filepath.Join(dir, "private.jwk")
 	os.WriteFile(jwkPrivate, []byte(`{"kty":"EC","crv":"P-384","x":"AA","y":"AA","d":"AA"}`), 0o644)
 	jwkOffCurve := filepath.Join(dir, "offcurve.jwk")
-	os.WriteFile(jwkOffCurve, []byte(`{"kty":"EC","crv":"P-384","x":"`+b64(big.NewInt(1).Bytes())+`","y":"`+b64(big.NewInt(2).Bytes())+`"}`), 0o644)
+	os.WriteFile(jwkOffCurve, []byte(`{"kty":"EC","crv":"P-384","x":"`+b64(big.NewInt(1).FillBytes(make([]byte, 48)))+`","y":"`+b64(big.NewInt(2).FillBytes(make([]byte, 48)))+`"}`), 0o644)
 	privPEM := filepath.Join(dir, "private.pem")
 	der, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	os.WriteFile(privPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)

@@ -32,20 +32,37 @@ type State struct {
 	Version string `json:"version"`
 	// KeysVersion is a digest of Policy: verified tokens cached by a
 	// worker stay valid only while it is unchanged.
-	KeysVersion string                   `json:"keys_version"`
-	Policy      *policy.Compiled         `json:"policy"`
-	ACLs        map[string]*acl.Document `json:"acls"`
+	KeysVersion string `json:"keys_version"`
+	// Policy is the policy file's with the keys from Consul KV added.
+	Policy *policy.Compiled         `json:"policy"`
+	ACLs   map[string]*acl.Document `json:"acls"`
+	// KVKeys are the keys taken from Consul KV, by KV path: the last good
+	// ones, which a companion restarted during an outage starts from.
+	KVKeys map[string]policy.StoredKey `json:"kv_keys,omitempty"`
 }
 
-// New assembles a state and computes its versions.
+// New assembles a state from the policy file's policy and the ACLs, and
+// computes its versions.
 //
 // Return values: the state; the error of JSON encoding, which cannot
 // happen for these types.
 func New(p *policy.Compiled, acls map[string]*acl.Document) (*State, error) {
+	return NewWithKVKeys(p, nil, acls)
+}
+
+// NewWithKVKeys is New with the keys from Consul KV added to the policy.
+//
+// Return values: as New.
+func NewWithKVKeys(p *policy.Compiled, kv map[string]policy.StoredKey, acls map[string]*acl.Document) (*State, error) {
 	if acls == nil {
 		acls = map[string]*acl.Document{}
 	}
-	s := &State{Policy: p, ACLs: acls}
+	if len(kv) > 0 {
+		p = p.WithKVKeys(kv)
+	} else {
+		kv = nil
+	}
+	s := &State{Policy: p, ACLs: acls, KVKeys: kv}
 	pj, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
@@ -102,6 +119,29 @@ type Versions struct {
 	Version     string            `json:"version"`
 	KeysVersion string            `json:"keys_version"`
 	ACLs        map[string]string `json:"acls"` // service → document digest
+	// Keys maps each issuer to its public keys' versions by kid.
+	Keys map[string]map[string]string `json:"keys"`
+	// KeyParses counts the public keys the answering worker has parsed
+	// since it started: once per key version, never per request.
+	KeyParses int `json:"key_parses"`
+}
+
+// KeyVersions is what Versions.Keys should be for policy p.
+func KeyVersions(p *policy.Compiled) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	if p == nil {
+		return out
+	}
+	for _, is := range p.Issuers {
+		m := map[string]string{}
+		for _, k := range is.Keys {
+			if k.Version != "" {
+				m[k.KID] = k.Version
+			}
+		}
+		out[is.Issuer] = m
+	}
+	return out
 }
 
 // Client talks to nginx's state endpoint on a unix socket.

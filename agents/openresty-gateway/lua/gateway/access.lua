@@ -7,11 +7,14 @@ local jwt = require "gateway.jwt"
 local acl = require "gateway.acl"
 local state = require "gateway.state"
 
-local lower, find, sub = string.lower, string.find, string.sub
+local lower, find, sub, format = string.lower, string.find, string.sub, string.format
+local concat = table.concat
 
 local _M = {}
 
 local MAX_HEADERS = 100
+-- A claim passed in a header is at most this long.
+local MAX_CLAIM_BYTES = 1024
 local cache = assert(lrucache.new(4096))
 
 local function unauthorized(reason, detail)
@@ -31,9 +34,56 @@ local function list_of(v)
   return {}
 end
 
+-- scalar is the header text of a string, number or boolean claim value,
+-- or nil for anything else and for text that cannot be one header line.
+local function scalar(v)
+  local t = type(v)
+  if t == "string" then
+    if v == "" or #v > MAX_CLAIM_BYTES or find(v, "%c") then return nil end
+    return v
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return nil end
+    if v == math.floor(v) and v > -2^53 and v < 2^53 then return format("%d", v) end
+    return format("%.17g", v)
+  elseif t == "boolean" then
+    return tostring(v)
+  end
+  return nil
+end
+
+-- claim_text is a verified claim as one header value: a scalar, or an
+-- array of scalars joined by commas (none may hold a comma itself); nil
+-- when it cannot be sent faithfully.
+local function claim_text(v)
+  if type(v) ~= "table" then return scalar(v) end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n == 0 or n ~= #v then return nil end
+  local parts = {}
+  for i = 1, n do
+    local s = scalar(v[i])
+    if not s or find(s, ",", 1, true) then return nil end
+    parts[i] = s
+  end
+  local text = concat(parts, ",")
+  if #text > MAX_CLAIM_BYTES then return nil end
+  return text
+end
+
 -- identity is what the ACL and the upstream see of verified claims.
 local function identity(claims, ip)
-  local id = { sub = claims.sub, iss = claims.iss, groups = {}, scopes = {} }
+  local id = { sub = claims.sub, iss = claims.iss, groups = {}, scopes = {}, headers = {} }
+  for _, ch in ipairs(state.options.claim_headers) do
+    local v = claims[ch.claim]
+    if v ~= nil then
+      local text = claim_text(v)
+      if text then
+        id.headers[#id.headers + 1] = { ch.header, text }
+      else
+        ngx.log(ngx.INFO, "gateway: claim ", ch.claim, " not sent: not a single line of at most ", MAX_CLAIM_BYTES, " bytes")
+      end
+    end
+  end
   for _, g in ipairs(list_of(claims[ip.groups_claim])) do
     if type(g) == "string" then id.groups[g] = true end
   end
@@ -120,6 +170,9 @@ function _M.run()
   end
   ngx.req.set_header(state.options.subject_header, id.sub)
   ngx.req.set_header(state.options.issuer_header, id.iss)
+  for _, h in ipairs(id.headers) do
+    ngx.req.set_header(h[1], h[2])
+  end
 end
 
 return _M

@@ -10,24 +10,38 @@ local _M = {}
 
 local DICT = "gw_state"
 
-_M.options = { identity_prefix = "x-auth-", subject_header = "X-Auth-Subject", issuer_header = "X-Auth-Issuer", realm = "gateway" }
+_M.options = { identity_prefix = "x-auth-", subject_header = "X-Auth-Subject", issuer_header = "X-Auth-Issuer", realm = "gateway",
+  claim_headers = {} }
 
 local compiled = nil
+
+-- parses counts the public keys this worker parsed, for the tests.
+_M.parses = 0
 
 -- pkey:type() names, as OpenSSL's short names of the key algorithms.
 local KINDS = { RSA = "rsaEncryption", ["EC-P256"] = "id-ecPublicKey", ["EC-P384"] = "id-ecPublicKey" }
 
-local function compile_key(k)
+-- compile_key parses one key; parsed holds the public keys of the state
+-- in force by version, reused as they are: a key is parsed once per
+-- version, however often other keys or ACLs change.
+local function compile_key(k, parsed)
   if type(k) ~= "table" or type(k.kind) ~= "string" then error("key: no kind") end
   if k.kid ~= nil and type(k.kid) ~= "string" then error("key: bad kid") end
-  local out = { kid = k.kid, kind = k.kind }
+  if k.version ~= nil and type(k.version) ~= "string" then error("key: bad version") end
+  local out = { kid = k.kid, kind = k.kind, version = k.version }
   if k.kind == "HMAC" then
     local secret = type(k.secret) == "string" and ngx.decode_base64(k.secret)
     if not secret or #secret < 32 then error("key " .. tostring(k.kid) .. ": HMAC secret shorter than 32 bytes") end
     out.secret = secret
   elseif KINDS[k.kind] then
     if type(k.pem) ~= "string" then error("key: no pem") end
-    local p = pkey.new(k.pem, "PEM")
+    local p = k.version and parsed[k.kind .. " " .. k.version]
+    if p then
+      out.pkey = p
+      return out
+    end
+    p = pkey.new(k.pem, "PEM")
+    _M.parses = _M.parses + 1
     if p:type() ~= KINDS[k.kind] then error("key " .. tostring(k.kid) .. ": not " .. k.kind) end
     out.pkey = p
   else
@@ -53,6 +67,14 @@ local function compile(text, prev)
   if prev and type(doc.keys_version) == "string" and prev.keys_version == doc.keys_version then
     return { version = doc.version, keys_version = doc.keys_version, policy = prev.policy, acls = acls }
   end
+  local parsed = {}
+  if prev then
+    for _, ip in pairs(prev.policy.issuers) do
+      for _, k in ipairs(ip.keys) do
+        if k.pkey and k.version then parsed[k.kind .. " " .. k.version] = k.pkey end
+      end
+    end
+  end
   local p = doc.policy
   local policy = { max_token_bytes = tonumber(p.max_token_bytes) or 8192, issuers = {} }
   for _, ip in ipairs(p.issuers or {}) do
@@ -69,7 +91,7 @@ local function compile(text, prev)
     end
     if next(c.audiences) == nil then error("issuer " .. ip.issuer .. ": no audience") end
     for _, k in ipairs(ip.keys or {}) do
-      c.keys[#c.keys + 1] = compile_key(k)
+      c.keys[#c.keys + 1] = compile_key(k, parsed)
     end
     policy.issuers[ip.issuer] = c
   end
