@@ -24,7 +24,7 @@ function _M.handle()
     -- not parsed again.
     local c, err = state.try_compile(text, state.current())
     if not c then return reply(422, { error = err }) end
-    local ok, serr = state.store(text, c.version)
+    local ok, serr = state.store(text, c.version, c)
     if not ok then return reply(507, { error = serr }) end
     return reply(200, { version = c.version })
   elseif method == "GET" then

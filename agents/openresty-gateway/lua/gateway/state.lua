@@ -22,8 +22,8 @@ _M.parses = 0
 local KINDS = { RSA = "rsaEncryption", ["EC-P256"] = "id-ecPublicKey", ["EC-P384"] = "id-ecPublicKey" }
 
 -- compile_key parses one key; parsed holds the public keys of the state
--- in force by version, reused as they are: a key is parsed once per
--- version, however often other keys or ACLs change.
+-- in force by kind and PEM text, reused as they are: a key is parsed once
+-- per version, however often other keys or ACLs change.
 local function compile_key(k, parsed)
   if type(k) ~= "table" or type(k.kind) ~= "string" then error("key: no kind") end
   if k.kid ~= nil and type(k.kid) ~= "string" then error("key: bad kid") end
@@ -35,15 +35,16 @@ local function compile_key(k, parsed)
     out.secret = secret
   elseif KINDS[k.kind] then
     if type(k.pem) ~= "string" then error("key: no pem") end
-    local p = k.version and parsed[k.kind .. " " .. k.version]
+    local p = parsed[k.kind .. "\n" .. k.pem]
     if p then
-      out.pkey = p
+      out.pkey, out.pem = p, k.pem
       return out
     end
     p = pkey.new(k.pem, "PEM")
     _M.parses = _M.parses + 1
     if p:type() ~= KINDS[k.kind] then error("key " .. tostring(k.kid) .. ": not " .. k.kind) end
     out.pkey = p
+    out.pem = k.pem
   else
     error("key: unknown kind " .. k.kind)
   end
@@ -51,8 +52,8 @@ local function compile_key(k, parsed)
 end
 
 -- compile parses a state document; it raises an error on any shape it
--- does not know. The policy of prev is reused when its keys_version (a
--- digest of the whole policy) is unchanged: an ACL change parses no key.
+-- does not know. The public keys of prev are reused where kind and PEM
+-- text are the same: an ACL change, or a key added, parses no other key.
 local function compile(text, prev)
   local doc = cjson.decode(text)
   if type(doc) ~= "table" or type(doc.version) ~= "string" or type(doc.policy) ~= "table" then
@@ -64,14 +65,11 @@ local function compile(text, prev)
       acls[svc] = acl.compile(d)
     end
   end
-  if prev and type(doc.keys_version) == "string" and prev.keys_version == doc.keys_version then
-    return { version = doc.version, keys_version = doc.keys_version, policy = prev.policy, acls = acls }
-  end
   local parsed = {}
   if prev then
     for _, ip in pairs(prev.policy.issuers) do
       for _, k in ipairs(ip.keys) do
-        if k.pkey and k.version then parsed[k.kind .. " " .. k.version] = k.pkey end
+        if k.pkey then parsed[k.kind .. "\n" .. k.pem] = k.pkey end
       end
     end
   end
@@ -122,13 +120,16 @@ function _M.current()
   return c
 end
 
--- store puts a state document that compiled into the shared dictionary.
-function _M.store(text, version)
+-- store puts a state document that compiled into the shared dictionary;
+-- c, its compiled form, becomes this worker's (the others compile it at
+-- their next request).
+function _M.store(text, version, c)
   local dict = ngx.shared[DICT]
   local ok, err = dict:set("state", text)
   if not ok then return nil, err end
   ok, err = dict:set("version", version)
   if not ok then return nil, err end
+  if c then compiled = c end
   return true
 end
 
