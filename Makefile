@@ -74,6 +74,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/acl
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckObject$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/strictjson
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/routes
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyDocument$$' -fuzztime $(FUZZTIME) ./agents/openresty-gateway/policy
 	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME_NGINX) -parallel 1 ./agents/openresty-gateway/lua
 	$(GO) test -tags integration -run '^$$' -fuzz '^FuzzDifferentialClaims$$' -fuzztime $(FUZZTIME_SLOW) -parallel 1 ./agents/openresty-gateway/lua
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ha-framework/ha-framework/agents/openresty-gateway/companion"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
@@ -95,5 +96,30 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("reason too long or on several lines: %q", got.Reason)
 			}
 		})
+	}
+}
+
+func TestStatusProblemNamesRefusedKeys(t *testing.T) {
+	st := &companion.Status{RejectedKeys: map[string]string{"jwt/idp/keys/b": "RSA key of 1024 bits", "jwt/idp/keys/a": "the JWK holds a private key"}}
+	err := statusProblem(st)
+	if ocf.CodeOf(err) != ocf.Degraded || !strings.Contains(err.Error(), "JWT key refused, last good kept: jwt/idp/keys/a: the JWK holds a private key; jwt/idp/keys/b") {
+		t.Errorf("statusProblem = %v, want degraded naming both keys in order", err)
+	}
+}
+
+func TestCompareKeys(t *testing.T) {
+	want := map[string]map[string]string{"https://idp": {"k1": "v1", "kv1": "v2"}}
+	got := map[string]map[string]string{"https://idp": {"k1": "v1", "kv1": "v3", "old": "v0"}}
+	d := compareKeys(want, got)
+	for _, s := range []string{`key "kv1" of https://idp is version v3, want v2`, `key "old" of https://idp no longer configured`} {
+		if !strings.Contains(d, s) {
+			t.Errorf("compareKeys = %q, want it to contain %q", d, s)
+		}
+	}
+	if d := compareKeys(want, map[string]map[string]string{}); !strings.Contains(d, `key "k1" of https://idp missing`) {
+		t.Errorf("compareKeys with nothing in nginx = %q", d)
+	}
+	if d := compareKeys(want, want); d != "" {
+		t.Errorf("compareKeys of equal sets = %q", d)
 	}
 }

@@ -71,7 +71,7 @@ func params(c *Config) []ocf.Param {
 			ocf.Long(`Issuers whose tokens are accepted, with their audiences, algorithms and keys: {"max_token_bytes": 8192, "issuers": [{"issuer": "https://idp.example.com", `+
 				`"audiences": ["orders-api"], "algorithms": ["RS256"], "leeway": "30s", "groups_claim": "groups", "keys": [{"kid": "2024", "file": "/etc/ha-framework/idp.pem"}]}]}. `+
 				"Keys are PEM public keys or certificates (file), public JWKs (jwk_file), or HMAC secrets for HS256 (secret_file, mode 0600). "+
-				"Key files are re-read every few seconds and pushed without a reload.")),
+				"Key files are re-read every few seconds and pushed without a reload; an issuer with \"kv_keys\": \"NAME\" also takes public keys from Consul KV (see jwt_kv_prefix).")),
 		ocf.String(&c.IdentityPrefix, "identity_header_prefix", "Prefix of identity headers", ocf.Default("X-Auth-"), re, ocf.Check(headerName),
 			ocf.Long("Every client header with this prefix is removed before the request reaches the upstream; the verified identity is sent in subject_header and issuer_header.")),
 		ocf.String(&c.SubjectHeader, "subject_header", "Header carrying the verified subject", ocf.Default("X-Auth-Subject"), re, ocf.Check(headerName)),
@@ -89,7 +89,7 @@ func params(c *Config) []ocf.Param {
 		ocf.String(&c.Datacenter, "datacenter", "Consul datacenter of the ACL documents", re),
 		ocf.String(&c.KVPrefix, "kv_prefix", "Consul KV prefix of the ACL documents", ocf.Default("acl/"), re, ocf.Check(kvPrefix)),
 		ocf.String(&c.KeysPrefix, "jwt_kv_prefix", "Consul KV prefix of JWT keys", ocf.Default("jwt/"), re, ocf.Check(kvPrefix),
-			ocf.Long("An issuer of jwt_policy_file with \"kv_keys\": \"NAME\" also takes the public keys at PREFIX/NAME/keys/KID (one PEM public key or public JWK each; the KV key's last part is the kid). "+
+			ocf.Long("An issuer of jwt_policy_file with \"kv_keys\": \"NAME\" also takes the public keys at this prefix + NAME/keys/KID, e.g. jwt/idp/keys/2025-07 (one PEM public key or public JWK each; the KV key's last part is the kid). "+
 				"They are validated (type matching the issuer's algorithms, RSA 2048..8192 bits, no private members) and pushed without a reload; a deleted key stops verifying tokens. "+
 				"The Consul token needs key:read here too.")),
 		ocf.String(&c.Binary, "binary", "openresty or nginx binary",
