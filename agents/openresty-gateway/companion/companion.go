@@ -332,6 +332,10 @@ func (w *companion) applyKeys(a kvAnswer) {
 
 // selectKeys validates the last keys answer against the policy in force.
 func (w *companion) selectKeys() {
+	if w.policy == nil {
+		// Nothing to judge the keys by yet: keep what was restored.
+		return
+	}
 	if w.keyPairs == nil {
 		// No answer yet: the last good keys stay, as far as the policy
 		// still admits them.
