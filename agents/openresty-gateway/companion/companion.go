@@ -272,12 +272,17 @@ func (w *companion) consulAnswered(a kvAnswer) bool {
 		}
 		delete(w.consulErr, a.prefix)
 	}
-	w.status.ConsulError = ""
-	for _, p := range slices.Sorted(maps.Keys(w.consulErr)) {
-		w.status.ConsulError = w.consulErr[p]
-		break
-	}
+	w.reportConsul()
 	return a.err == nil
+}
+
+// reportConsul puts one of the queries' errors (the first prefix's) in
+// the status, or none.
+func (w *companion) reportConsul() {
+	w.status.ConsulError = ""
+	if ps := slices.Sorted(maps.Keys(w.consulErr)); len(ps) > 0 {
+		w.status.ConsulError = w.consulErr[ps[0]]
+	}
 }
 
 // apply takes one answer of Consul into the ACLs.
@@ -385,6 +390,7 @@ func (w *companion) loadPolicy(ctx context.Context) {
 		w.stopKeys()
 		w.stopKeys, w.keyPairs = nil, nil
 		delete(w.consulErr, w.cfg.KeysPrefix)
+		w.reportConsul()
 	}
 	w.selectKeys()
 }
