@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -379,6 +380,9 @@ func (w *companion) loadPolicy(ctx context.Context) {
 		return
 	}
 	w.status.PolicyError = ""
+	// The files are re-read every tick; the KV keys are judged again
+	// only when the policy changed.
+	changed := !reflect.DeepEqual(w.policy, p)
 	w.policy = p
 	want := w.cfg.KeysPrefix != "" && slices.ContainsFunc(p.Issuers, func(is policy.CompiledIssuer) bool { return is.KVKeys != "" })
 	switch {
@@ -392,7 +396,9 @@ func (w *companion) loadPolicy(ctx context.Context) {
 		delete(w.consulErr, w.cfg.KeysPrefix)
 		w.reportConsul()
 	}
-	w.selectKeys()
+	if changed {
+		w.selectKeys()
+	}
 }
 
 func readPolicy(path string) (*policy.Compiled, error) {

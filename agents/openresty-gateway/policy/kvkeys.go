@@ -32,6 +32,9 @@ const (
 	MaxKeyDocumentBytes = 16 << 10
 	// MaxKVKeysPerIssuer bounds the keys one issuer takes from KV.
 	MaxKVKeysPerIssuer = 32
+	// MaxKeyDocuments bounds the documents of one issuer's folder that
+	// are read at all: a flood of them costs neither parsing nor status.
+	MaxKeyDocuments = 4 * MaxKVKeysPerIssuer
 )
 
 var (
@@ -149,7 +152,7 @@ func SelectKVKeys(c *Compiled, prefix string, pairs []KVPair, prev map[string]St
 			byFolder[is.KVKeys] = is
 		}
 	}
-	count := map[string]int{}
+	count, seen := map[string]int{}, map[string]int{}
 	sorted := slices.SortedFunc(slices.Values(pairs), func(a, b KVPair) int { return strings.Compare(a.Key, b.Key) })
 	for _, p := range sorted {
 		rest, ok := strings.CutPrefix(p.Key, prefix)
@@ -162,6 +165,20 @@ func SelectKVKeys(c *Compiled, prefix string, pairs []KVPair, prev map[string]St
 		if is == nil || !ok || (kid == "" && len(p.Value) == 0) || (strings.HasSuffix(kid, "/") && len(p.Value) == 0) {
 			continue // not a key of ours, or a folder entry
 		}
+		// keepPrev keeps the last good key at a refused document.
+		keepPrev := func() {
+			if old, ok := prev[p.Key]; ok && old.Issuer == is.Issuer && fits(is, old.Key) == nil && count[is.Issuer] < MaxKVKeysPerIssuer {
+				keys[p.Key] = old
+				count[is.Issuer]++
+			}
+		}
+		if seen[is.Issuer]++; seen[is.Issuer] > MaxKeyDocuments {
+			if folderPath := KeyPath(prefix, folder, ""); refused[folderPath] == "" {
+				refused[folderPath] = fmt.Sprintf("more than %d documents; %s and those after it are ignored", MaxKeyDocuments, p.Key)
+			}
+			keepPrev()
+			continue
+		}
 		ck, err := ParseKeyDocument(p.Value, kid, is)
 		if err == nil {
 			err = fits(is, ck)
@@ -171,10 +188,7 @@ func SelectKVKeys(c *Compiled, prefix string, pairs []KVPair, prev map[string]St
 		}
 		if err != nil {
 			refused[p.Key] = err.Error()
-			if old, ok := prev[p.Key]; ok && old.Issuer == is.Issuer && fits(is, old.Key) == nil && count[is.Issuer] < MaxKVKeysPerIssuer {
-				keys[p.Key] = old
-				count[is.Issuer]++
-			}
+			keepPrev()
 			continue
 		}
 		keys[p.Key] = StoredKey{Issuer: is.Issuer, Key: ck}

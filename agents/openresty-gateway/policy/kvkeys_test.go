@@ -186,6 +186,18 @@ func TestSelectKVKeys(t *testing.T) {
 		t.Errorf("%d keys, refused %v; want %d and the last refused", len(keys), refused, MaxKVKeysPerIssuer)
 	}
 
+	// A flood of documents: those beyond the bound are not read, and
+	// one refusal names the folder.
+	var flood []KVPair
+	for i := range MaxKeyDocuments + 500 {
+		flood = append(flood, KVPair{Key: fmt.Sprintf("jwt/idp/keys/f%04d", i), Value: []byte("junk")})
+	}
+	keys, refused = SelectKVKeys(c, "jwt/", flood, nil)
+	if len(keys) != 0 || len(refused) != MaxKeyDocuments+1 ||
+		!strings.Contains(refused["jwt/idp/keys/"], fmt.Sprintf("jwt/idp/keys/f%04d and those after it are ignored", MaxKeyDocuments)) {
+		t.Errorf("a flood: %d keys, %d refusals, folder refusal %q", len(keys), len(refused), refused["jwt/idp/keys/"])
+	}
+
 	// Merged: the file key first, then the KV keys by path; c unchanged.
 	m := c.WithKVKeys(map[string]StoredKey{"jwt/idp/keys/b": {Issuer: "https://idp", Key: CompiledKey{KID: "b"}}, "jwt/idp/keys/a": {Issuer: "https://idp", Key: CompiledKey{KID: "a"}}})
 	var kids []string
