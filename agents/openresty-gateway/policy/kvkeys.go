@@ -57,6 +57,8 @@ type KVPair struct {
 }
 
 // KeyPath is where the key kid of the issuer with kv_keys folder lives.
+//
+// Return values: the KV key (with kid "", the folder of the keys).
 func KeyPath(prefix, folder, kid string) string { return prefix + folder + "/keys/" + kid }
 
 // ParseKeyDocument validates one key document of Consul KV, stored under

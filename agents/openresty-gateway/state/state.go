@@ -127,6 +127,9 @@ type Versions struct {
 }
 
 // KeyVersions is what Versions.Keys should be for policy p.
+//
+// Return values: issuer → kid → version, for the public keys of p (an
+// empty map for a nil policy).
 func KeyVersions(p *policy.Compiled) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	if p == nil {
