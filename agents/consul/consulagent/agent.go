@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/cluster"
 	"github.com/ha-framework/ha-framework/ocf/daemon"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
@@ -54,7 +56,12 @@ func params(c *Config) []ocf.Param {
 	return []ocf.Param{
 		ocf.String(&c.Binary, "binary", "Consul binary", ocf.Default("consul"), ocf.Printable(),
 			ocf.Long("Path of the consul binary, or a name looked up in PATH.")),
-		ocf.Select(&c.Mode, "mode", "Server or client agent", []string{"server", "client"}, ocf.Default("client")),
+		ocf.Select(&c.Mode, "mode", "Server or client agent", []string{"server", "client"}, ocf.Default("client"),
+			ocf.Long("The same on every node of a clone. For servers on some nodes and clients on the others, set servers instead.")),
+		ocf.List(&c.Servers, "servers", "Nodes that run a server", ocf.Printable(),
+			ocf.Long("Pacemaker node names: the agent runs a server on the nodes listed and a client on every other node, "+
+				"so one clone covers the whole cluster and a node added later joins as a client. Set it or mode, not both. "+
+				"With servers set, bootstrap_expect defaults to the number of nodes listed and retry_join to the nodes listed.")),
 		ocf.String(&c.Datacenter, "datacenter", "Datacenter name", ocf.Default("dc1"), ocf.NoSpace()),
 		ocf.String(&c.NodeName, "node_name", "Consul node name", ocf.NoSpace(),
 			ocf.Long("The node's name in Consul. Default: the host name.")),
@@ -79,13 +86,14 @@ func params(c *Config) []ocf.Param {
 		ocf.Int(&c.GRPCPort, "grpc_port", "gRPC port (-1 disables)", ocf.Default("-1"), ocf.Range(-1, 65535)),
 		ocf.Int(&c.GRPCTLSPort, "grpc_tls_port", "gRPC TLS port (-1 disables)", ocf.Default("-1"), ocf.Range(-1, 65535)),
 		ocf.Int(&c.BootstrapExp, "bootstrap_expect", "Servers expected before the first election", ocf.Default("0"), ocf.Range(0, 15),
-			ocf.Long("Servers only: how many servers must join before the first leader election. 0 leaves it unset.")),
+			ocf.Long("Servers only: how many servers must join before the first leader election. 0 leaves it unset, "+
+				"or, with servers set, means the number of nodes listed there.")),
 		ocf.Int(&c.RaftMultiplier, "raft_multiplier", "Scale of the servers' Raft timing", ocf.Default("1"), ocf.Range(1, 10),
 			ocf.Long("Servers only: Consul's performance.raft_multiplier. 1, Consul's recommendation for production, lets the servers notice a lost leader "+
 				"and elect another within about 2 s; Consul's own default, 5, takes about 5 times longer and suits only very slow machines. "+
 				"While there is no leader, new registrations cannot reach the catalog: this bounds how fast a failed-over service is routed again.")),
 		ocf.List(&c.RetryJoin, "retry_join", "Addresses to join", ocf.Printable(),
-			ocf.Long("Addresses (host or host:port) of other agents to join, retried until one answers.")),
+			ocf.Long("Addresses (host or host:port) of other agents to join, retried until one answers. Default: the nodes in servers, if set.")),
 		ocf.String(&c.TokenFile, "token_file", "ACL token file", ocf.Printable(),
 			ocf.Long("File holding the ACL token this agent uses for its own API calls (monitor, leave, reload). Mode 0600, owned by root. Never give the token itself as a parameter.")),
 		ocf.String(&c.CAFile, "ca_file", "TLS CA file", ocf.Printable()),
@@ -118,8 +126,18 @@ func configPath(r *request) string { return r.StatePath(".json") }
 // cannot: combinations, the files parameters name, the token file.
 func validate(ctx context.Context, r *request) error {
 	c := r.Config
-	if c.Mode == "client" && c.BootstrapExp > 0 {
+	if len(c.Servers) > 0 {
+		if _, set := r.Env.Param("mode"); set {
+			return ocf.Errorf(ocf.Misconfigured, "remove mode or servers: servers decides the mode on each node")
+		}
+		if c.BootstrapExp > len(c.Servers) {
+			return ocf.Errorf(ocf.Misconfigured, "bootstrap_expect=%d exceeds the %d nodes in servers: no leader could ever be elected", c.BootstrapExp, len(c.Servers))
+		}
+	} else if c.Mode == "client" && c.BootstrapExp > 0 {
 		return ocf.Errorf(ocf.Misconfigured, "remove bootstrap_expect=%d or set mode=server: it applies to servers only", c.BootstrapExp)
+	}
+	if _, err := isServer(ctx, r); err != nil {
+		return err
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return ocf.Errorf(ocf.Misconfigured, "set both cert_file and key_file, or neither")
@@ -140,6 +158,22 @@ func validate(ctx context.Context, r *request) error {
 	}
 	_, err := token(r)
 	return err
+}
+
+// isServer says whether this instance runs a server: mode, or with
+// servers set, whether Pacemaker's name for this node is listed there.
+// Pacemaker passes that name to every action, so this costs no process;
+// only a hand-run action asks crm_node.
+func isServer(ctx context.Context, r *request) (bool, error) {
+	c := r.Config
+	if len(c.Servers) == 0 {
+		return c.Mode == "server", nil
+	}
+	node, err := (cluster.CLI{}).LocalNode(ctx, r.Env)
+	if err != nil {
+		return false, ocf.Errorf(ocf.InvalidArgs, "servers is set but this node's Pacemaker name is unknown: %w", err)
+	}
+	return slices.Contains(c.Servers, node), nil
 }
 
 // token reads the ACL token from token_file, "" when unset.
@@ -253,7 +287,11 @@ func logFileOf(r *request) string {
 // the other files it will load, so a mistake is reported by start and
 // reload-agent in Consul's own words instead of by a crashing agent.
 func writeConfig(ctx context.Context, r *request, binary string) error {
-	data, err := r.Config.generated()
+	server, err := isServer(ctx, r)
+	if err != nil {
+		return err
+	}
+	data, err := r.Config.generated(server)
 	if err != nil {
 		return ocf.Errorf(ocf.GenericFailure, "rendering configuration: %w", err)
 	}
@@ -300,7 +338,11 @@ func ready(ctx context.Context, r *request, p daemon.Process) error {
 	if _, err := self(ctx, c); err != nil {
 		return fmt.Errorf("HTTP API at %s: %w", r.Config.httpAddress(), err)
 	}
-	if r.Config.server() && r.Config.WaitForLeader {
+	server, err := isServer(ctx, r)
+	if err != nil {
+		return err
+	}
+	if server && r.Config.WaitForLeader {
 		leader, err := c.Status().LeaderWithQueryOptions(query(ctx))
 		if err != nil {
 			return fmt.Errorf("asking for the leader: %w", err)
@@ -334,8 +376,8 @@ func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
 	if status, _ := me["Member"]["Status"].(float64); status != 1 {
 		return ocf.Errorf(ocf.Degraded, "node %s is not an alive member of the cluster (serf status %v)", name, status)
 	}
-	if !r.Config.server() {
-		return nil
+	if server, err := isServer(ctx, r); err != nil || !server {
+		return err
 	}
 	health, err := c.Operator().AutopilotServerHealth(query(ctx))
 	if err != nil {
@@ -360,7 +402,14 @@ func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
 // leave makes a client (or, with leave_on_stop=true, a server) leave the
 // cluster before the stop signal.
 func leave(ctx context.Context, r *request, p daemon.Process) error {
-	if !r.Config.leaves() {
+	server, err := isServer(ctx, r)
+	if err != nil {
+		// Not leaving is the safe side: a server that left would shrink
+		// the quorum, a client that did not is only reported failed.
+		r.Log.Warn("not leaving the cluster: server or client unknown", "err", err)
+		return nil
+	}
+	if !r.Config.leaves(server) {
 		return nil
 	}
 	c, err := client(r)

@@ -1,6 +1,7 @@
 package consulagent
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -17,7 +18,7 @@ func TestGeneratedConfig(t *testing.T) {
 	c := Config{Mode: "server", Datacenter: "dc9", DataDir: "/var/lib/c", ClientAddr: "127.0.0.1", HTTPPort: 8500,
 		ServerPort: 8300, SerfLANPort: 8301, SerfWANPort: 8302, DNSPort: -1, GRPCPort: -1, GRPCTLSPort: -1,
 		BootstrapExp: 3, RaftMultiplier: 1, RetryJoin: []string{"10.0.0.2", "10.0.0.3"}, LogLevel: "warn", NodeName: "n1", BindAddr: "10.0.0.1"}
-	data, err := c.generated()
+	data, err := c.generated(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,17 +40,72 @@ func TestGeneratedConfig(t *testing.T) {
 	}
 }
 
+// TestServersList: with servers set, one clone's configuration is a
+// server's on the nodes listed, expecting as many servers as listed and
+// joining them, and a client's elsewhere, decided by the node name
+// Pacemaker passes.
+func TestServersList(t *testing.T) {
+	for _, tt := range []struct {
+		name, node string
+		expect     bool
+		wantServer bool
+		wantExpect         any
+	}{
+		{"listed node", "n2", false, true, 3.0},
+		{"listed node, bootstrap_expect=2 given", "n2", true, true, 2.0},
+		{"other node", "n4", false, false, nil},
+		{"other node, bootstrap_expect=2 given", "n4", true, false, nil},
+		{"name is a prefix of a listed one", "n", false, false, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{Servers: []string{"n1", "n2", "n3"}, DataDir: "/var/lib/consul"}
+			if tt.expect {
+				cfg.BootstrapExp = 2
+			}
+			env := ocf.NewEnv(func(k string) (string, bool) {
+				return tt.node, k == "OCF_RESKEY_CRM_meta_on_node"
+			})
+			req := &ocf.Request[Config]{Config: cfg, Env: env}
+			server, err := isServer(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if server != tt.wantServer {
+				t.Errorf("node %s: server = %v, want %v", tt.node, server, tt.wantServer)
+			}
+			data, err := cfg.generated(server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(data, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got["server"] != tt.wantServer || got["bootstrap_expect"] != tt.wantExpect {
+				t.Errorf("server %v bootstrap_expect %v, want %v %v", got["server"], got["bootstrap_expect"], tt.wantServer, tt.wantExpect)
+			}
+			if diff := cmp.Diff([]any{"n1", "n2", "n3"}, got["retry_join"]); diff != "" {
+				t.Errorf("retry_join (-want +got):\n%s", diff)
+			}
+			if cfg.leaves(server) == server {
+				t.Errorf("node %s: leaves on stop = %v; servers stay, clients leave", tt.node, cfg.leaves(server))
+			}
+		})
+	}
+}
+
 func TestLeavePolicy(t *testing.T) {
 	for _, tt := range []struct {
-		mode, policy string
-		want         bool
+		server bool
+		policy string
+		want   bool
 	}{
-		{"client", "auto", true}, {"server", "auto", false},
-		{"server", "true", true}, {"client", "false", false},
+		{false, "auto", true}, {true, "auto", false},
+		{true, "true", true}, {false, "false", false},
 	} {
-		c := Config{Mode: tt.mode, LeaveOnStop: tt.policy}
-		if got := c.leaves(); got != tt.want {
-			t.Errorf("mode %s leave_on_stop %s: leaves = %v, want %v", tt.mode, tt.policy, got, tt.want)
+		c := Config{LeaveOnStop: tt.policy}
+		if got := c.leaves(tt.server); got != tt.want {
+			t.Errorf("server %v leave_on_stop %s: leaves = %v, want %v", tt.server, tt.policy, got, tt.want)
 		}
 	}
 }
@@ -111,6 +167,7 @@ func TestBadInput(t *testing.T) {
 	}
 	probe := map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}
 	recurring := map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}
+	onNode := map[string]string{"OCF_RESKEY_CRM_meta_on_node": "n4"}
 	tests := []struct {
 		name   string
 		params map[string]string
@@ -127,6 +184,9 @@ func TestBadInput(t *testing.T) {
 		{"bad port", map[string]string{"binary": fakeBin, "http_port": "0"}, "start", nil, ocf.Misconfigured, "http_port"},
 		{"relative data_dir", map[string]string{"binary": fakeBin, "data_dir": "data"}, "validate-all", nil, ocf.Misconfigured, "must be an absolute path"},
 		{"bootstrap_expect on a client", map[string]string{"binary": fakeBin, "bootstrap_expect": "3"}, "validate-all", nil, ocf.Misconfigured, "applies to servers only"},
+		{"servers and mode", map[string]string{"binary": fakeBin, "servers": "n1 n2 n3", "mode": "server"}, "validate-all", nil, ocf.Misconfigured, "remove mode or servers"},
+		{"bootstrap_expect above servers", map[string]string{"binary": fakeBin, "servers": "n1 n2 n3", "bootstrap_expect": "4"}, "validate-all", onNode, ocf.Misconfigured, "bootstrap_expect=4 exceeds the 3 nodes in servers"},
+		{"servers with bootstrap_expect on a client node", map[string]string{"binary": fakeBin, "servers": "n1 n2 n3", "bootstrap_expect": "3"}, "validate-all", onNode, ocf.Success, ""},
 		{"cert without key", map[string]string{"binary": fakeBin, "cert_file": fakeBin}, "validate-all", nil, ocf.Misconfigured, "set both cert_file and key_file"},
 		{"config_dir missing", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "start", nil, ocf.InvalidArgs, "config_dir"},
 		{"config_dir missing: probe", map[string]string{"binary": fakeBin, "config_dir": "/nonexistent/consul.d"}, "monitor", probe, ocf.NotRunning, ""},

@@ -12,6 +12,7 @@ type Config struct {
 	ConfigDir      string
 	ExtraConfig    string
 	Mode           string
+	Servers        []string
 	Datacenter     string
 	NodeName       string
 	DataDir        string
@@ -38,19 +39,18 @@ type Config struct {
 	LogFile        string
 }
 
-func (c *Config) server() bool { return c.Mode == "server" }
-
-// leaves reports whether stop makes the agent leave the cluster. Clients
+// leaves reports whether stop makes the agent leave the cluster, server
+// saying whether it runs a server (isServer). Clients
 // leave by default; servers do not, because a server that leaves shrinks
 // the quorum and does not rejoin from its snapshot.
-func (c *Config) leaves() bool {
+func (c *Config) leaves(server bool) bool {
 	switch c.LeaveOnStop {
 	case "true":
 		return true
 	case "false":
 		return false
 	}
-	return !c.server()
+	return !server
 }
 
 // httpAddress is where this agent's HTTP API answers for local callers.
@@ -63,11 +63,12 @@ func (c *Config) httpAddress() string {
 }
 
 // generated renders the agent configuration the parameters describe, in
-// Consul's JSON format. Leaving is switched off in Consul itself
+// Consul's JSON format, for a server or a client as server says
+// (isServer). Leaving is switched off in Consul itself
 // (leave_on_terminate false, skip_leave_on_interrupt true) because stop
 // decides, per leave_on_stop, and does it through the API before the
 // signal, so the outcome never depends on which signal arrives.
-func (c *Config) generated() ([]byte, error) {
+func (c *Config) generated(server bool) ([]byte, error) {
 	ports := map[string]int{
 		"http": c.HTTPPort, "server": c.ServerPort, "serf_lan": c.SerfLANPort,
 		"serf_wan": c.SerfWANPort, "dns": c.DNSPort, "grpc": c.GRPCPort, "grpc_tls": c.GRPCTLSPort,
@@ -75,7 +76,7 @@ func (c *Config) generated() ([]byte, error) {
 	cfg := map[string]any{
 		"datacenter":              c.Datacenter,
 		"data_dir":                c.DataDir,
-		"server":                  c.server(),
+		"server":                  server,
 		"client_addr":             c.ClientAddr,
 		"ports":                   ports,
 		"log_level":               c.LogLevel,
@@ -85,11 +86,13 @@ func (c *Config) generated() ([]byte, error) {
 		// server) must not collide on an ID derived from the host.
 		"disable_host_node_id": true,
 	}
-	if c.server() {
+	if server {
 		// A server that stopped without leaving rejoins its peers.
 		cfg["rejoin_after_leave"] = true
 		if c.BootstrapExp > 0 {
 			cfg["bootstrap_expect"] = c.BootstrapExp
+		} else if len(c.Servers) > 0 {
+			cfg["bootstrap_expect"] = len(c.Servers)
 		}
 		cfg["performance"] = map[string]any{"raft_multiplier": c.RaftMultiplier}
 	}
@@ -101,6 +104,8 @@ func (c *Config) generated() ([]byte, error) {
 	}
 	if len(c.RetryJoin) > 0 {
 		cfg["retry_join"] = c.RetryJoin
+	} else if len(c.Servers) > 0 {
+		cfg["retry_join"] = c.Servers
 	}
 	if c.CAFile != "" || c.CertFile != "" {
 		cfg["tls"] = map[string]any{"defaults": map[string]any{
