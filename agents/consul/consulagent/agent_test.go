@@ -49,7 +49,7 @@ func TestServersList(t *testing.T) {
 		name, node string
 		expect     bool
 		wantServer bool
-		wantExpect         any
+		wantExpect any
 	}{
 		{"listed node", "n2", false, true, 3.0},
 		{"listed node, bootstrap_expect=2 given", "n2", true, true, 2.0},
