@@ -341,7 +341,13 @@ func TestCrmshScriptsVerify(t *testing.T) {
 		"haproxy-dynamic":        {"id=v4", "routes=web=127.0.0.1:8081/http"},
 		"docker-service":         {"id=v6", "image=shop/web:1.4"},
 		"openresty-gateway":      {"id=v5", "routes=/orders/=orders=127.0.0.1:8081", "tls_cert_file=/etc/gw.pem", "tls_key_file=/etc/gw.key", "jwt_policy_file=/etc/jwt.json"},
+		"stack": {"consul:id=v7c", "consul:servers=n1 n2 n3", "service:id=v7s", "service:image=shop/web:1.4",
+			"proxy:id=v7l", "proxy:routes=web=127.0.0.1:8081/http", "gateway:id=v7g", "gateway:routes=/web/=web=127.0.0.1:8081",
+			"gateway:tls_cert_file=/etc/gw.pem", "gateway:tls_key_file=/etc/gw.key", "gateway:jwt_policy_file=/etc/jwt.json"},
 	}
+	// What the output must show: the agent of the script's name, or for
+	// the whole stack its last resource and the service's constraint.
+	shows := map[string][]string{"stack": {"ocf:ha-framework:openresty-gateway", "order v7s-after-consul Mandatory: v7c-clone v7s"}}
 	scripts, _ := filepath.Glob(filepath.Join("..", "crmsh", "*", "main.yml"))
 	if len(scripts) != len(args) {
 		t.Errorf("%d scripts in crmsh/, %d cases here", len(scripts), len(args))
@@ -351,8 +357,22 @@ func TestCrmshScriptsVerify(t *testing.T) {
 		cmd := exec.Command("crm", append([]string{"script", "verify", "ha-framework-" + name}, args[name]...)...)
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
-		if err != nil || strings.Contains(string(out), "ERROR") || !strings.Contains(string(out), "ocf:ha-framework:"+name) {
+		want, ok := shows[name]
+		if !ok {
+			want = []string{"ocf:ha-framework:" + name}
+		}
+		if err != nil || strings.Contains(string(out), "ERROR") || !containsAll(string(out), want) {
 			t.Errorf("crm script verify ha-framework-%s: %v\n%s", name, err, out)
 		}
 	}
+}
+
+// containsAll reports whether s contains every one of subs.
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
