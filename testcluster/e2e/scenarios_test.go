@@ -68,15 +68,7 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 	// cluster one on every node with a template, as an administrator's
 	// clone would. The template matches interfaces whose whole network
 	// lies in the one given: the cluster network's own, read on a node.
-	addrs, err := c.Exec(c.Nodes[0], "ip", "-4", "-o", "addr", "show")
-	if err != nil {
-		t.Fatalf("ip addr on %s: %v\n%s", c.Nodes[0], err, addrs)
-	}
-	network, err := networkOf(addrs, c.IPs[c.Nodes[0]])
-	if err != nil {
-		t.Fatalf("%s: %v", c.Nodes[0], err)
-	}
-	bind := `{{ GetAllInterfaces | include "network" "` + network.String() + `" | attr "address" }}`
+	bind := `{{ GetAllInterfaces | include "network" "` + clusterNetwork(t, c).String() + `" | attr "address" }}`
 	out, err := c.Exec(c.Nodes[0], "pcs", "resource", "create", consulID, "ocf:ha-framework:consul",
 		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "), "bind_addr="+bind,
 		"data_dir=/var/lib/consul", "op", "start", "timeout=120s", "clone", "interleave=true")
