@@ -4,9 +4,11 @@ package testcluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,4 +381,85 @@ func TestConsulStartFailsFastOnTakenPort(t *testing.T) {
 	if len(got.Reason) > ocf.MaxReason {
 		t.Errorf("reason is %d bytes", len(got.Reason))
 	}
+}
+
+// TestConsulServersList: one set of parameters with servers="a" (a
+// clone's) runs a server on node a and a client on node b, told apart by
+// the node name Pacemaker passes; the client leaves the cluster on stop,
+// the server does not.
+func TestConsulServersList(t *testing.T) {
+	state := t.TempDir()
+	var runners []*ocftest.Runner
+	var https []string
+	var serfA string
+	for _, node := range []string{"a", "b"} {
+		params, serf := consulServer(t, node, 0, nil)
+		delete(params, "mode")
+		delete(params, "bootstrap_expect")
+		params["servers"] = "a"
+		if node == "a" {
+			serfA = serf
+		} else {
+			params["retry_join"] = serfA // the node name "a" resolves to nothing here
+		}
+		https = append(https, "http://127.0.0.1:"+params["http_port"])
+		r := ocftest.NewRunner(t, consulagent.New(), ocftest.Config{Name: "consul", Params: params,
+			Env: map[string]string{"OCF_RESKEY_CRM_meta_timeout": "90000", "OCF_RESKEY_CRM_meta_on_node": node,
+				"OCF_RESOURCE_INSTANCE": "consul:" + node, "HA_RSCTMP": state}})
+		t.Cleanup(func() { r.Run("stop", nil) })
+		if got := r.Run("start", nil); got.Code != ocf.Success {
+			t.Fatalf("start on node %s: %v %q", node, got.Code, got.Reason)
+		}
+		runners = append(runners, r)
+	}
+	for i, want := range []bool{true, false} {
+		var self struct{ Config struct{ Server bool } }
+		if err := getJSON(https[i]+"/v1/agent/self", &self); err != nil {
+			t.Fatal(err)
+		}
+		if self.Config.Server != want {
+			t.Errorf("agent on node %s: server = %v, want %v", []string{"a", "b"}[i], self.Config.Server, want)
+		}
+	}
+	// The client joined the server (retry_join), then leaves on stop.
+	memberStatus := func(name string) (float64, string) {
+		var members []struct {
+			Name   string
+			Status float64
+		}
+		if err := getJSON(https[0]+"/v1/agent/members", &members); err != nil {
+			return -1, err.Error()
+		}
+		for _, m := range members {
+			if m.Name == name {
+				return m.Status, fmt.Sprint(members)
+			}
+		}
+		return -1, fmt.Sprint(members)
+	}
+	waitFor(t, 30*time.Second, "b a member of a's cluster", func() (bool, string) {
+		s, why := memberStatus("b")
+		return s == 1, why
+	})
+	if got := runners[1].Run("stop", nil); got.Code != ocf.Success {
+		t.Fatalf("stop b: %v %q", got.Code, got.Reason)
+	}
+	waitFor(t, 30*time.Second, "b left (serf status 3)", func() (bool, string) {
+		s, why := memberStatus("b")
+		return s == 3, why
+	})
+}
+
+// getJSON decodes the answer of a GET of url into v.
+func getJSON(url string, v any) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -53,7 +53,10 @@ func TestStackScript(t *testing.T) {
 
 	// The nodes install the package as they boot, before corosync starts.
 	start := time.Now()
-	c := up(t, &harness.Options{Docker: true, Files: map[string]string{consulBinary(t): consulInNode, dir: stackDir}})
+	// Each node starts its Docker Engine and installs the package before
+	// corosync: on a loaded machine that takes minutes.
+	c := up(t, &harness.Options{Docker: true, ReadyTimeout: 8 * time.Minute,
+		Files: map[string]string{consulBinary(t): consulInNode, dir: stackDir}})
 	formed := time.Since(start)
 	t.Logf("timing: %d nodes booted, the package installed and the cluster formed in %s", len(c.Nodes), formed.Round(100*time.Millisecond))
 	loading := time.Now()
