@@ -79,7 +79,11 @@ func TestStackScript(t *testing.T) {
 	}
 	t.Logf("on %s: %s", n0, quoteArgs(args))
 	run := time.Now()
-	if out, err := c.Exec(n0, args...); err != nil {
+	// crmsh is slow on a loaded machine: more than Exec's two minutes.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute)
+	out, err := c.Command(ctx, n0, args...).CombinedOutput()
+	cancel()
+	if err != nil {
 		t.Fatalf("crm script run: %v\n%s", err, out)
 	}
 	t.Logf("timing: crm script run returned in %s", time.Since(run).Round(100*time.Millisecond))
@@ -121,8 +125,14 @@ func TestStackScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := s.FailuresOf(consulID, stackWeb, "lb", "gw"); f != "" {
-		t.Errorf("failed operations: %s", f)
+	// Consul's depth-10 monitor reports degraded (190) until the servers
+	// elect their first leader: not a failure, and nothing is recovered.
+	for _, f := range s.Failures {
+		if f.ExitCode == 190 {
+			t.Logf("degraded while starting: %s", f)
+		} else if slices.Contains([]string{consulID, stackWeb, "lb", "gw"}, f.Resource) {
+			t.Errorf("failed operation: %s", f)
+		}
 	}
 }
 
