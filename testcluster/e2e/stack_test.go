@@ -79,7 +79,8 @@ func TestStackScript(t *testing.T) {
 	}
 	t.Logf("on %s: %s", n0, quoteArgs(args))
 	run := time.Now()
-	// crmsh is slow on a loaded machine: more than Exec's two minutes.
+	// crm returns once the cluster has settled (its actions run crm --wait):
+	// on a loaded machine, more than Exec's two minutes.
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute)
 	out, err := c.Command(ctx, n0, args...).CombinedOutput()
 	cancel()
@@ -87,8 +88,8 @@ func TestStackScript(t *testing.T) {
 		t.Fatalf("crm script run: %v\n%s", err, out)
 	}
 	t.Logf("timing: crm script run returned in %s", time.Since(run).Round(100*time.Millisecond))
-	// When the CIB took the configuration: crmsh spends time before (its
-	// own checks) and after (cleaning up) that the cluster does not.
+	// When the CIB took the configuration: crmsh then waits (crm --wait)
+	// until the cluster has settled, every resource started.
 	committed, err := cibWritten(c, n0)
 	if err != nil {
 		t.Fatal(err)
