@@ -112,9 +112,9 @@ type fatal struct {
 	dir string // the demo's folder
 }
 
-func (f fatal) Helper()                           {}
-func (f fatal) Failed() bool                      { return false }
-func (f fatal) Cleanup(func())                    {}
+func (f fatal) Helper()        {}
+func (f fatal) Failed() bool   { return false }
+func (f fatal) Cleanup(func()) {}
 
 // TempDir is a folder under the demo's, removed with it.
 func (f fatal) TempDir() string {

@@ -54,6 +54,15 @@ func (p *progress) Printf(format string, args ...any) {
 func waitLine(what string, since time.Duration, why string, width int) string {
 	head := fmt.Sprintf("  waiting for %s ... %s", what, seconds(since))
 	why = strings.Join(strings.Fields(why), " ")
+	// A command that failed: its status says enough, its output (crm_mon's
+	// XML while Pacemaker starts) does not fit.
+	if i := strings.Index(why, ": exit status "); i >= 0 {
+		end := i + len(": exit status ")
+		for end < len(why) && why[end] >= '0' && why[end] <= '9' {
+			end++
+		}
+		why = why[:end]
+	}
 	if why == "" {
 		return cut(head, width)
 	}

@@ -175,11 +175,11 @@ wait:
 	if o.Recovered.IsZero() {
 		d.fatal().Fatalf("web was not served again within %s", bound)
 	}
-	d.wait(at+" fenced", 2*time.Minute, func() (bool, string) {
+	d.wait(at+" fenced", 5*time.Minute, func() (bool, string) {
 		out, _ := d.c.Exec(g, "stonith_admin", "--history", at)
 		return strings.Contains(out, "successful"), strings.TrimSpace(out)
 	})
-	now := d.webNode(g, []string{at}, 2*time.Minute)
+	now := d.webNode(g, []string{at}, 5*time.Minute)
 	d.p.Printf("  web now runs on %s; %s stays powered off (docker start %s powers it on; it rejoins)", now, at, at)
 	d.lost, d.webAt = at, now
 	d.outage = o

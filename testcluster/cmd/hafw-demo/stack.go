@@ -29,8 +29,8 @@ func (d *demo) createStack() {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	d.waitClone("consul", "consul Started on every node", 3*time.Minute)
-	d.wait("consul leader elected", 2*time.Minute, func() (bool, string) {
+	d.waitClone("consul", "consul Started on every node", 6*time.Minute)
+	d.wait("consul leader elected", 5*time.Minute, func() (bool, string) {
 		out, err := d.c.Exec(n0, "curl", "-sf", "-m", "5", "http://127.0.0.1:8500/v1/status/leader")
 		return err == nil && strings.Trim(out, `"`) != "", "leader " + out
 	})
@@ -42,11 +42,11 @@ func (d *demo) createStack() {
 		t.Fatal(err)
 	}
 	d.p.Printf("  consul kv put acl/web %s", acl)
-	d.waitClone("lb", "haproxy-dynamic Started on every node", 2*time.Minute)
-	d.webAt = d.webNode(n0, nil, 3*time.Minute)
+	d.waitClone("lb", "haproxy-dynamic Started on every node", 5*time.Minute)
+	d.webAt = d.webNode(n0, nil, 5*time.Minute)
 	at := d.webAt
-	d.waitClone("gw", "openresty-gateway Started on every node", 2*time.Minute)
-	d.wait("every gateway serves web (alice's token)", time.Minute, func() (bool, string) {
+	d.waitClone("gw", "openresty-gateway Started on every node", 5*time.Minute)
+	d.wait("every gateway serves web (alice's token)", 3*time.Minute, func() (bool, string) {
 		for _, n := range d.c.Nodes {
 			s := d.call(n, d.tokens["alice"])
 			if !s.OK() || s.Who != at {

@@ -65,7 +65,9 @@ func up(p *progress, o options) int {
 	step := time.Now()
 	d.c = harness.Up(t, dockercluster.New(""), &harness.Options{
 		Name: clusterName, Keep: true, Fencing: true, Docker: true, Waiting: p.Waiting,
-		Files: map[string]string{consul: consulInNode, filepath.Join(d.dir, "web", "hafw-web"): webInNode, filepath.Join(d.dir, "gw"): gwDirInNode},
+		// Generous: on a busy machine Pacemaker takes minutes to elect a DC.
+		ReadyTimeout: 10 * time.Minute,
+		Files:        map[string]string{consul: consulInNode, filepath.Join(d.dir, "web", "hafw-web"): webInNode, filepath.Join(d.dir, "gw"): gwDirInNode},
 	})
 	p.Printf("  cluster %s ready in %s: %s", d.c.Name, seconds(time.Since(step)), d.nodeList())
 	d.c.EnableFencing()
