@@ -156,14 +156,15 @@ bench: deps install consul
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 
 # The whole stack on a 3-node cluster of Docker containers on this machine
-# (the nodes install the .deb of make packages): Consul, the web service as a
+# (the nodes install the .deb of make packages), the stack set up by
+# `crm script run ha-framework-stack`: Consul, the web service as a
 # docker-service container, haproxy-dynamic, openresty-gateway with a test
 # CA, JWT key and ACL; then requests, an ACL change and a node loss, with
 # numbers. The cluster stays up for you; make demo-down removes it.
 demo: deps packages
 	testcluster/dockercluster/dockerd.sh
-	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-web ./testcluster/cmd/hafw-demo
-	HAFW_NODE_DEB=$(CURDIR)/dist/ha-framework_$(VERSION)_amd64.deb bin/demo/hafw-demo up -web bin/demo/hafw-web
+	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-demo
+	HAFW_NODE_DEB=$(CURDIR)/dist/ha-framework_$(VERSION)_amd64.deb bin/demo/hafw-demo up
 
 demo-down:
 	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-demo

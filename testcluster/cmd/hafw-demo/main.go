@@ -3,15 +3,16 @@
 // does with numbers, and leaves it running for you (make demo); `down`
 // removes it (make demo-down).
 //
-//	hafw-demo up   -web bin/demo/hafw-web [-dir /var/tmp/hafw-demo]
+//	hafw-demo up   [-dir /var/tmp/hafw-demo] [-consul PATH]
 //	hafw-demo down [-dir /var/tmp/hafw-demo]
 //
 // up: the nodes (testcluster/dockercluster, fencing by fence_docker, the
-// project's .deb from $HAFW_NODE_DEB installed on each), Consul as a clone
-// of 3 servers, the web service (a static Go server: a docker-service
-// container FROM scratch when the nodes run dockerd, else a plain process)
-// registered in Consul, haproxy-dynamic and openresty-gateway clones with a
-// test CA, a JWT key and the service's ACL in Consul KV. Then: a request
+// project's .deb from $HAFW_NODE_DEB installed on each, a Docker Engine in
+// each), then one `crm script run ha-framework-stack`: Consul as a clone of
+// 3 servers, the web service (a static Go server in an image FROM scratch)
+// as docker-service registering itself in Consul, the haproxy-dynamic and
+// openresty-gateway clones with a test CA and a JWT key
+// (testcluster/stackfiles), and the service's ACL in Consul KV. Then: a request
 // with a valid token served, one the ACL denies (403), a forged token
 // refused (401), the ACL changed in Consul and enforced without a reload of
 // nginx, and the node running the service killed while a client calls
@@ -51,7 +52,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.dir, "dir", "/var/tmp/hafw-demo", "host folder of the demo's files (CA, keys, token); mounted into the nodes")
-	fs.StringVar(&o.web, "web", "bin/demo/hafw-web", "the static web service binary (go build ./testcluster/cmd/hafw-web)")
 	fs.StringVar(&o.consul, "consul", "", "consul binary (default: $HAFW_CONSUL, else testcluster/scripts/build-consul.sh)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type options struct {
-	dir, web, consul string
+	dir, consul string
 }
 
 // down removes the demo cluster and its folder.

@@ -3,20 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ha-framework/ha-framework/testcluster/stackkit"
+	"github.com/ha-framework/ha-framework/testcluster/stackclient"
 )
 
 // call makes one request through node's gateway.
-func (d *demo) call(node, token string) stackkit.Sample {
+func (d *demo) call(node, token string) stackclient.Sample {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return stackkit.Call(ctx, d.client, d.gatewayURL(node), token)
+	return stackclient.Call(ctx, d.client, d.gatewayURL(node), token)
 }
 
 // expect prints one request and its answer, and ends the demo when the
@@ -49,9 +48,9 @@ func (d *demo) clientNode(webAt string) string {
 }
 
 func (d *demo) showRequests() {
-	d.p.Printf("\n== requests through the gateway (TLS by the demo CA, JWT ES256, ACL acl/web allows alice only)")
+	d.p.Printf("\n== requests through the gateway (TLS by the test CA, JWT RS256, ACL acl/web allows alice only)")
 	g := d.clientNode(d.webAt)
-	forged, err := stackkit.Tampered(d.tokens["alice"], "admin")
+	forged, err := stackclient.Tampered(d.tokens["alice"], "admin")
 	if err != nil {
 		d.fatal().Fatal(err)
 	}
@@ -77,7 +76,7 @@ func (d *demo) showACLChange() {
 	g := d.clientNode(d.webAt)
 	master, workers := d.nginxPIDs(g)
 	d.p.Printf("  before: nginx on %s: master pid %s, worker pids %s", g, master, strings.Join(workers, " "))
-	doc, err := stackkit.AllowSubjects(2, "alice", "bob")
+	doc, err := stackclient.AllowSubjects(2, "alice", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func (d *demo) showACLChange() {
 		t.Fatal(err)
 	}
 	d.p.Printf("  consul kv put acl/web %s", doc)
-	var s stackkit.Sample
+	var s stackclient.Sample
 	d.c.WaitFor(30*time.Second, "bob served after the ACL change", func() (bool, string) {
 		s = d.call(g, d.tokens["bob"])
 		return s.OK(), fmt.Sprintf("bob gets %d", s.Status)
@@ -120,7 +119,7 @@ func (d *demo) showNodeLoss() {
 	)
 	// Done once 10 requests started after the fault were served by
 	// another node.
-	done := func(ss []stackkit.Sample) bool {
+	done := func(ss []stackclient.Sample) bool {
 		mu.Lock()
 		f := fault
 		mu.Unlock()
@@ -135,7 +134,7 @@ func (d *demo) showNodeLoss() {
 		}
 		return n >= 10
 	}
-	seen := func(s stackkit.Sample) {
+	seen := func(s stackclient.Sample) {
 		mu.Lock()
 		defer mu.Unlock()
 		if s.OK() {
@@ -145,9 +144,9 @@ func (d *demo) showNodeLoss() {
 		}
 		last = s.End
 	}
-	result := make(chan []stackkit.Sample, 1)
+	result := make(chan []stackclient.Sample, 1)
 	go func() {
-		result <- stackkit.Loop(ctx, d.client, d.gatewayURL(g), d.tokens["alice"], pause, maxReqs, done, seen)
+		result <- stackclient.Loop(ctx, d.client, d.gatewayURL(g), d.tokens["alice"], pause, maxReqs, done, seen)
 	}()
 	time.Sleep(3 * time.Second) // answers before the fault
 	mu.Lock()
@@ -157,7 +156,7 @@ func (d *demo) showNodeLoss() {
 	d.p.Printf("  docker kill %s at +0s (every process of the node gone at once)", at)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var ss []stackkit.Sample
+	var ss []stackclient.Sample
 wait:
 	for {
 		select {
@@ -170,7 +169,7 @@ wait:
 			d.p.Waiting("web served again through "+g, time.Since(fault), why)
 		}
 	}
-	o := stackkit.Measure(ss, fault, at)
+	o := stackclient.Measure(ss, fault, at)
 	d.p.Printf("  client: %s", o)
 	if o.Recovered.IsZero() {
 		d.fatal().Fatalf("web was not served again within %s", bound)
@@ -188,8 +187,8 @@ wait:
 func (d *demo) summary() {
 	p := d.p
 	p.Printf("\n== summary (%s in all)", seconds(time.Since(d.start)))
-	p.Printf("  token of alice: %s (expires in 24 h; bob's: %s)", filepath.Join(d.dir, "token-alice"), filepath.Join(d.dir, "token-bob"))
-	p.Printf("  CA:             %s", filepath.Join(d.dir, "ca.pem"))
+	p.Printf("  token of alice: %s (expires in %s; bob's: %s)", d.tokenFile("alice"), tokenTTL, d.tokenFile("bob"))
+	p.Printf("  CA:             %s", d.caFile())
 	for _, n := range d.c.Nodes {
 		if n != d.lost {
 			p.Printf("  gateway:        %s", d.gatewayURL(n))
@@ -202,21 +201,13 @@ func (d *demo) summary() {
 	g := d.clientNode(d.lost)
 	p.Printf("\nGo on:")
 	p.Printf("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s",
-		filepath.Join(d.dir, "ca.pem"), filepath.Join(d.dir, "token-alice"), d.gatewayURL(g))
+		d.caFile(), d.tokenFile("alice"), d.gatewayURL(g))
 	p.Printf("  docker exec -it %s crm_mon                    # the cluster, live", g)
 	p.Printf("  docker exec %s %s members                # the Consul servers", g, consulInNode)
 	p.Printf("  docker exec %s curl -s 127.0.0.1:8500/v1/kv/acl/web?raw   # the ACL", g)
 	if d.lost != "" {
 		p.Printf("  docker start %s                              # power the lost node on again", d.lost)
 	}
-	p.Printf("  docker exec %s pcs resource move %s %s    # move the service", g, d.webResource(), d.lost)
+	p.Printf("  docker exec %s pcs resource move %s %s    # move the service", g, service, d.lost)
 	p.Printf("  make demo-down                                          # remove it all")
-}
-
-// webResource is what to move: the service, or its group.
-func (d *demo) webResource() string {
-	if d.docker {
-		return "web"
-	}
-	return "webgrp"
 }

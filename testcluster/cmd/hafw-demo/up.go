@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,18 +14,21 @@ import (
 
 	"github.com/ha-framework/ha-framework/testcluster/dockercluster"
 	"github.com/ha-framework/ha-framework/testcluster/harness"
-	"github.com/ha-framework/ha-framework/testcluster/stackkit"
+	"github.com/ha-framework/ha-framework/testcluster/stackclient"
+	"github.com/ha-framework/ha-framework/testcluster/stackfiles"
 )
 
-// Where things are inside the nodes.
+// Where things are inside the nodes, and what the stack is made of.
 const (
 	consulInNode = "/hafw/consul"
-	webInNode    = "/hafw/web/hafw-web"
-	gwDirInNode  = "/etc/hafw-demo" // the gateway's certificate, key and JWT policy
-	webPort      = "8080"           // the web service, on every address of its node
-	lbListen     = "127.0.0.1:8081" // haproxy-dynamic's listener for web, on every node
-	gwPort       = "8443"           // the gateway (HTTPS), on every node
-	webImage     = "hafw-demo-web:1"
+	filesInNode  = "/hafw/stack"        // stackfiles: CA, the gateway's certificate and key, JWT policy, ACL
+	lbListen     = "127.0.0.1:8081"     // haproxy-dynamic's listener for web, on every node
+	gwPath       = "/web/"              // the gateway's route to web
+	webImage     = "hafw-demo-web:1"    // stackfiles' web service, FROM scratch
+	service      = "web"                // the docker-service resource, and the service in Consul
+	tokenTTL     = 24 * time.Hour       // of the tokens the demo hands out
+	stackScript  = "ha-framework-stack" // the crmsh script of the whole stack
+	filesDirName = "stack"              // stackfiles' folder under the demo's
 )
 
 // demo is one run of up.
@@ -32,15 +36,13 @@ type demo struct {
 	p      *progress
 	c      *harness.Cluster
 	dir    string
-	ca     *stackkit.CA
-	issuer *stackkit.Issuer
+	files  *stackfiles.Files
 	client *http.Client
-	docker bool              // the web service runs as a docker-service container
 	tokens map[string]string // by subject
 	start  time.Time
-	webAt  string          // the node running web
-	lost   string          // the node powered off
-	outage stackkit.Outage // what the client saw of it
+	webAt  string             // the node running web
+	lost   string             // the node powered off
+	outage stackclient.Outage // what the client saw of it
 }
 
 func up(p *progress, o options) int {
@@ -54,30 +56,46 @@ func up(p *progress, o options) int {
 	if err != nil {
 		t.Fatalf("consul: %v", err)
 	}
-	if err := d.prepareFiles(o.web); err != nil {
-		t.Fatalf("demo files in %s: %v", d.dir, err)
+	for _, sub := range []string{"", filesDirName} {
+		if err := os.MkdirAll(filepath.Join(d.dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if os.Getenv("HAFW_NODE_DEB") != "" {
-		p.Printf("nodes install %s", os.Getenv("HAFW_NODE_DEB"))
+	if err := os.WriteFile(filepath.Join(d.dir, markerFile), []byte("make demo-down removes this folder\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step := time.Now()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	err = stackfiles.BuildWebImage(ctx, root, webImage)
+	cancel()
+	if err != nil {
+		t.Fatalf("the web service's image: %v", err)
+	}
+	p.Printf("image %s (FROM scratch: a static Go server answering with its node's name) built in %s", webImage, seconds(time.Since(step)))
+	if deb := os.Getenv("HAFW_NODE_DEB"); deb != "" {
+		p.Printf("nodes install %s", deb)
 	}
 
-	p.Printf("\n== the cluster: 3 nodes, fencing by fence_docker (the node image is built once, then cached)")
-	step := time.Now()
+	p.Printf("\n== the cluster: 3 nodes, each with its own Docker Engine; fencing by fence_docker")
+	step = time.Now()
 	d.c = harness.Up(t, dockercluster.New(""), &harness.Options{
 		Name: clusterName, Keep: true, Fencing: true, Docker: true, Waiting: p.Waiting,
 		// Generous: on a busy machine Pacemaker takes minutes to elect a DC.
 		ReadyTimeout: 10 * time.Minute,
-		Files:        map[string]string{consul: consulInNode, filepath.Join(d.dir, "web", "hafw-web"): webInNode, filepath.Join(d.dir, "gw"): gwDirInNode},
+		Files:        map[string]string{consul: consulInNode, filepath.Join(d.dir, filesDirName): filesInNode},
 	})
 	p.Printf("  cluster %s ready in %s: %s", d.c.Name, seconds(time.Since(step)), d.nodeList())
 	d.c.EnableFencing()
-
-	if err := d.gatewayFiles(); err != nil {
-		t.Fatalf("gateway certificate and policy: %v", err)
+	step = time.Now()
+	d.c.LoadImage(webImage)
+	p.Printf("  image %s loaded into the nodes' engines in %s (a registry pull on a real cluster)", webImage, seconds(time.Since(step)))
+	if err := d.writeFiles(); err != nil {
+		t.Fatalf("the stack's files: %v", err)
 	}
-	d.client = &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: d.ca.Pool()}, MaxIdleConnsPerHost: 4}}
-	d.docker = d.nodesRunDocker()
 
 	p.Printf("\n== the stack")
 	d.createStack()
@@ -90,83 +108,43 @@ func up(p *progress, o options) int {
 	return 0
 }
 
-// prepareFiles writes the demo's folder: the marker, the web binary, the
-// CA (its key stays in memory), the JWT issuer's public key and tokens.
-func (d *demo) prepareFiles(web string) error {
-	for _, sub := range []string{"web", "gw"} {
-		if err := os.MkdirAll(filepath.Join(d.dir, sub), 0o755); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(d.dir, markerFile), []byte("make demo-down removes this folder\n"), 0o644); err != nil {
-		return err
-	}
-	bin, err := os.ReadFile(web)
-	if err != nil {
-		return fmt.Errorf("the web service binary (go build -o %s ./testcluster/cmd/hafw-web): %w", web, err)
-	}
-	if err := os.WriteFile(filepath.Join(d.dir, "web", "hafw-web"), bin, 0o755); err != nil {
-		return err
-	}
-	if d.ca, err = stackkit.NewCA("ha-framework demo CA", 7*24*time.Hour); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(d.dir, "ca.pem"), d.ca.PEM, 0o644); err != nil {
-		return err
-	}
-	if d.issuer, err = stackkit.NewIssuer("https://idp.demo.invalid", "demo-api", "demo-1"); err != nil {
-		return err
-	}
-	for _, sub := range []string{"alice", "bob"} {
-		if d.tokens[sub], err = d.issuer.Token(sub, 24*time.Hour); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(d.dir, "token-"+sub), []byte(d.tokens[sub]+"\n"), 0o600); err != nil {
-			return err
-		}
-	}
-	pub, err := d.issuer.PublicKeyPEM()
-	if err != nil {
-		return err
-	}
-	pol, err := d.issuer.Policy(gwDirInNode + "/idp.pem")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(d.dir, "gw", "idp.pem"), pub, 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(d.dir, "gw", "jwt.json"), pol, 0o644)
-}
-
-// gatewayFiles writes the gateway's certificate, for every node's address
-// and name, once the nodes have them.
-func (d *demo) gatewayFiles() error {
-	hosts := []string{"127.0.0.1", "localhost"}
+// writeFiles writes, once the nodes have addresses, what the stack is
+// given (stackfiles: a test CA and the gateway's certificate for every
+// node's address and name, the JWT issuer's key and policy, the ACL), the
+// tokens of alice and bob, and the client that trusts the CA.
+func (d *demo) writeFiles() error {
+	var hosts []string
 	for _, n := range d.c.Nodes {
 		hosts = append(hosts, d.c.IPs[n], n)
 	}
-	cert, key, err := d.ca.Server("ha-framework demo gateway", hosts)
+	var err error
+	if d.files, err = stackfiles.Write(filepath.Join(d.dir, filesDirName), filesInNode, hosts, service, []string{"alice"}); err != nil {
+		return err
+	}
+	for _, sub := range []string{"alice", "bob"} {
+		if d.tokens[sub], err = d.files.Token(sub, tokenTTL); err != nil {
+			return err
+		}
+		if err := os.WriteFile(d.tokenFile(sub), []byte(d.tokens[sub]+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	ca, err := os.ReadFile(d.caFile())
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(d.dir, "gw", "gw.pem"), cert, 0o644); err != nil {
-		return err
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return fmt.Errorf("%s: no certificate", d.caFile())
 	}
-	return os.WriteFile(filepath.Join(d.dir, "gw", "gw.key"), key, 0o600)
+	d.client = &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 4}}
+	return nil
 }
 
-// nodesRunDocker reports whether every node answers docker info.
-func (d *demo) nodesRunDocker() bool {
-	for _, n := range d.c.Nodes {
-		if out, err := d.c.Exec(n, "docker", "info", "--format", "{{.ServerVersion}}"); err != nil {
-			d.p.Printf("  LEFT OUT: the web service as a docker-service container: no Docker Engine inside the nodes yet (%s: %s);\n"+
-				"  it runs as a plain process (ocf:heartbeat:anything) with directory-registration instead", n, harness.TailLines(out, 1))
-			return false
-		}
-	}
-	return true
-}
+func (d *demo) tokenFile(sub string) string { return filepath.Join(d.dir, "token-"+sub) }
+
+func (d *demo) caFile() string { return filepath.Join(d.dir, filesDirName, stackfiles.CAName) }
 
 func (d *demo) fatal() fatal { return fatal{d.p, d.dir} }
 
@@ -234,7 +212,7 @@ func (d *demo) nodeList() string {
 	return strings.Join(s, ", ")
 }
 
-func (d *demo) gatewayURL(node string) string { return "https://" + d.c.IPs[node] + ":" + gwPort + "/" }
+func (d *demo) gatewayURL(node string) string { return "https://" + d.c.IPs[node] + gwPath }
 
 // putKV writes value at key through node's Consul agent.
 func (d *demo) putKV(node, key string, value []byte) error {

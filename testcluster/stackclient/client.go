@@ -1,22 +1,22 @@
-package stackkit
+package stackclient
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
-// ServedBy is the header in which the demo's web service names the node
-// that answered (testcluster/cmd/hafw-web).
-const ServedBy = "X-Served-By"
+// maxWho bounds what is kept of an answer.
+const maxWho = 256
 
 // Sample is one request a client made.
 type Sample struct {
 	Start, End time.Time
 	Status     int    // HTTP status; 0 when no answer came
-	Who        string // the ServedBy header of the answer
+	Who        string // a 200 answer's body, trimmed: the web service answers with its node's name
 	Err        string // why no answer came
 }
 
@@ -39,9 +39,16 @@ func Call(ctx context.Context, c *http.Client, url, token string) Sample {
 		s.Err, s.End = err.Error(), time.Now()
 		return s
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWho))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	s.Status, s.Who, s.End = resp.StatusCode, resp.Header.Get(ServedBy), time.Now()
+	s.Status, s.End = resp.StatusCode, time.Now()
+	switch {
+	case err != nil:
+		s.Status, s.Err = 0, "reading the answer: "+err.Error()
+	case s.OK():
+		s.Who = strings.TrimSpace(string(body))
+	}
 	return s
 }
 

@@ -1,8 +1,10 @@
-package stackkit
+package stackclient
 
 import (
 	"context"
-	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,67 +17,52 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/acl"
-	"github.com/ha-framework/ha-framework/agents/openresty-gateway/policy"
+	"github.com/ha-framework/ha-framework/testcluster/stackfiles"
 )
 
-func TestIssuerTokensAndPolicy(t *testing.T) {
-	is, err := NewIssuer("https://idp.test", "api", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestTampered: a token of the stack's issuer verifies, its forgery (the
+// subject changed, the signature kept) does not.
+func TestTampered(t *testing.T) {
 	dir := t.TempDir()
-	pub, err := is.PublicKeyPEM()
+	f, err := stackfiles.Write(dir, dir, nil, "web", []string{"alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, "idp.pem")
-	if err := os.WriteFile(keyFile, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	data, err := is.Policy(keyFile)
+	tok, err := f.Token("alice", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The gateway's own parser and loader accept the policy.
-	f, err := policy.Parse(data)
-	if err != nil {
-		t.Fatalf("policy.Parse: %v\n%s", err, data)
-	}
-	if _, err := policy.Load(f); err != nil {
-		t.Fatalf("policy.Load: %v", err)
-	}
-
-	tok, err := is.Token("alice", time.Hour)
+	pemData, err := os.ReadFile(filepath.Join(dir, stackfiles.JWTKeyName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	verify := func(tok string) (jwt.MapClaims, error) {
-		claims := jwt.MapClaims{}
-		_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return &is.key.PublicKey, nil },
-			jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("https://idp.test"), jwt.WithAudience("api"), jwt.WithExpirationRequired())
-		return claims, err
-	}
-	claims, err := verify(tok)
+	block, _ := pem.Decode(pemData)
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		t.Fatalf("a token of the issuer does not verify: %v", err)
+		t.Fatal(err)
 	}
-	if claims["sub"] != "alice" {
-		t.Errorf("sub %v, want alice", claims["sub"])
+	verify := func(tok string) error {
+		_, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return pub, nil }, jwt.WithValidMethods([]string{"RS256"}))
+		return err
 	}
-
+	if err := verify(tok); err != nil {
+		t.Fatalf("the issuer's token does not verify: %v", err)
+	}
 	forged, err := Tampered(tok, "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if forged == tok {
-		t.Fatal("Tampered returned the token unchanged")
-	}
-	if _, err := verify(forged); err == nil || !strings.Contains(err.Error(), "signature") {
+	if err := verify(forged); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("a forged token: error %v, want a signature failure", err)
 	}
-	p, _, _ := jwt.NewParser().ParseUnverified(forged, jwt.MapClaims{})
-	if p == nil || p.Claims.(jwt.MapClaims)["sub"] != "admin" {
-		t.Errorf("the forged token does not claim sub admin")
+	p, _, err := jwt.NewParser().ParseUnverified(forged, jwt.MapClaims{})
+	if err != nil || p.Claims.(jwt.MapClaims)["sub"] != "admin" || p.Claims.(jwt.MapClaims)["aud"] != "web" {
+		t.Errorf("the forged token does not claim sub admin with the rest kept: %v %v", p, err)
+	}
+	for _, bad := range []string{"a.b", "a.!!!.c", "a.bm90IGpzb24.c"} {
+		if _, err := Tampered(bad, "x"); err == nil {
+			t.Errorf("Tampered(%q): no error", bad)
+		}
 	}
 	if _, err := Tampered("a.b", "x"); err == nil || !strings.Contains(err.Error(), "three segments") {
 		t.Errorf("Tampered of a non-JWS: error %v, want one naming three segments", err)
@@ -96,42 +83,35 @@ func TestAllowSubjects(t *testing.T) {
 	}
 }
 
-func TestCAServer(t *testing.T) {
-	ca, err := NewCA("test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Server("gw", []string{"127.0.0.1", "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ServedBy, "node1")
+func TestCall(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer good":
+			fmt.Fprint(w, " node1\n")
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, "<html>401</html>")
+		}
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
 	defer srv.Close()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-	s := Call(context.Background(), c, srv.URL, "")
-	if !s.OK() || s.Who != "node1" {
-		t.Errorf("through the CA's certificate: %+v", s)
+	if s := Call(context.Background(), srv.Client(), srv.URL, "good"); !s.OK() || s.Who != "node1" || s.Err != "" || s.End.Before(s.Start) {
+		t.Errorf("served: %+v, want 200 from node1", s)
 	}
-	// Another CA is not trusted.
-	other, _ := NewCA("other", time.Hour)
-	c = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: other.Pool()}}}
-	if s := Call(context.Background(), c, srv.URL, ""); s.OK() || !strings.Contains(s.Err, "certificate") {
-		t.Errorf("with another CA: %+v, want a certificate error", s)
+	if s := Call(context.Background(), srv.Client(), srv.URL, "bad"); s.OK() || s.Status != 401 || s.Who != "" {
+		t.Errorf("refused: %+v, want 401 and no Who", s)
+	}
+	srv.Close()
+	if s := Call(context.Background(), srv.Client(), srv.URL, "good"); s.Status != 0 || s.Err == "" {
+		t.Errorf("no server: %+v, want no status and an error", s)
 	}
 }
 
 func TestMeasure(t *testing.T) {
 	base := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
-	ok := func(start, end int, who string) Sample { return Sample{Start: at(start), End: at(end), Status: 200, Who: who} }
+	ok := func(start, end int, who string) Sample {
+		return Sample{Start: at(start), End: at(end), Status: 200, Who: who}
+	}
 	bad := func(start, end, status int) Sample { return Sample{Start: at(start), End: at(end), Status: status} }
 	fault := at(10_000)
 	tests := []struct {
@@ -183,7 +163,7 @@ func TestLoopStops(t *testing.T) {
 			return
 		}
 		n++
-		w.Header().Set(ServedBy, "n1")
+		fmt.Fprint(w, "n1")
 	}))
 	defer srv.Close()
 	var seen int
