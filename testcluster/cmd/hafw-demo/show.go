@@ -171,6 +171,9 @@ wait:
 	}
 	o := stackclient.Measure(ss, fault, at)
 	d.p.Printf("  client: %s", o)
+	for _, line := range failures(ss, fault, 5) {
+		d.p.Printf("    %s", line)
+	}
 	if o.Recovered.IsZero() {
 		d.fatal().Fatalf("web was not served again within %s", bound)
 	}
@@ -184,10 +187,41 @@ wait:
 	d.outage = o
 }
 
+// failures describes the first max failed requests of ss, their times
+// relative to the fault.
+func failures(ss []stackclient.Sample, fault time.Time, max int) []string {
+	var lines []string
+	n := 0
+	for _, s := range ss {
+		if s.OK() {
+			continue
+		}
+		n++
+		if n > max {
+			continue
+		}
+		what := fmt.Sprintf("status %d", s.Status)
+		if s.Status == 0 {
+			what = "no answer: " + s.Err
+		}
+		lines = append(lines, fmt.Sprintf("failed: the request sent at %s, %s after %s",
+			relative(s.Start.Sub(fault)), what, s.End.Sub(s.Start).Round(10*time.Millisecond)))
+	}
+	if n > max {
+		lines = append(lines, fmt.Sprintf("and %d more failed", n-max))
+	}
+	return lines
+}
+
+// relative is d as an offset from the fault: "+1.25s", "-0.30s".
+func relative(d time.Duration) string {
+	return fmt.Sprintf("%+.2fs", d.Seconds())
+}
+
 func (d *demo) summary() {
 	p := d.p
 	p.Printf("\n== summary (%s in all)", seconds(time.Since(d.start)))
-	p.Printf("  token of alice: %s (expires in %s; bob's: %s)", d.tokenFile("alice"), tokenTTL, d.tokenFile("bob"))
+	p.Printf("  token of alice: %s (valid %d h; bob's: %s)", d.tokenFile("alice"), int(tokenTTL.Hours()), d.tokenFile("bob"))
 	p.Printf("  CA:             %s", d.caFile())
 	for _, n := range d.c.Nodes {
 		if n != d.lost {
@@ -200,14 +234,18 @@ func (d *demo) summary() {
 	}
 	g := d.clientNode(d.lost)
 	p.Printf("\nGo on:")
+	p.Printf("  # a request through the gateway, as alice")
 	p.Printf("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s",
 		d.caFile(), d.tokenFile("alice"), d.gatewayURL(g))
-	p.Printf("  docker exec -it %s crm_mon                    # the cluster, live", g)
-	p.Printf("  docker exec %s %s members                # the Consul servers", g, consulInNode)
-	p.Printf("  docker exec %s curl -s 127.0.0.1:8500/v1/kv/acl/web?raw   # the ACL", g)
+	p.Printf("  # the cluster, live; the Consul servers; the ACL")
+	p.Printf("  docker exec -it %s crm_mon", g)
+	p.Printf("  docker exec %s %s members", g, consulInNode)
+	p.Printf("  docker exec %s curl -s 127.0.0.1:8500/v1/kv/acl/%s?raw", g, service)
 	if d.lost != "" {
-		p.Printf("  docker start %s                              # power the lost node on again", d.lost)
+		p.Printf("  # power the lost node on again (it rejoins), then move the service back to it")
+		p.Printf("  docker start %s", d.lost)
+		p.Printf("  docker exec %s pcs resource move %s %s", g, service, d.lost)
 	}
-	p.Printf("  docker exec %s pcs resource move %s %s    # move the service", g, service, d.lost)
-	p.Printf("  make demo-down                                          # remove it all")
+	p.Printf("  # remove it all")
+	p.Printf("  make demo-down")
 }

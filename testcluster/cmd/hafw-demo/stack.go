@@ -70,6 +70,11 @@ func (d *demo) scriptArgs(subnet string) []string {
 		"service:service_name=" + service, "service:service_port=" + port,
 		"service:check_http=http://127.0.0.1:" + port + "/health",
 		"proxy:routes=" + service + "=" + lbListen + "/http",
+		// A request to the lost node is tried again every second, on
+		// whatever instance passes by then: 20 tries hold it through a
+		// failover (about 11 s with corosync's default token) instead of
+		// failing it after 3 tries of 5 s.
+		"proxy:timeout_connect=1s", "proxy:retries=20",
 		"gateway:routes=" + gwPath + "=" + service + "=" + lbListen,
 		"gateway:tls_cert_file=" + d.files.Cert, "gateway:tls_key_file=" + d.files.Key, "gateway:jwt_policy_file=" + d.files.Policy,
 	}

@@ -81,6 +81,7 @@ func up(p *progress, o options) int {
 	}
 
 	p.Printf("\n== the cluster: 3 nodes, each with its own Docker Engine; fencing by fence_docker")
+	p.Printf("  creating the nodes (the node image is built once, then cached; each node installs the package)")
 	step = time.Now()
 	d.c = harness.Up(t, dockercluster.New(""), &harness.Options{
 		Name: clusterName, Keep: true, Fencing: true, Docker: true, Waiting: p.Waiting,
