@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ha-framework/ha-framework/testcluster/harness"
 	"github.com/ha-framework/ha-framework/testcluster/stackfiles"
 )
 
@@ -24,8 +26,13 @@ func (d *demo) createStack() {
 	args := d.scriptArgs(strings.Fields(string(network))[0])
 	d.p.Printf("  on %s: %s", n0, quote(args))
 	start := time.Now()
-	if out, err := d.c.Exec(n0, args...); err != nil {
-		t.Fatalf("crm script run: %v\n%s", err, out)
+	// Its own bound: crmsh takes more than Exec's two minutes on a loaded
+	// machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	out, err := d.c.Command(ctx, n0, args...).CombinedOutput()
+	cancel()
+	if err != nil {
+		t.Fatalf("crm script run: %v\n%s", err, harness.TailLines(string(out), 20))
 	}
 	d.p.Printf("  crm script run returned in %s (the pcs commands doing the same: crm script show %s)", seconds(time.Since(start)), stackScript)
 
