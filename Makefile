@@ -161,7 +161,8 @@ bench: deps install consul
 # docker-service container, haproxy-dynamic, openresty-gateway with a test
 # CA, JWT key and ACL; then requests, an ACL change and a node loss, with
 # numbers. The cluster stays up for you; make demo-down removes it.
-demo: deps packages
+demo: deps build
+	packaging/build.sh deb >/dev/null
 	testcluster/dockercluster/dockerd.sh
 	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-demo
 	HAFW_NODE_DEB=$(CURDIR)/dist/ha-framework_$(VERSION)_amd64.deb bin/demo/hafw-demo up
