@@ -237,7 +237,9 @@ func (d *demo) summary() {
 	p.Printf("  # a request through the gateway, as alice")
 	p.Printf("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s",
 		d.caFile(), d.tokenFile("alice"), d.gatewayURL(g))
-	p.Printf("  # the cluster, live; the Consul servers; the ACL")
+	p.Printf("  # the cluster, live; the Consul servers; the ACL (crm_mon lists the degraded monitors of the")
+	p.Printf("  # failover as failed actions: the proxies kept the lost instance, Consul lost a server;")
+	p.Printf("  # crm_resource --cleanup clears them)")
 	p.Printf("  docker exec -it %s crm_mon", g)
 	p.Printf("  docker exec %s %s members", g, consulInNode)
 	p.Printf("  docker exec %s curl -s 127.0.0.1:8500/v1/kv/acl/%s?raw", g, service)
