@@ -242,8 +242,7 @@ func Remove(ctx context.Context, name string) error {
 			continue
 		}
 		b.nodes = append(b.nodes, node)
-		// Only a folder Create made: a temporary one named after the cluster.
-		if dir != "" && filepath.Dir(dir) == filepath.Clean(os.TempDir()) && strings.HasPrefix(filepath.Base(dir), name+"-") {
+		if ownDir(dir, name) {
 			b.dir = dir
 		}
 	}
@@ -251,6 +250,14 @@ func Remove(ctx context.Context, name string) error {
 		b.name = ""
 	}
 	return b.Destroy(ctx)
+}
+
+// ownDir reports whether dir, read from a node's label, is a folder Create
+// made for the cluster name (a temporary folder named after it), so that
+// Remove never deletes anything else a label could name.
+func ownDir(dir, name string) bool {
+	return dir != "" && filepath.IsAbs(dir) && filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
+		strings.HasPrefix(filepath.Base(dir), name+"-")
 }
 
 // tokenMS is the token for node-lib.sh: empty means corosync's default.
