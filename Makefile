@@ -24,7 +24,7 @@ VERSION  := $(shell cat internal/version/VERSION)
 export CGO_ENABLED := 0
 
 .PHONY: packages lint-packages test-packages
-.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo deps cluster-up cluster-down clean
+.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
 
 all: build
 
@@ -155,7 +155,24 @@ bench: deps install consul
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 
-demo: deps install cluster-up
+# The whole stack on a 3-node cluster of Docker containers on this machine
+# (the nodes install the .deb of make packages), the stack set up by
+# `crm script run ha-framework-stack`: Consul, the web service as a
+# docker-service container, haproxy-dynamic, openresty-gateway with a test
+# CA, JWT key and ACL; then requests, an ACL change and a node loss, with
+# numbers. The cluster stays up for you; make demo-down removes it.
+demo: deps build
+	packaging/build.sh deb >/dev/null
+	testcluster/dockercluster/dockerd.sh
+	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-demo
+	HAFW_NODE_DEB=$(CURDIR)/dist/ha-framework_$(VERSION)_amd64.deb bin/demo/hafw-demo up
+
+demo-down:
+	$(GO) build -trimpath -o bin/demo/ ./testcluster/cmd/hafw-demo
+	bin/demo/hafw-demo down
+
+# The example agent as a promotable clone on the local single-node Pacemaker.
+demo-local: deps install cluster-up
 	testcluster/scripts/demo.sh
 
 cluster-up:

@@ -16,7 +16,8 @@
 // docker exec. A node loss is docker kill -s KILL (its PID 1, so corosync
 // and every Pacemaker daemon at once); fencing is fence_docker (fencing.go).
 // Containers and networks of runs older than an hour (crashed test
-// binaries) are removed by the next Create.
+// binaries) are removed by the next Create, except those of a kept cluster
+// (Spec.Keep, make demo), which Remove deletes by name.
 //
 //	c := harness.Up(t, dockercluster.New(""), nil)
 package dockercluster
@@ -41,6 +42,8 @@ import (
 const (
 	labelCluster = "hafw.cluster"
 	labelCreated = "hafw.created" // unix seconds, read by the reaper
+	labelKept    = "hafw.kept"    // unix seconds, instead of labelCreated: never reaped
+	labelDir     = "hafw.dir"     // the host folder of the cluster's key and TLS material
 	leftoverAge  = time.Hour
 	dockerWait   = 2 * time.Minute // bound of every docker command
 	buildWait    = 20 * time.Minute
@@ -77,7 +80,11 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	if b.dir, err = os.MkdirTemp("", spec.Name+"-"); err != nil {
 		return nil, err
 	}
-	subnet, err := createNetwork(ctx, b.name)
+	created := labelCreated
+	if spec.Keep {
+		created = labelKept
+	}
+	subnet, err := createNetwork(ctx, b.name, created)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +124,8 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	for _, n := range nodes {
 		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name,
 			"--network", b.name, "--ip", n.IP,
-			"--label", labelCluster + "=" + b.name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelCluster + "=" + b.name, "--label", created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelDir + "=" + b.dir,
 			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
 			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
 			"-v", key + ":/hafw/authkey:ro",
@@ -219,6 +227,39 @@ func (b *Backend) Destroy(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Remove deletes the cluster called name, as a Backend that created it
+// would (nodes, network, key and TLS folder), for a kept cluster whose
+// creator has exited. Nothing of that name is not an error.
+func Remove(ctx context.Context, name string) error {
+	out, err := docker(ctx, "ps", "-a", "--filter", "label="+labelCluster+"="+name, "--format", `{{.Names}} {{.Label "`+labelDir+`"}}`)
+	if err != nil {
+		return err
+	}
+	b := &Backend{name: name}
+	for _, line := range strings.Split(out, "\n") {
+		node, dir, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if node == "" {
+			continue
+		}
+		b.nodes = append(b.nodes, node)
+		if ownDir(dir, name) {
+			b.dir = dir
+		}
+	}
+	if out, err := docker(ctx, "network", "ls", "-q", "--filter", "name=^"+name+"$"); err == nil && out == "" {
+		b.name = ""
+	}
+	return b.Destroy(ctx)
+}
+
+// ownDir reports whether dir, read from a node's label, is a folder Create
+// made for the cluster name (a temporary folder named after it), so that
+// Remove never deletes anything else a label could name.
+func ownDir(dir, name string) bool {
+	return dir != "" && filepath.IsAbs(dir) && filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
+		strings.HasPrefix(filepath.Base(dir), name+"-")
+}
+
 // tokenMS is the token for node-lib.sh: empty means corosync's default.
 func tokenMS(ms int) string {
 	if ms <= 0 {
@@ -240,11 +281,11 @@ func nth(a netip.Addr, i int) netip.Addr {
 // nodelist needs across restarts. Docker picks a free subnet first (it knows
 // which ones its other networks and the host's routes use); the network is
 // then recreated with that subnet spelled out.
-func createNetwork(ctx context.Context, name string) (netip.Prefix, error) {
+func createNetwork(ctx context.Context, name, createdLabel string) (netip.Prefix, error) {
 	var last error
 	for range 5 {
 		created := strconv.FormatInt(time.Now().Unix(), 10)
-		labels := []string{"--label", labelCluster + "=" + name, "--label", labelCreated + "=" + created}
+		labels := []string{"--label", labelCluster + "=" + name, "--label", createdLabel + "=" + created}
 		if _, err := docker(ctx, append([]string{"network", "create"}, append(labels, name)...)...); err != nil {
 			return netip.Prefix{}, err
 		}

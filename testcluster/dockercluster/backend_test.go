@@ -52,3 +52,27 @@ func TestAgentMounts(t *testing.T) {
 		})
 	}
 }
+
+func TestOwnDir(t *testing.T) {
+	tmp := os.TempDir()
+	for _, tt := range []struct {
+		dir  string
+		want bool
+	}{
+		{filepath.Join(tmp, "hafw-demo-123456"), true},
+		{filepath.Join(tmp, "hafw-demo-"), true},
+		{"", false},
+		{tmp, false},
+		{filepath.Join(tmp, "hafw-demox"), false},               // another name
+		{filepath.Join(tmp, "hafw-other-123"), false},           // another cluster
+		{filepath.Join(tmp, "hafw-demo-1", "sub"), false},       // below it
+		{filepath.Join(tmp, "hafw-demo-1", "..", "etc"), false}, // out of it
+		{"/etc/hafw-demo-1", false},                             // not a temporary folder
+		{"hafw-demo-1", false},                                  // relative
+		{filepath.Join(tmp, "..", "hafw-demo-1"), false},        // above the temporary folder
+	} {
+		if got := ownDir(tt.dir, "hafw-demo"); got != tt.want {
+			t.Errorf("ownDir(%q) = %v, want %v", tt.dir, got, tt.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ha-framework/ha-framework/testcluster/stackclient"
 )
 
 const clientMax = "90" // seconds a client loop runs at most
@@ -40,27 +42,22 @@ func (o outage) String() string {
 		o.before, o.failed, o.requests, o.sinceFault(), o.after, o.gap, o.slowest)
 }
 
-// measure reads a client's samples around the fault at fault (unix ms).
+// measure reads a client's samples around the fault at fault (unix ms),
+// by stackclient.Measure (the demo's measure too).
 func measure(ss []sample, fault int64, avoid string) outage {
-	o := outage{fault: fault, requests: len(ss)}
-	prev := int64(0) // end of the previous answer
+	ms := func(v int64) time.Time { return time.UnixMilli(v) }
+	var cs []stackclient.Sample
 	for _, s := range ss {
-		o.slowest = max(o.slowest, time.Duration(s.end-s.start)*time.Millisecond)
+		c := stackclient.Sample{Start: ms(s.start), End: ms(s.end), Status: 200, Who: s.res}
 		if s.res == "FAIL" {
-			o.failed++
-			continue
+			c.Status, c.Who = 0, ""
 		}
-		if s.end < fault {
-			o.before = s.res
-		}
-		// Gaps from the fault up to the recovery.
-		if prev > 0 && s.end >= fault && o.recovered == 0 {
-			o.gap = max(o.gap, time.Duration(s.end-max(prev, fault))*time.Millisecond)
-		}
-		if o.recovered == 0 && s.start >= fault && (avoid == "" || s.res != avoid) {
-			o.recovered, o.after = s.end, s.res
-		}
-		prev = s.end
+		cs = append(cs, c)
+	}
+	m := stackclient.Measure(cs, ms(fault), avoid)
+	o := outage{fault: fault, before: m.Before, after: m.After, failed: m.Failed, requests: m.Requests, gap: m.Gap, slowest: m.Slowest}
+	if !m.Recovered.IsZero() {
+		o.recovered = m.Recovered.UnixMilli()
 	}
 	return o
 }

@@ -15,7 +15,9 @@
 //
 // Every cluster gets a name of its own (hafw-<random>), so two runs on one
 // host never collide. The cluster is removed when the test ends, after its
-// logs were collected when the test failed.
+// logs were collected when the test failed; a program that leaves a cluster
+// running for people to use (make demo) names it and keeps it instead
+// (Options.Name, Options.Keep) and removes it later through its backend.
 package harness
 
 import (
@@ -30,9 +32,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
+
+// TB is what the harness needs of its caller: *testing.T and *testing.B
+// have it, and so does a program driving a cluster outside go test, whose
+// Fatal ends it.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+	TempDir() string
+}
 
 // Backend creates and powers the machines of one cluster. Its methods are
 // called from one goroutine at a time.
@@ -82,6 +96,9 @@ type Spec struct {
 	// resource runs there dies with its node. Backends that cannot
 	// provide it fail Create.
 	Docker bool
+	// Keep marks a cluster meant to outlive its creator: the backend's
+	// sweep of leftovers from crashed runs must leave it alone.
+	Keep bool
 }
 
 // Node is one machine of a cluster.
@@ -116,6 +133,18 @@ type Options struct {
 	// HAFW_E2E_KEEP_LOGS=1 (default
 	// $HAFW_E2E_LOGDIR, else /tmp/hafw-e2e-logs).
 	LogDir string
+	// Name is the cluster's name, a prefix of everything the backend
+	// creates; default hafw-<random>. A fixed name lets a later run find
+	// the cluster again (to remove it).
+	Name string
+	// Keep leaves the cluster running when the test or program ends: no
+	// removal, no log collection, and the backend never sweeps it as a
+	// leftover. Whoever keeps it removes it (dockercluster.Remove).
+	Keep bool
+	// Waiting, when set, is called at every poll of WaitFor (and so of
+	// Up's wait for the cluster to form) with what is awaited, for how
+	// long so far, and why it is not there yet: a program shows it.
+	Waiting func(what string, since time.Duration, why string)
 }
 
 // Bounds of single steps.
@@ -132,15 +161,18 @@ type Cluster struct {
 	IPs     map[string]string // node name → cluster address
 	Backend Backend
 	Fencing bool
+	// Waiting: see Options.Waiting; may be set at any time.
+	Waiting func(what string, since time.Duration, why string)
 
-	t       testing.TB
+	t       TB
 	logDir  string
 	removed bool
 }
 
 // Up creates a cluster on b and waits until it is ready. Everything it
-// creates is removed when the test ends, even when Up itself fails.
-func Up(t testing.TB, b Backend, opts *Options) *Cluster {
+// creates is removed when the test ends, even when Up itself fails, unless
+// opts.Keep.
+func Up(t TB, b Backend, opts *Options) *Cluster {
 	t.Helper()
 	o := Options{}
 	if opts != nil {
@@ -179,12 +211,17 @@ func Up(t testing.TB, b Backend, opts *Options) *Cluster {
 		}
 		files[abs] = inNode
 	}
-	c := &Cluster{Name: "hafw-" + RandomHex(3), IPs: map[string]string{}, Backend: b, Fencing: o.Fencing, t: t}
+	if o.Name == "" {
+		o.Name = "hafw-" + RandomHex(3)
+	}
+	c := &Cluster{Name: o.Name, IPs: map[string]string{}, Backend: b, Fencing: o.Fencing, Waiting: o.Waiting, t: t}
 	c.logDir = filepath.Join(o.LogDir, c.Name)
-	t.Cleanup(c.cleanup)
+	if !o.Keep {
+		t.Cleanup(c.cleanup)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.CreateTimeout)
-	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS, Docker: o.Docker})
+	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS, Docker: o.Docker, Keep: o.Keep})
 	cancel()
 	for _, n := range nodes {
 		c.Nodes = append(c.Nodes, n.Name)
@@ -222,11 +259,15 @@ func (c *Cluster) WaitReady(within time.Duration) {
 // with cond's last explanation after within.
 func (c *Cluster) WaitFor(within time.Duration, what string, cond func() (bool, string)) {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
+	start := time.Now()
+	deadline := start.Add(within)
 	for {
 		ok, why := cond()
 		if ok {
 			return
+		}
+		if c.Waiting != nil {
+			c.Waiting(what, time.Since(start), why)
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%s: not reached after %s: %s", what, within, why)
