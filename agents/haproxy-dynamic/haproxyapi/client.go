@@ -234,9 +234,16 @@ func (c Client) SetState(ctx context.Context, backend, server, state string) err
 }
 
 // Sessions returns the current sessions (scur) per "backend/server" from
-// show stat, to tell when a draining server is idle.
-func (c Client) Sessions(ctx context.Context) (map[string]int, error) {
-	out, err := c.Do(ctx, "show stat")
+// show stat, to tell when a draining server is idle: of backend's servers
+// only, or of every server when backend is "".
+func (c Client) Sessions(ctx context.Context, backend string) (map[string]int, error) {
+	cmd := "show stat"
+	if backend != "" {
+		// Proxy, type 4 (servers), any server id: a backend's own rows,
+		// not the whole table (ten thousand rows at a thousand routes).
+		cmd += " " + backend + " 4 -1"
+	}
+	out, err := c.Do(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package haproxydynamic
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -64,6 +65,9 @@ import (
 // Run it with
 //
 //	go test -tags integration -run '^$' -bench Scale -benchtime 1x ./agents/haproxy-dynamic/haproxydynamic/
+//
+// With -scale.profile DIR, the watcher's CPU and heap profiles of each
+// case are copied to DIR (go tool pprof DIR/routes-1000x10.cpu.pprof).
 func BenchmarkHAProxyDynamicScale(b *testing.B) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		b.Skip("haproxy not installed (apt-get install haproxy): the benchmark needs the real one")
@@ -75,6 +79,8 @@ func BenchmarkHAProxyDynamicScale(b *testing.B) {
 		runScale(b, scaleCase{routes: 1, instances: 10_000, critical: 10, slots: 100, maxSlots: 10_000, changes: 100})
 	})
 }
+
+var scaleProfile = flag.String("scale.profile", "", "copy the watcher's CPU and heap profiles of each scale case to this folder")
 
 // scaleCase is one size.
 type scaleCase struct {
@@ -256,15 +262,39 @@ func runScale(b *testing.B, sc scaleCase) {
 			"drain_period": scaleDrain.String(), "hard_stop_after": "5s",
 		},
 		Env: map[string]string{"HA_RSCTMP": dir, "OCF_RESKEY_CRM_meta_timeout": "120000"}})
-	start := time.Now()
-	if res := runner.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
-		b.Fatalf("start = %v (%s)\n%s", res.Code, res.Reason, res.Stderr)
+	if *scaleProfile != "" {
+		if err := os.MkdirAll(e.stateDir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.stateDir, profileTrigger), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		name := strings.ReplaceAll(strings.TrimPrefix(b.Name(), "BenchmarkHAProxyDynamicScale/"), "/", "-")
+		// Registered before the stop: runs after it, once the watcher
+		// wrote its profiles.
+		b.Cleanup(func() {
+			for _, p := range []string{"cpu", "heap"} {
+				data, err := os.ReadFile(filepath.Join(e.stateDir, "watcher."+p+".pprof"))
+				if err == nil {
+					err = os.WriteFile(filepath.Join(*scaleProfile, name+"."+p+".pprof"), data, 0o644)
+				}
+				if err != nil {
+					b.Logf("watcher %s profile: %v", p, err)
+				}
+			}
+		})
 	}
+	// Stop even after a failed start: it may have left HAProxy or the
+	// watcher running.
 	b.Cleanup(func() {
 		if res := runner.Run(ocf.ActionStop, nil); res.Code != ocf.Success {
 			b.Errorf("stop at cleanup: %v %s", res.Code, res.Reason)
 		}
 	})
+	start := time.Now()
+	if res := runner.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
+		b.Fatalf("start = %v (%s)\n%s", res.Code, res.Reason, res.Stderr)
+	}
 	want := 0
 	for r := range sc.routes {
 		want += len(e.passing[r])

@@ -63,6 +63,15 @@ func newHealthClient(address, token, datacenter string, timeout time.Duration) *
 		token: token, datacenter: datacenter}
 }
 
+// ErrTooManyQueries is wrapped by a query's error when Consul refuses it
+// with HTTP 429: this address holds more connections than Consul allows
+// one client (limits.http_max_conns_per_client, 200 by default), or
+// exceeds a request rate limit. The watcher holds one blocking query, so
+// one connection, per route, beside every other client of the agent on
+// this node.
+var ErrTooManyQueries = errors.New("Consul refuses more queries from this address (HTTP 429): " +
+	"raise Consul's limits.http_max_conns_per_client above the number of routes plus the node's other clients")
+
 // errTooLarge is returned for an answer beyond MaxAnswer.
 var errTooLarge = fmt.Errorf("Consul's answer is larger than %d MiB; refused", MaxAnswer>>20)
 
@@ -112,6 +121,9 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	}
 	if len(body) > MaxAnswer {
 		return nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return nil, 0, fmt.Errorf("health query for %s: %w", service, ErrTooManyQueries)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(body))
