@@ -251,17 +251,22 @@ func runScale(b *testing.B, sc scaleCase) {
 	e.socket = haproxyapi.Client{Socket: filepath.Join(e.stateDir, "admin.sock"), Timeout: 5 * time.Second}
 	e.register(b)
 
-	var rs []string
-	for r, port := range consultest.FreePorts(b, sc.routes) {
-		rs = append(rs, scaleService(r)+"=127.0.0.1:"+strconv.Itoa(port))
+	// A thousand free ports picked at random may lose one to another
+	// program before HAProxy binds them all: then new ports, new try.
+	newRunner := func() *ocftest.Runner {
+		var rs []string
+		for r, port := range consultest.FreePorts(b, sc.routes) {
+			rs = append(rs, scaleService(r)+"=127.0.0.1:"+strconv.Itoa(port))
+		}
+		return ocftest.NewRunner(b, New(), ocftest.Config{Name: "haproxy-dynamic",
+			Params: map[string]string{
+				"routes": strings.Join(rs, ","), "consul_address": cl.HTTPAddr(0), "state_dir": e.stateDir,
+				"slots": strconv.Itoa(sc.slots), "max_slots": strconv.Itoa(sc.maxSlots),
+				"drain_period": scaleDrain.String(), "hard_stop_after": "5s",
+			},
+			Env: map[string]string{"HA_RSCTMP": dir, "OCF_RESKEY_CRM_meta_timeout": "120000"}})
 	}
-	runner := ocftest.NewRunner(b, New(), ocftest.Config{Name: "haproxy-dynamic",
-		Params: map[string]string{
-			"routes": strings.Join(rs, ","), "consul_address": cl.HTTPAddr(0), "state_dir": e.stateDir,
-			"slots": strconv.Itoa(sc.slots), "max_slots": strconv.Itoa(sc.maxSlots),
-			"drain_period": scaleDrain.String(), "hard_stop_after": "5s",
-		},
-		Env: map[string]string{"HA_RSCTMP": dir, "OCF_RESKEY_CRM_meta_timeout": "120000"}})
+	runner := newRunner()
 	if *scaleProfile != "" {
 		if err := os.MkdirAll(e.stateDir, 0o700); err != nil {
 			b.Fatal(err)
@@ -292,8 +297,20 @@ func runScale(b *testing.B, sc scaleCase) {
 		}
 	})
 	start := time.Now()
-	if res := runner.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
-		b.Fatalf("start = %v (%s)\n%s", res.Code, res.Reason, res.Stderr)
+	for try := 1; ; try++ {
+		res := runner.Run(ocf.ActionStart, nil)
+		if res.Code == ocf.Success {
+			break
+		}
+		if try == 3 || !strings.Contains(res.Reason, "failed to start their listeners") {
+			b.Fatalf("start = %v (%s)\n%s", res.Code, res.Reason, res.Stderr)
+		}
+		b.Logf("start failed on a port taken meanwhile (%s); again with other ports", res.Reason)
+		if res := runner.Run(ocf.ActionStop, nil); res.Code != ocf.Success {
+			b.Fatalf("stop after a failed start: %v %s", res.Code, res.Reason)
+		}
+		runner = newRunner()
+		start = time.Now()
 	}
 	want := 0
 	for r := range sc.routes {

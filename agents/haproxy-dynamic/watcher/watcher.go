@@ -311,9 +311,17 @@ func (w *watcher) applyAll(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	all, err := w.haproxy.ServersState(rctx, "")
 	cancel()
+	// HAProxy lists a backend's servers together: each run of them is a
+	// subslice, not a copy.
 	byBackend := map[string][]haproxyapi.ServerState{}
-	for _, s := range all {
-		byBackend[s.Backend] = append(byBackend[s.Backend], s)
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].Backend == all[i].Backend {
+			j++
+		}
+		prev := byBackend[all[i].Backend]
+		byBackend[all[i].Backend] = append(prev[:len(prev):len(prev)], all[i:j]...)
+		i = j
 	}
 	reloads := w.status.Reloads
 	for _, r := range w.cfg.Routes {
