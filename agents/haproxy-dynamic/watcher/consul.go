@@ -76,9 +76,13 @@ var ErrTooManyQueries = errors.New("Consul refuses more queries from this addres
 var errTooLarge = fmt.Errorf("Consul's answer is larger than %d MiB; refused", MaxAnswer>>20)
 
 // service runs one blocking query for the passing instances of service,
-// and returns the answer's body and its X-Consul-Index (0 when missing or
-// not a number: the caller's index rules handle it).
-func (h *healthClient) service(ctx context.Context, service, tag string, index uint64, wait time.Duration) ([]byte, uint64, error) {
+// and returns the answer's entries as ParseHealth does, and its
+// X-Consul-Index (0 when missing or not a number: the caller's index
+// rules handle it). The answer is decoded as it arrives, one entry at a
+// time: the answer for ten thousand instances is about fifteen
+// megabytes, and never held whole.
+func (h *healthClient) service(ctx context.Context, service, tag string, index uint64, wait time.Duration) (
+	entries []Entry, skipped []string, idx uint64, err error) {
 	q := url.Values{}
 	q.Set("passing", "1")
 	// A stale read from any server keeps routing current while the
@@ -98,7 +102,7 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	u := h.base + "/v1/health/service/" + url.PathEscape(service) + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if h.token != "" {
 		// In a header, never in the URL: URLs end up in error messages.
@@ -112,24 +116,27 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	body := &io.LimitedReader{R: resp.Body, N: MaxAnswer + 1}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusTooManyRequests:
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, ErrTooManyQueries)
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(body, 4096))
+		return nil, nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(msg))
+	}
+	entries, skipped, err = parseHealth(body)
+	if body.N <= 0 {
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
-	if len(body) > MaxAnswer {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
-	}
-	if resp.StatusCode == http.StatusTooManyRequests {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, ErrTooManyQueries)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(body))
-	}
-	idx, _ := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
-	return body, idx, nil
+	idx, _ = strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
+	return entries, skipped, idx, nil
 }
 
 // nextIndex applies Consul's rules for blocking queries to the index of
@@ -185,13 +192,36 @@ type healthEntry struct {
 // type, a port that is not a number) is skipped, and described in
 // skipped; only an answer that is not a JSON array is an error.
 func ParseHealth(data []byte) (entries []Entry, skipped []string, err error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	return parseHealth(bytes.NewReader(data))
+}
+
+// parseHealth is ParseHealth of an answer as it is read: one entry in
+// memory at a time.
+func parseHealth(r io.Reader) (entries []Entry, skipped []string, err error) {
+	notArray := func(err error) ([]Entry, []string, error) {
 		return nil, nil, fmt.Errorf("health answer is not a JSON array: %v", err)
 	}
-	for i, r := range raw {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return notArray(err)
+	}
+	switch tok {
+	case nil:
+		// null reads as an empty array, as json.Unmarshal reads it into
+		// a slice.
+		return nil, nil, atEnd(dec)
+	case json.Delim('['):
+	default:
+		return notArray(fmt.Errorf("starts with %v", tok))
+	}
+	for i := 0; dec.More(); i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return notArray(err)
+		}
 		var e healthEntry
-		if err := json.Unmarshal(r, &e); err != nil {
+		if err := json.Unmarshal(raw, &e); err != nil {
 			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
 			continue
 		}
@@ -205,7 +235,26 @@ func ParseHealth(data []byte) (entries []Entry, skipped []string, err error) {
 		}
 		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
 	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return notArray(err)
+	}
+	if err := atEnd(dec); err != nil {
+		return nil, nil, err
+	}
 	return entries, skipped, nil
+}
+
+// atEnd reports an error unless only white space follows the top-level
+// value.
+func atEnd(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return fmt.Errorf("health answer is not a JSON array: %v", err)
+	}
+	return fmt.Errorf("health answer is not a JSON array: %v after its end", tok)
 }
 
 // Addrs extracts address:port of each entry. HAProxy's runtime API takes
@@ -278,13 +327,9 @@ func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error
 		if tag == "" {
 			tag = c.Tag
 		}
-		body, _, err := h.service(ctx, r.Service, tag, 0, 0)
+		entries, _, _, err := h.service(ctx, r.Service, tag, 0, 0)
 		if err != nil {
 			return nil, err
-		}
-		entries, _, err := ParseHealth(body)
-		if err != nil {
-			return nil, fmt.Errorf("health query for %s: %w", r.Service, err)
 		}
 		addrs, _ := Addrs(entries)
 		out[r.Service], _ = filter.Split(addrs)

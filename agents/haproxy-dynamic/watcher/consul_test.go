@@ -251,7 +251,7 @@ func TestHealthAnswerTooLarge(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHealthClient(srv.URL, "", "", 30*time.Second)
-	_, _, err := h.service(context.Background(), "web", "", 0, time.Second)
+	_, _, _, err := h.service(context.Background(), "web", "", 0, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v, want a refusal of the answer's size", err)
 	}
@@ -268,7 +268,7 @@ func TestHealthQuery(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHealthClient(strings.TrimPrefix(srv.URL, "http://"), "s3cret", "dc2", 5*time.Second)
-	_, idx, err := h.service(context.Background(), "web", "v2", 12, 30*time.Second)
+	_, _, idx, err := h.service(context.Background(), "web", "v2", 12, 30*time.Second)
 	if err != nil || idx != 17 {
 		t.Fatalf("service = %d, %v; want index 17", idx, err)
 	}

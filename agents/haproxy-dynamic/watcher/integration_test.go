@@ -503,7 +503,7 @@ func TestHealthQueryRefusedForTooManyConnections(t *testing.T) {
 	defer h.http.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, err := h.service(ctx, "web", "", 0, 0)
+	_, _, _, err := h.service(ctx, "web", "", 0, 0)
 	if !errors.Is(err, ErrTooManyQueries) {
 		t.Fatalf("query beyond Consul's connection limit: err = %v, want ErrTooManyQueries", err)
 	}

@@ -147,17 +147,15 @@ func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag stri
 			return
 		}
 		last = time.Now()
-		body, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
+		entries, skipped, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
 		if ctx.Err() != nil {
 			return
 		}
 		u := update{service: service, index: got}
 		if err == nil {
-			var entries []Entry
 			var bad []string
-			entries, u.skipped, err = ParseHealth(body)
 			u.instances, bad = Addrs(entries)
-			u.skipped = append(u.skipped, bad...)
+			u.skipped = append(skipped, bad...)
 		}
 		if err != nil {
 			w.send(ctx, update{service: service, err: err})
