@@ -104,7 +104,10 @@ const (
 	// instance after start; scalePhaseCap bounds the changes.
 	scaleSyncTimeout = 150 * time.Second
 	scalePhaseCap    = 60 * time.Second
-	scaleIdle        = 5 * time.Second
+	// scaleIdle outlasts the blocking queries' wait (consulWait, plus
+	// Consul's jitter of up to a sixteenth), so that the idle figures
+	// count each route's query ending without news once.
+	scaleIdle = consulWait + 5*time.Second
 	// scaleDrain is the drain_period: short, so that slots free again
 	// soon, but longer than a change pair.
 	scaleDrain = 2 * time.Second
@@ -450,7 +453,12 @@ func awaitAddr(hc haproxyapi.Client, backend string, addr netip.AddrPort, cond f
 	needle := " " + addr.Addr().String() + " "
 	var lastErr error
 	for range int(within / time.Millisecond) {
+		began := time.Now()
 		out, err := hc.Do(ctx, "show servers state "+backend)
+		// Between polls, twice as long as a poll took: a backend of ten
+		// thousand servers takes HAProxy milliseconds to list, and
+		// polling back to back would starve the watcher's own commands.
+		pause := max(time.Millisecond, 2*time.Since(began))
 		lastErr = err
 		if err == nil {
 			var found *haproxyapi.ServerState
@@ -477,7 +485,7 @@ func awaitAddr(hc haproxyapi.Client, backend string, addr netip.AddrPort, cond f
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s in %s not in the wanted state after %v (last error: %v)", addr, backend, within, lastErr)
-		case <-time.After(time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 	return fmt.Errorf("%s in %s not in the wanted state after %d polls", addr, backend, int(within/time.Millisecond))

@@ -216,12 +216,16 @@ func parseHealth(r io.Reader) (entries []Entry, skipped []string, err error) {
 		return notArray(fmt.Errorf("starts with %v", tok))
 	}
 	for i := 0; dec.More(); i++ {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return notArray(err)
-		}
+		// Straight into the few fields the watcher reads: the decoder
+		// scans the entry once and decodes it once. A value of the wrong
+		// type is skipped with the rest of its entry and reported; only
+		// broken JSON ends the answer.
 		var e healthEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := dec.Decode(&e); err != nil {
+			var te *json.UnmarshalTypeError
+			if !errors.As(err, &te) {
+				return notArray(err)
+			}
 			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
 			continue
 		}

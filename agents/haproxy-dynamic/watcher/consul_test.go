@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -304,5 +305,41 @@ func TestPassing(t *testing.T) {
 	srv.Close()
 	if _, err := Passing(context.Background(), c); err == nil {
 		t.Error("Passing with Consul gone = nil error")
+	}
+}
+
+// BenchmarkParseHealth10000 parses an answer of ten thousand instances,
+// each the captured entry of a real Consul, as the watcher reads it
+// (streaming) and as a whole-answer decode would.
+func BenchmarkParseHealth10000(b *testing.B) {
+	data, err := os.ReadFile("testdata/health-service.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(data, &entries); err != nil || len(entries) == 0 {
+		b.Fatalf("testdata/health-service.json: %v", err)
+	}
+	answer := []byte("[")
+	for i := range 10_000 {
+		if i > 0 {
+			answer = append(answer, ',')
+		}
+		answer = append(answer, entries[0]...)
+	}
+	answer = append(answer, ']')
+	for _, p := range []struct {
+		name  string
+		parse func([]byte) ([]Entry, []string, error)
+	}{{"streaming", ParseHealth}, {"whole", parseHealthWhole}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.SetBytes(int64(len(answer)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if got, _, err := p.parse(answer); err != nil || len(got) != 10_000 {
+					b.Fatalf("%d entries, %v", len(got), err)
+				}
+			}
+		})
 	}
 }

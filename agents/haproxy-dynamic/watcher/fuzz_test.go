@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"slices"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
