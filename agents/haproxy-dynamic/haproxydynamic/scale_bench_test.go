@@ -282,6 +282,9 @@ func runScale(b *testing.B, sc scaleCase) {
 		// Registered before the stop: runs after it, once the watcher
 		// wrote its profiles.
 		b.Cleanup(func() {
+			if data, err := os.ReadFile(filepath.Join(e.stateDir, "watcher.memstats.txt")); err == nil {
+				b.Logf("watcher memory at stop: %s", data)
+			}
 			for _, p := range []string{"cpu", "heap"} {
 				data, err := os.ReadFile(filepath.Join(e.stateDir, "watcher."+p+".pprof"))
 				if err == nil {

@@ -80,10 +80,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		case <-ctx.Done():
 			return nil
 		case u := <-w.updates:
-			w.record(u)
-			if u.err == nil {
-				w.apply(ctx, u.service)
-			}
+			w.handle(ctx, u)
 			w.writeStatus(false)
 		case <-t.C:
 			w.applyAll(ctx)
@@ -322,8 +319,16 @@ func (w *watcher) applyAll(ctx context.Context) {
 		i = j
 	}
 	reloads := w.status.Reloads
-	for _, r := range w.cfg.Routes {
-		if _, known := w.want[r.Service]; !known {
+	// News from Consul wait for no more than tickBatch routes: at a
+	// thousand routes the whole pass takes long enough to show in the
+	// propagation of a change. A route applied from news has fresh
+	// state, which the reading may predate: the pass leaves it.
+	fresh := map[string]bool{}
+	for i, r := range w.cfg.Routes {
+		if i%tickBatch == tickBatch-1 {
+			w.handlePending(ctx, fresh)
+		}
+		if _, known := w.want[r.Service]; !known || fresh[r.Service] {
 			continue
 		}
 		servers, found := byBackend[haproxycfg.BackendName(r.Service)]
@@ -332,6 +337,33 @@ func (w *watcher) applyAll(ctx context.Context) {
 			continue
 		}
 		w.noteApply(r.Service, w.applyTo(ctx, r.Service, servers))
+	}
+}
+
+// tickBatch is how many routes the tick's pass applies between looks at
+// news from Consul.
+const tickBatch = 32
+
+// handle takes one answer (or failure) from a route's query into account.
+func (w *watcher) handle(ctx context.Context, u update) {
+	w.record(u)
+	if u.err == nil {
+		w.apply(ctx, u.service)
+	}
+}
+
+// handlePending handles the answers waiting to be received, at most
+// tickBatch of them, without waiting for more, and marks their routes in
+// fresh.
+func (w *watcher) handlePending(ctx context.Context, fresh map[string]bool) {
+	for range tickBatch {
+		select {
+		case u := <-w.updates:
+			w.handle(ctx, u)
+			fresh[u.service] = true
+		default:
+			return
+		}
 	}
 }
 
