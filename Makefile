@@ -152,7 +152,7 @@ bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -run '^$$' -bench 'StartFailure|DaemonExit' -benchtime 30x ./ocf/daemon/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/haproxydynamic/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./agents/haproxy-dynamic/haproxydynamic/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 

@@ -28,10 +28,14 @@ const MaxAnswer = 64 << 20
 
 // Limits of the query loop, following Consul's rules for blocking queries.
 const (
-	// minQueryGap is the least time between the starts of two queries of
-	// one route. A Consul that answers at once (no index, an index that
-	// never moves) would otherwise drive a query, and a runtime API
-	// round, in a tight loop; a real change waits at most this long.
+	// A route starts at most queryBurst queries in any queryBurst ×
+	// minQueryGap, one per minQueryGap on average. A Consul that answers
+	// at once (no index, an index that never moves) would otherwise drive
+	// a query, and a runtime API round, in a tight loop. The burst lets
+	// changes that follow each other closely (an instance that leaves
+	// and comes back, a deploy's steps) through at once: with a plain
+	// gap, the second waited for the gap to end.
+	queryBurst  = 3
 	minQueryGap = 200 * time.Millisecond
 	// Errors back off exponentially, with full jitter, so that the
 	// watchers of every node do not retry in step.
@@ -139,6 +143,28 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	}
 	idx, _ = strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
 	return entries, skipped, idx, nil
+}
+
+// queryPacer spaces the starts of one route's queries: at most
+// queryBurst in any window of queryBurst × minQueryGap.
+type queryPacer struct {
+	starts []time.Time // of the last queryBurst queries, oldest first
+}
+
+// wait returns how long a query about to start at now must wait first.
+func (p *queryPacer) wait(now time.Time) time.Duration {
+	if len(p.starts) < queryBurst {
+		return 0
+	}
+	return max(0, p.starts[0].Add(queryBurst*minQueryGap).Sub(now))
+}
+
+// started records a query started at t.
+func (p *queryPacer) started(t time.Time) {
+	if len(p.starts) == queryBurst {
+		p.starts = append(p.starts[:0], p.starts[1:]...)
+	}
+	p.starts = append(p.starts, t)
 }
 
 // nextIndex applies Consul's rules for blocking queries to the index of

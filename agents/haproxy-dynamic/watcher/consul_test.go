@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -180,7 +181,8 @@ func (h *hostileConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // follow against a Consul that answers at once sends at most one query
-// per minQueryGap, whatever the index does, and backs off on errors.
+// per minQueryGap on average, whatever the index does, and backs off on
+// errors.
 func TestFollowHostileConsul(t *testing.T) {
 	const run = 2 * time.Second
 	tests := []struct {
@@ -188,11 +190,11 @@ func TestFollowHostileConsul(t *testing.T) {
 		h    *hostileConsul
 		max  int64
 	}{
-		{name: "no index header", h: &hostileConsul{}, max: int64(run/minQueryGap) + 1},
-		{name: "same index every time", h: &hostileConsul{index: func(int64) string { return "42" }}, max: int64(run/minQueryGap) + 1},
-		{name: "index going backwards", h: &hostileConsul{index: func(n int64) string { return strconv.FormatInt(1000-n, 10) }}, max: int64(run/minQueryGap) + 1},
-		{name: "index zero", h: &hostileConsul{index: func(int64) string { return "0" }}, max: int64(run/minQueryGap) + 1},
-		{name: "not a number", h: &hostileConsul{index: func(int64) string { return "x" }}, max: int64(run/minQueryGap) + 1},
+		{name: "no index header", h: &hostileConsul{}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "same index every time", h: &hostileConsul{index: func(int64) string { return "42" }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "index going backwards", h: &hostileConsul{index: func(n int64) string { return strconv.FormatInt(1000-n, 10) }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "index zero", h: &hostileConsul{index: func(int64) string { return "0" }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "not a number", h: &hostileConsul{index: func(int64) string { return "x" }}, max: int64(run/minQueryGap) + queryBurst},
 		// Backoff: 0.25-0.5 s, 0.5-1 s, 1-2 s: at most 4 queries in 2 s.
 		{name: "server errors", h: &hostileConsul{status: 500}, max: 4},
 		{name: "garbage answers", h: &hostileConsul{body: "<html>"}, max: 4},
@@ -341,5 +343,44 @@ func BenchmarkParseHealth10000(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The pacer lets a burst of queries start at once (two changes that
+// follow each other closely), then holds back a tight loop to one query
+// per minQueryGap.
+func TestQueryPacer(t *testing.T) {
+	var p queryPacer
+	t0 := time.Unix(1000, 0)
+	// An instance that turns critical and passes again 1 ms later: the
+	// second query must not wait.
+	if p.started(t0); p.wait(t0.Add(time.Millisecond)) != 0 {
+		t.Fatalf("a query right after another waits %v, want 0", p.wait(t0.Add(time.Millisecond)))
+	}
+	p = queryPacer{}
+	for i := range queryBurst {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		if d := p.wait(now); d != 0 {
+			t.Fatalf("query %d of a burst waits %v, want 0", i+1, d)
+		}
+		p.started(now)
+	}
+	now := t0.Add(queryBurst * time.Millisecond)
+	want := t0.Add(queryBurst * minQueryGap).Sub(now)
+	if d := p.wait(now); d != want {
+		t.Fatalf("query %d right after a burst waits %v, want %v", queryBurst+1, d, want)
+	}
+	// Then, however long a tight loop runs, no more than queryBurst
+	// queries in any queryBurst × minQueryGap.
+	starts := slices.Clone(p.starts)
+	for range 100 {
+		now = now.Add(p.wait(now))
+		p.started(now)
+		starts = append(starts, now)
+	}
+	for i := queryBurst; i < len(starts); i++ {
+		if span := starts[i].Sub(starts[i-queryBurst]); span < queryBurst*minQueryGap {
+			t.Fatalf("queries %d to %d start within %v, want at least %v", i-queryBurst+1, i+1, span, queryBurst*minQueryGap)
+		}
 	}
 }

@@ -132,18 +132,19 @@ func newWatcher(c *Config, log *slog.Logger) *watcher {
 
 // follow runs blocking queries for one service and sends every answer,
 // and every failure, to the main loop. It follows Consul's rules for
-// blocking queries: at most one query per minQueryGap whatever Consul
+// blocking queries: at most one query per minQueryGap on average (bursts
+// of queryBurst) whatever Consul
 // answers, an index that goes backwards or is missing starts over, and
 // errors back off with jitter.
 func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag string) {
 	var index uint64
-	var last time.Time
+	var pacer queryPacer
 	fails := 0
 	for ctx.Err() == nil {
-		if !sleep(ctx, minQueryGap-time.Since(last)) {
+		if !sleep(ctx, pacer.wait(time.Now())) {
 			return
 		}
-		last = time.Now()
+		pacer.started(time.Now())
 		entries, skipped, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
 		if ctx.Err() != nil {
 			return
