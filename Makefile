@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoutes$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/routes
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendFields$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/haproxyapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
@@ -151,7 +152,7 @@ bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -run '^$$' -bench 'StartFailure|DaemonExit' -benchtime 30x ./ocf/daemon/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/haproxy-dynamic/haproxydynamic/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./agents/haproxy-dynamic/haproxydynamic/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Client sends commands to the socket at Socket.
@@ -136,14 +137,19 @@ func (c Client) ServersState(ctx context.Context, backend string) ([]ServerState
 }
 
 // ParseServersState reads "show servers state" output, version 1, by
-// its header's column names, so added columns do not break it.
+// its header's column names, so added columns do not break it. It walks
+// the text once and reuses one slice for the fields of every line: the
+// watcher reads the state of every backend each second, ten thousand
+// lines at a thousand routes.
 func ParseServersState(out string) ([]ServerState, error) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 || strings.TrimSpace(lines[0]) != "1" || !strings.HasPrefix(lines[1], "# ") {
+	rest := strings.TrimSpace(out)
+	version, rest, _ := strings.Cut(rest, "\n")
+	header, rest, _ := strings.Cut(rest, "\n")
+	if strings.TrimSpace(version) != "1" || !strings.HasPrefix(header, "# ") {
 		return nil, fmt.Errorf("show servers state: unexpected answer %q", firstLine(out))
 	}
 	col := map[string]int{}
-	for i, name := range strings.Fields(strings.TrimPrefix(lines[1], "# ")) {
+	for i, name := range strings.Fields(strings.TrimPrefix(header, "# ")) {
 		col[name] = i
 	}
 	for _, name := range []string{"be_name", "srv_name", "srv_addr", "srv_port", "srv_op_state", "srv_admin_state"} {
@@ -151,31 +157,65 @@ func ParseServersState(out string) ([]ServerState, error) {
 			return nil, fmt.Errorf("show servers state: no column %s", name)
 		}
 	}
-	var states []ServerState
-	for _, line := range lines[2:] {
-		f := strings.Fields(line)
+	beCol, srvCol, addrCol, portCol := col["be_name"], col["srv_name"], col["srv_addr"], col["srv_port"]
+	opCol, adminCol := col["srv_op_state"], col["srv_admin_state"]
+	states := make([]ServerState, 0, strings.Count(rest, "\n")+1)
+	f := make([]string, 0, len(col))
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		f = appendFields(f[:0], line)
 		if len(f) == 0 {
 			continue
 		}
 		if len(f) < len(col) {
 			return nil, fmt.Errorf("show servers state: short line %q", line)
 		}
-		addr, err := netip.ParseAddr(f[col["srv_addr"]])
+		addr, err := netip.ParseAddr(f[addrCol])
 		if err != nil {
 			return nil, fmt.Errorf("show servers state: address in %q: %v", line, err)
 		}
-		port, err1 := strconv.ParseUint(f[col["srv_port"]], 10, 16)
-		op, err2 := strconv.Atoi(f[col["srv_op_state"]])
-		admin, err3 := strconv.Atoi(f[col["srv_admin_state"]])
+		port, err1 := strconv.ParseUint(f[portCol], 10, 16)
+		op, err2 := strconv.Atoi(f[opCol])
+		admin, err3 := strconv.Atoi(f[adminCol])
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return nil, fmt.Errorf("show servers state: %q: %v", line, err)
 		}
 		states = append(states, ServerState{
-			Backend: f[col["be_name"]], Server: f[col["srv_name"]],
+			Backend: f[beCol], Server: f[srvCol],
 			Addr: netip.AddrPortFrom(addr, uint16(port)), OpState: op, Admin: admin,
 		})
 	}
 	return states, nil
+}
+
+// appendFields appends the fields of line, split as strings.Fields
+// splits them, to f.
+func appendFields(f []string, line string) []string {
+	for i := 0; i < len(line); i++ {
+		if line[i] >= utf8.RuneSelf {
+			// Unicode white space: rare, and strings.Fields knows it.
+			return append(f, strings.Fields(line)...)
+		}
+	}
+	start := -1
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+			if start >= 0 {
+				f = append(f, line[start:i])
+				start = -1
+			}
+		default:
+			if start < 0 {
+				start = i
+			}
+		}
+	}
+	if start >= 0 {
+		f = append(f, line[start:])
+	}
+	return f
 }
 
 // FilterServersState returns out, the text of "show servers state", with
@@ -234,9 +274,16 @@ func (c Client) SetState(ctx context.Context, backend, server, state string) err
 }
 
 // Sessions returns the current sessions (scur) per "backend/server" from
-// show stat, to tell when a draining server is idle.
-func (c Client) Sessions(ctx context.Context) (map[string]int, error) {
-	out, err := c.Do(ctx, "show stat")
+// show stat, to tell when a draining server is idle: of backend's servers
+// only, or of every server when backend is "".
+func (c Client) Sessions(ctx context.Context, backend string) (map[string]int, error) {
+	cmd := "show stat"
+	if backend != "" {
+		// Proxy, type 4 (servers), any server id: a backend's own rows,
+		// not the whole table (ten thousand rows at a thousand routes).
+		cmd += " " + backend + " 4 -1"
+	}
+	out, err := c.Do(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -348,6 +348,9 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		}
 	}
 	switch {
+	case st.TooManyQueries:
+		// What to fix first: the message of the query error would be cut.
+		return ocf.Running, ocf.Errorf(ocf.Degraded, "raise Consul's limits.http_max_conns_per_client above %d routes plus other clients: Consul refuses queries (HTTP 429)", len(st.Routes))
 	case st.ConsulError != "":
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "Consul cannot be reached (%s); HAProxy keeps the instances of the last sync at %s", st.ConsulError, syncTime(st))
 	case st.ApplyError != "":

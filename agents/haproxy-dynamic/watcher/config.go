@@ -97,6 +97,10 @@ type Status struct {
 	// ConsulError is the latest Consul failure of any route, "" when
 	// every route's last query succeeded.
 	ConsulError string `json:"consul_error,omitempty"`
+	// TooManyQueries is set while Consul refuses some route's query with
+	// HTTP 429 (ErrTooManyQueries): its per-client connection limit is
+	// below what the watcher needs.
+	TooManyQueries bool `json:"too_many_queries,omitempty"`
 	// ApplyError is the latest failure to apply a change to HAProxy, ""
 	// once the backends match.
 	ApplyError string                 `json:"apply_error,omitempty"`
@@ -126,6 +130,9 @@ type RouteStatus struct {
 	Index    uint64    `json:"index"`
 	LastSync time.Time `json:"last_sync"`
 	Error    string    `json:"error,omitempty"`
+	// TooManyQueries is set while the last query failed with
+	// ErrTooManyQueries.
+	TooManyQueries bool `json:"too_many_queries,omitempty"`
 }
 
 // Problems describes, on one line, what the watcher does not route

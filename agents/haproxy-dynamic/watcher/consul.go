@@ -28,10 +28,14 @@ const MaxAnswer = 64 << 20
 
 // Limits of the query loop, following Consul's rules for blocking queries.
 const (
-	// minQueryGap is the least time between the starts of two queries of
-	// one route. A Consul that answers at once (no index, an index that
-	// never moves) would otherwise drive a query, and a runtime API
-	// round, in a tight loop; a real change waits at most this long.
+	// A route starts at most queryBurst queries in any queryBurst ×
+	// minQueryGap, one per minQueryGap on average. A Consul that answers
+	// at once (no index, an index that never moves) would otherwise drive
+	// a query, and a runtime API round, in a tight loop. The burst lets
+	// changes that follow each other closely (an instance that leaves
+	// and comes back, a deploy's steps) through at once: with a plain
+	// gap, the second waited for the gap to end.
+	queryBurst  = 3
 	minQueryGap = 200 * time.Millisecond
 	// Errors back off exponentially, with full jitter, so that the
 	// watchers of every node do not retry in step.
@@ -57,19 +61,34 @@ func newHealthClient(address, token, datacenter string, timeout time.Duration) *
 	// A transport of its own: no proxy from the environment, the local
 	// agent is reached directly. Each route holds a blocking query open,
 	// so each keeps a connection of its own between queries.
+	// A query is a few hundred bytes: a small write buffer per connection
+	// (the default is 4 KiB) matters at a thousand routes.
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
-		ResponseHeaderTimeout: timeout}
+		ResponseHeaderTimeout: timeout, WriteBufferSize: 1024}
 	return &healthClient{http: &http.Client{Transport: tr, Timeout: timeout}, base: strings.TrimRight(base, "/"),
 		token: token, datacenter: datacenter}
 }
+
+// ErrTooManyQueries is wrapped by a query's error when Consul refuses it
+// with HTTP 429: this address holds more connections than Consul allows
+// one client (limits.http_max_conns_per_client, 200 by default), or
+// exceeds a request rate limit. The watcher holds one blocking query, so
+// one connection, per route, beside every other client of the agent on
+// this node.
+var ErrTooManyQueries = errors.New("Consul refuses more queries from this address (HTTP 429): " +
+	"raise Consul's limits.http_max_conns_per_client above the number of routes plus the node's other clients")
 
 // errTooLarge is returned for an answer beyond MaxAnswer.
 var errTooLarge = fmt.Errorf("Consul's answer is larger than %d MiB; refused", MaxAnswer>>20)
 
 // service runs one blocking query for the passing instances of service,
-// and returns the answer's body and its X-Consul-Index (0 when missing or
-// not a number: the caller's index rules handle it).
-func (h *healthClient) service(ctx context.Context, service, tag string, index uint64, wait time.Duration) ([]byte, uint64, error) {
+// and returns the answer's entries as ParseHealth does, and its
+// X-Consul-Index (0 when missing or not a number: the caller's index
+// rules handle it). The answer is decoded as it arrives, one entry at a
+// time: the answer for ten thousand instances is about fifteen
+// megabytes, and never held whole.
+func (h *healthClient) service(ctx context.Context, service, tag string, index uint64, wait time.Duration) (
+	entries []Entry, skipped []string, idx uint64, err error) {
 	q := url.Values{}
 	q.Set("passing", "1")
 	// A stale read from any server keeps routing current while the
@@ -89,7 +108,7 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	u := h.base + "/v1/health/service/" + url.PathEscape(service) + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if h.token != "" {
 		// In a header, never in the URL: URLs end up in error messages.
@@ -103,21 +122,49 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	body := &io.LimitedReader{R: resp.Body, N: MaxAnswer + 1}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusTooManyRequests:
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, ErrTooManyQueries)
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(body, 4096))
+		return nil, nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(msg))
+	}
+	entries, skipped, err = parseHealth(body)
+	if body.N <= 0 {
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, err)
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
-	if len(body) > MaxAnswer {
-		return nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
+	idx, _ = strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
+	return entries, skipped, idx, nil
+}
+
+// queryPacer spaces the starts of one route's queries: at most
+// queryBurst in any window of queryBurst × minQueryGap.
+type queryPacer struct {
+	starts []time.Time // of the last queryBurst queries, oldest first
+}
+
+// wait returns how long a query about to start at now must wait first.
+func (p *queryPacer) wait(now time.Time) time.Duration {
+	if len(p.starts) < queryBurst {
+		return 0
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(body))
+	return max(0, p.starts[0].Add(queryBurst*minQueryGap).Sub(now))
+}
+
+// started records a query started at t.
+func (p *queryPacer) started(t time.Time) {
+	if len(p.starts) == queryBurst {
+		p.starts = append(p.starts[:0], p.starts[1:]...)
 	}
-	idx, _ := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
-	return body, idx, nil
+	p.starts = append(p.starts, t)
 }
 
 // nextIndex applies Consul's rules for blocking queries to the index of
@@ -173,13 +220,40 @@ type healthEntry struct {
 // type, a port that is not a number) is skipped, and described in
 // skipped; only an answer that is not a JSON array is an error.
 func ParseHealth(data []byte) (entries []Entry, skipped []string, err error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	return parseHealth(bytes.NewReader(data))
+}
+
+// parseHealth is ParseHealth of an answer as it is read: one entry in
+// memory at a time.
+func parseHealth(r io.Reader) (entries []Entry, skipped []string, err error) {
+	notArray := func(err error) ([]Entry, []string, error) {
 		return nil, nil, fmt.Errorf("health answer is not a JSON array: %v", err)
 	}
-	for i, r := range raw {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return notArray(err)
+	}
+	switch tok {
+	case nil:
+		// null reads as an empty array, as json.Unmarshal reads it into
+		// a slice.
+		return nil, nil, atEnd(dec)
+	case json.Delim('['):
+	default:
+		return notArray(fmt.Errorf("starts with %v", tok))
+	}
+	for i := 0; dec.More(); i++ {
+		// Straight into the few fields the watcher reads: the decoder
+		// scans the entry once and decodes it once. A value of the wrong
+		// type is skipped with the rest of its entry and reported; only
+		// broken JSON ends the answer.
 		var e healthEntry
-		if err := json.Unmarshal(r, &e); err != nil {
+		if err := dec.Decode(&e); err != nil {
+			var te *json.UnmarshalTypeError
+			if !errors.As(err, &te) {
+				return notArray(err)
+			}
 			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
 			continue
 		}
@@ -193,7 +267,26 @@ func ParseHealth(data []byte) (entries []Entry, skipped []string, err error) {
 		}
 		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
 	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return notArray(err)
+	}
+	if err := atEnd(dec); err != nil {
+		return nil, nil, err
+	}
 	return entries, skipped, nil
+}
+
+// atEnd reports an error unless only white space follows the top-level
+// value.
+func atEnd(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return fmt.Errorf("health answer is not a JSON array: %v", err)
+	}
+	return fmt.Errorf("health answer is not a JSON array: %v after its end", tok)
 }
 
 // Addrs extracts address:port of each entry. HAProxy's runtime API takes
@@ -266,13 +359,9 @@ func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error
 		if tag == "" {
 			tag = c.Tag
 		}
-		body, _, err := h.service(ctx, r.Service, tag, 0, 0)
+		entries, _, _, err := h.service(ctx, r.Service, tag, 0, 0)
 		if err != nil {
 			return nil, err
-		}
-		entries, _, err := ParseHealth(body)
-		if err != nil {
-			return nil, fmt.Errorf("health query for %s: %w", r.Service, err)
 		}
 		addrs, _ := Addrs(entries)
 		out[r.Service], _ = filter.Split(addrs)

@@ -2,12 +2,14 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -179,7 +181,8 @@ func (h *hostileConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // follow against a Consul that answers at once sends at most one query
-// per minQueryGap, whatever the index does, and backs off on errors.
+// per minQueryGap on average, whatever the index does, and backs off on
+// errors.
 func TestFollowHostileConsul(t *testing.T) {
 	const run = 2 * time.Second
 	tests := []struct {
@@ -187,11 +190,11 @@ func TestFollowHostileConsul(t *testing.T) {
 		h    *hostileConsul
 		max  int64
 	}{
-		{name: "no index header", h: &hostileConsul{}, max: int64(run/minQueryGap) + 1},
-		{name: "same index every time", h: &hostileConsul{index: func(int64) string { return "42" }}, max: int64(run/minQueryGap) + 1},
-		{name: "index going backwards", h: &hostileConsul{index: func(n int64) string { return strconv.FormatInt(1000-n, 10) }}, max: int64(run/minQueryGap) + 1},
-		{name: "index zero", h: &hostileConsul{index: func(int64) string { return "0" }}, max: int64(run/minQueryGap) + 1},
-		{name: "not a number", h: &hostileConsul{index: func(int64) string { return "x" }}, max: int64(run/minQueryGap) + 1},
+		{name: "no index header", h: &hostileConsul{}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "same index every time", h: &hostileConsul{index: func(int64) string { return "42" }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "index going backwards", h: &hostileConsul{index: func(n int64) string { return strconv.FormatInt(1000-n, 10) }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "index zero", h: &hostileConsul{index: func(int64) string { return "0" }}, max: int64(run/minQueryGap) + queryBurst},
+		{name: "not a number", h: &hostileConsul{index: func(int64) string { return "x" }}, max: int64(run/minQueryGap) + queryBurst},
 		// Backoff: 0.25-0.5 s, 0.5-1 s, 1-2 s: at most 4 queries in 2 s.
 		{name: "server errors", h: &hostileConsul{status: 500}, max: 4},
 		{name: "garbage answers", h: &hostileConsul{body: "<html>"}, max: 4},
@@ -251,7 +254,7 @@ func TestHealthAnswerTooLarge(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHealthClient(srv.URL, "", "", 30*time.Second)
-	_, _, err := h.service(context.Background(), "web", "", 0, time.Second)
+	_, _, _, err := h.service(context.Background(), "web", "", 0, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v, want a refusal of the answer's size", err)
 	}
@@ -268,7 +271,7 @@ func TestHealthQuery(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHealthClient(strings.TrimPrefix(srv.URL, "http://"), "s3cret", "dc2", 5*time.Second)
-	_, idx, err := h.service(context.Background(), "web", "v2", 12, 30*time.Second)
+	_, _, idx, err := h.service(context.Background(), "web", "v2", 12, 30*time.Second)
 	if err != nil || idx != 17 {
 		t.Fatalf("service = %d, %v; want index 17", idx, err)
 	}
@@ -304,5 +307,80 @@ func TestPassing(t *testing.T) {
 	srv.Close()
 	if _, err := Passing(context.Background(), c); err == nil {
 		t.Error("Passing with Consul gone = nil error")
+	}
+}
+
+// BenchmarkParseHealth10000 parses an answer of ten thousand instances,
+// each the captured entry of a real Consul, as the watcher reads it
+// (streaming) and as a whole-answer decode would.
+func BenchmarkParseHealth10000(b *testing.B) {
+	data, err := os.ReadFile("testdata/health-service.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(data, &entries); err != nil || len(entries) == 0 {
+		b.Fatalf("testdata/health-service.json: %v", err)
+	}
+	answer := []byte("[")
+	for i := range 10_000 {
+		if i > 0 {
+			answer = append(answer, ',')
+		}
+		answer = append(answer, entries[0]...)
+	}
+	answer = append(answer, ']')
+	for _, p := range []struct {
+		name  string
+		parse func([]byte) ([]Entry, []string, error)
+	}{{"streaming", ParseHealth}, {"whole", parseHealthWhole}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.SetBytes(int64(len(answer)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if got, _, err := p.parse(answer); err != nil || len(got) != 10_000 {
+					b.Fatalf("%d entries, %v", len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// The pacer lets a burst of queries start at once (two changes that
+// follow each other closely), then holds back a tight loop to one query
+// per minQueryGap.
+func TestQueryPacer(t *testing.T) {
+	var p queryPacer
+	t0 := time.Unix(1000, 0)
+	// An instance that turns critical and passes again 1 ms later: the
+	// second query must not wait.
+	if p.started(t0); p.wait(t0.Add(time.Millisecond)) != 0 {
+		t.Fatalf("a query right after another waits %v, want 0", p.wait(t0.Add(time.Millisecond)))
+	}
+	p = queryPacer{}
+	for i := range queryBurst {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		if d := p.wait(now); d != 0 {
+			t.Fatalf("query %d of a burst waits %v, want 0", i+1, d)
+		}
+		p.started(now)
+	}
+	now := t0.Add(queryBurst * time.Millisecond)
+	want := t0.Add(queryBurst * minQueryGap).Sub(now)
+	if d := p.wait(now); d != want {
+		t.Fatalf("query %d right after a burst waits %v, want %v", queryBurst+1, d, want)
+	}
+	// Then, however long a tight loop runs, no more than queryBurst
+	// queries in any queryBurst × minQueryGap.
+	starts := slices.Clone(p.starts)
+	for range 100 {
+		now = now.Add(p.wait(now))
+		p.started(now)
+		starts = append(starts, now)
+	}
+	for i := queryBurst; i < len(starts); i++ {
+		if span := starts[i].Sub(starts[i-queryBurst]); span < queryBurst*minQueryGap {
+			t.Fatalf("queries %d to %d start within %v, want at least %v", i-queryBurst+1, i+1, span, queryBurst*minQueryGap)
+		}
 	}
 }

@@ -485,3 +485,37 @@ func TestFailingReloadsSpaced(t *testing.T) {
 	os.Remove(refuse)
 	r.await("the reload succeeds once the check passes again", 30*time.Second, func() bool { s, n := r.serving(); return len(s) == 4 && n == 4 })
 }
+
+// TestHealthQueryRefusedForTooManyConnections: a Consul whose per-client
+// connection limit is taken (here by two idle connections; in production
+// by one blocking query per route beyond the limit) refuses the query
+// with HTTP 429, and the error says which Consul setting to raise.
+func TestHealthQueryRefusedForTooManyConnections(t *testing.T) {
+	cl := consultest.StartServer(t, &consultest.Options{Dev: true, ExtraHCL: `limits { http_max_conns_per_client = 2 }`})
+	for range 2 {
+		conn, err := net.Dial("tcp", cl.HTTPAddr(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+	}
+	h := newHealthClient(cl.HTTPAddr(0), "", "", 10*time.Second)
+	defer h.http.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Consul answers 429 on accepting the connection, before reading the
+	// request: the client may see the connection close first, an error
+	// the watcher retries like any other. Some try gets the answer.
+	var err error
+	for range 20 {
+		if _, _, _, err = h.service(ctx, "web", "", 0, 0); errors.Is(err, ErrTooManyQueries) {
+			break
+		}
+	}
+	if !errors.Is(err, ErrTooManyQueries) {
+		t.Fatalf("query beyond Consul's connection limit, 20 tries: last err = %v, want ErrTooManyQueries", err)
+	}
+	if !strings.Contains(err.Error(), "limits.http_max_conns_per_client") {
+		t.Errorf("error %q does not name the Consul setting to raise", err)
+	}
+}

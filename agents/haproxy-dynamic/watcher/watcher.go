@@ -72,7 +72,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		}
 		go w.follow(ctx, h, r.Service, tag)
 	}
-	w.writeStatus()
+	w.writeStatus(true)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -80,18 +80,12 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		case <-ctx.Done():
 			return nil
 		case u := <-w.updates:
-			w.record(u)
-			if u.err == nil {
-				w.apply(ctx, u.service)
-			}
+			w.handle(ctx, u)
+			w.writeStatus(false)
 		case <-t.C:
-			for _, r := range c.Routes {
-				if _, known := w.want[r.Service]; known {
-					w.apply(ctx, r.Service)
-				}
-			}
+			w.applyAll(ctx)
+			w.writeStatus(true)
 		}
-		w.writeStatus()
 	}
 }
 
@@ -113,6 +107,10 @@ type watcher struct {
 	applyErrs  map[string]error
 	updates    chan update
 	lastStatus []byte
+	// statusAt is when the status file was last written, and
+	// lastProblems the errors it reported then.
+	statusAt     time.Time
+	lastProblems string
 	// nextReload is the earliest time of the next reload; reloadFails
 	// counts the failed reloads in a row, and reloadErr is the last
 	// one's error, nil after a success.
@@ -134,29 +132,28 @@ func newWatcher(c *Config, log *slog.Logger) *watcher {
 
 // follow runs blocking queries for one service and sends every answer,
 // and every failure, to the main loop. It follows Consul's rules for
-// blocking queries: at most one query per minQueryGap whatever Consul
+// blocking queries: at most one query per minQueryGap on average (bursts
+// of queryBurst) whatever Consul
 // answers, an index that goes backwards or is missing starts over, and
 // errors back off with jitter.
 func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag string) {
 	var index uint64
-	var last time.Time
+	var pacer queryPacer
 	fails := 0
 	for ctx.Err() == nil {
-		if !sleep(ctx, minQueryGap-time.Since(last)) {
+		if !sleep(ctx, pacer.wait(time.Now())) {
 			return
 		}
-		last = time.Now()
-		body, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
+		pacer.started(time.Now())
+		entries, skipped, got, err := h.service(ctx, service, tag, index, w.cfg.Wait)
 		if ctx.Err() != nil {
 			return
 		}
 		u := update{service: service, index: got}
 		if err == nil {
-			var entries []Entry
 			var bad []string
-			entries, u.skipped, err = ParseHealth(body)
 			u.instances, bad = Addrs(entries)
-			u.skipped = append(u.skipped, bad...)
+			u.skipped = append(skipped, bad...)
 		}
 		if err != nil {
 			w.send(ctx, update{service: service, err: err})
@@ -227,7 +224,7 @@ func (w *watcher) record(u update) {
 		if rs.Error == "" {
 			w.log.Warn("Consul query failed; keeping the last known instances", "service", u.service, "err", u.err)
 		}
-		rs.Error = u.err.Error()
+		rs.Error, rs.TooManyQueries = u.err.Error(), errors.Is(u.err, ErrTooManyQueries)
 		w.status.Routes[u.service] = rs
 		return
 	}
@@ -268,7 +265,7 @@ func (w *watcher) record(u update) {
 			w.log.Info("passing instances changed", "service", u.service, "count", len(routable), "instances", listed(routable))
 		}
 	}
-	rs.Error, rs.Index, rs.LastSync = "", u.index, time.Now().UTC()
+	rs.Error, rs.TooManyQueries, rs.Index, rs.LastSync = "", false, u.index, time.Now().UTC()
 	rs.Passing = len(routable)
 	rs.Instances = make([]string, min(len(routable), w.maxSlots()))
 	for i := range rs.Instances {
@@ -296,7 +293,84 @@ func (w *watcher) maxSlots() int {
 // apply brings one backend to the wanted instances, reloading HAProxy
 // when they do not fit in its slots.
 func (w *watcher) apply(ctx context.Context, service string) {
-	err := w.applyOnce(ctx, service)
+	w.noteApply(service, w.applyOnce(ctx, service))
+}
+
+// applyAll applies every route Consul has answered for, from one reading
+// of HAProxy's servers for all backends: the tick's cost in runtime API
+// rounds grows with the backends that change or drain, not with the
+// routes (a round per route took most of a second at a thousand routes,
+// and held back Consul's news meanwhile). A route whose backend the
+// reading lacks, and every route after a reload, which makes the reading
+// stale, is applied on its own.
+func (w *watcher) applyAll(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	all, err := w.haproxy.ServersState(rctx, "")
+	cancel()
+	// HAProxy lists a backend's servers together: each run of them is a
+	// subslice, not a copy.
+	byBackend := map[string][]haproxyapi.ServerState{}
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].Backend == all[i].Backend {
+			j++
+		}
+		prev := byBackend[all[i].Backend]
+		byBackend[all[i].Backend] = append(prev[:len(prev):len(prev)], all[i:j]...)
+		i = j
+	}
+	reloads := w.status.Reloads
+	// News from Consul wait for no more than tickBatch routes: at a
+	// thousand routes the whole pass takes long enough to show in the
+	// propagation of a change. A route applied from news has fresh
+	// state, which the reading may predate: the pass leaves it.
+	fresh := map[string]bool{}
+	for i, r := range w.cfg.Routes {
+		if i%tickBatch == tickBatch-1 {
+			w.handlePending(ctx, fresh)
+		}
+		if _, known := w.want[r.Service]; !known || fresh[r.Service] {
+			continue
+		}
+		servers, found := byBackend[haproxycfg.BackendName(r.Service)]
+		if err != nil || !found || w.status.Reloads != reloads {
+			w.apply(ctx, r.Service)
+			continue
+		}
+		w.noteApply(r.Service, w.applyTo(ctx, r.Service, servers))
+	}
+}
+
+// tickBatch is how many routes the tick's pass applies between looks at
+// news from Consul.
+const tickBatch = 32
+
+// handle takes one answer (or failure) from a route's query into account.
+func (w *watcher) handle(ctx context.Context, u update) {
+	w.record(u)
+	if u.err == nil {
+		w.apply(ctx, u.service)
+	}
+}
+
+// handlePending handles the answers waiting to be received, at most
+// tickBatch of them, without waiting for more, and marks their routes in
+// fresh.
+func (w *watcher) handlePending(ctx context.Context, fresh map[string]bool) {
+	for range tickBatch {
+		select {
+		case u := <-w.updates:
+			w.handle(ctx, u)
+			fresh[u.service] = true
+		default:
+			return
+		}
+	}
+}
+
+// noteApply records the outcome of applying service, and logs a failure
+// once until it clears.
+func (w *watcher) noteApply(service string, err error) {
 	if w.applyErrs == nil {
 		w.applyErrs = map[string]error{}
 	}
@@ -318,15 +392,23 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 	if err != nil {
 		return err
 	}
+	return w.applyTo(ctx, service, servers)
+}
+
+// applyTo brings service's backend, whose servers are servers, to the
+// wanted instances.
+func (w *watcher) applyTo(ctx context.Context, service string, servers []haproxyapi.ServerState) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	be := haproxycfg.BackendName(service)
 	drains := w.drains[be]
 	if drains == nil {
 		drains = map[string]time.Time{}
 		w.drains[be] = drains
 	}
-	var sessions map[string]int
+	var sessions map[string]int // nil: unknown, drains run their period
 	if slices.ContainsFunc(servers, haproxyapi.ServerState.Draining) {
-		all, err := w.haproxy.Sessions(ctx)
-		if err == nil {
+		if all, err := w.haproxy.Sessions(ctx, be); err == nil {
 			sessions = map[string]int{}
 			for _, s := range servers {
 				if n, ok := all[be+"/"+s.Server]; ok {
@@ -345,6 +427,7 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 		w.status.Routes[service] = rs
 	}
 	ops, overflow := plan(servers, want, drains, sessions, time.Now(), w.cfg.DrainPeriod)
+	var err error
 	for _, o := range ops {
 		w.log.Info("runtime change", "backend", be, "server", o.Server, "op", o.Kind, "addr", o.Addr)
 		switch o.Kind {
@@ -423,11 +506,17 @@ func capInstances(want []netip.AddrPort, servers []haproxyapi.ServerState, limit
 	return out, len(want) - len(out)
 }
 
-func (w *watcher) writeStatus() {
+// writeStatus writes the status file when it changed. Unless forced (by
+// the tick), news from Consul are written at most once per tick, or at
+// once when an error appears or clears: at a thousand routes the file
+// holds hundreds of kilobytes, and writing it (encoding, fsync) after
+// every answer took longer than the answer itself.
+func (w *watcher) writeStatus(force bool) {
 	st := w.status
 	st.LastSync, st.ConsulError, st.ApplyError = time.Time{}, "", ""
 	for i, r := range w.cfg.Routes {
 		rs := st.Routes[r.Service]
+		st.TooManyQueries = st.TooManyQueries || rs.TooManyQueries
 		if i == 0 || rs.LastSync.Before(st.LastSync) {
 			st.LastSync = rs.LastSync
 		}
@@ -438,6 +527,10 @@ func (w *watcher) writeStatus() {
 			st.ApplyError = r.Service + ": " + err.Error()
 		}
 	}
+	problems := st.ConsulError + "\n" + st.ApplyError
+	if !statusDue(force, time.Since(w.statusAt), problems != w.lastProblems) {
+		return
+	}
 	data, err := jsonMarshal(st)
 	if err != nil || slices.Equal(data, w.lastStatus) {
 		return
@@ -446,7 +539,14 @@ func (w *watcher) writeStatus() {
 		w.log.Error("writing the status file failed", "err", err)
 		return
 	}
-	w.lastStatus = data
+	w.lastStatus, w.statusAt, w.lastProblems = data, time.Now(), problems
+}
+
+// statusDue reports whether the status file is written now: when forced,
+// when the errors it reports changed, or when the last write is a tick
+// old.
+func statusDue(force bool, sinceLast time.Duration, problemsChanged bool) bool {
+	return force || problemsChanged || sinceLast >= tick
 }
 
 // Reload renders the configuration with what HAProxy serves now, plus
