@@ -19,6 +19,7 @@ readonly BASE_PACKAGES=(
 	gcc libc6-dev lintian rpm rpmlint
 	nginx libnginx-mod-http-lua lua-luaossl lua-cjson lua-resty-core wrk
 	podman
+	docker-registry
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -200,15 +200,23 @@ func ensureImage(ctx context.Context, r *ocf.Request[Config], cli *client.Client
 		return "", ocf.Errorf(ocf.NotInstalled, "image %s is not on this node and pull=never; load it or set pull=missing", c.Image)
 	}
 	local := err == nil
-	resp, perr := cli.ImagePull(ctx, c.Image, client.ImagePullOptions{})
-	if perr == nil {
-		perr = resp.Wait(ctx)
-		resp.Close()
+	// With a copy on the node (pull=always), a registry that does not
+	// answer must leave time to start that copy: the pull gets half of
+	// the time left. Without one, it may take all of it.
+	pctx := ctx
+	if local {
+		var cancel context.CancelFunc
+		pctx, cancel = within(ctx, 0.5)
+		defer cancel()
 	}
+	perr := pull(pctx, cli, c.Image)
 	if perr != nil {
 		if local {
 			r.Log.Warn("pull failed; using the image on this node", "image", c.Image, "err", perr)
 			return img.ID, nil
+		}
+		if errors.Is(perr, context.DeadlineExceeded) || ctx.Err() != nil {
+			return "", ocf.Errorf(ocf.GenericFailure, "pulling image %s: not done before the start timeout", c.Image)
 		}
 		return "", ocf.Errorf(ocf.GenericFailure, "pulling image %s: %w", c.Image, perr)
 	}
@@ -217,6 +225,20 @@ func ensureImage(ctx context.Context, r *ocf.Request[Config], cli *client.Client
 		return "", ocf.Errorf(ocf.GenericFailure, "inspecting image %s after pull: %w", c.Image, err)
 	}
 	return img.ID, nil
+}
+
+// pull pulls ref and waits until the engine has it.
+func pull(ctx context.Context, cli *client.Client, ref string) error {
+	resp, err := cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return err
+	}
+	// The stream may end without an error when the context ended it.
+	return ctx.Err()
 }
 
 // ours reports whether the container was created for this resource.

@@ -376,32 +376,37 @@ func (d *testDaemon) buildImages(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli := d.Client(t)
 	for tag, health := range map[string]string{
 		imageHealth:      `HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/server", "-check"]` + "\n",
 		imagePlain:       "",
 		imageRegistrator: `LABEL SERVICE_NAME=hafw-web SERVICE_TAGS=blue,green SERVICE_CHECK_HTTP=/health SERVICE_CHECK_INTERVAL=1s` + "\n",
 	} {
 		dockerfile := "FROM scratch\nCOPY server /server\n" + health + `CMD ["/server"]` + "\n"
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for name, body := range map[string][]byte{"Dockerfile": []byte(dockerfile), "server": bin} {
-			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))})
-			tw.Write(body)
-		}
-		tw.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, Version: build.BuilderV1})
-		if err != nil {
-			cancel()
-			t.Fatalf("building %s: %v", tag, err)
-		}
-		err = streamError(res.Body)
-		res.Body.Close()
-		cancel()
-		if err != nil {
-			t.Fatalf("building %s: %v", tag, err)
-		}
+		d.build(t, tag, map[string][]byte{"Dockerfile": []byte(dockerfile), "server": bin})
+	}
+}
+
+// build builds an image tagged tag in d from a context of files (a
+// Dockerfile among them), with the classic builder.
+func (d *testDaemon) build(t testing.TB, tag string, files map[string][]byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))})
+		tw.Write(body)
+	}
+	tw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := d.Client(t).ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, Version: build.BuilderV1})
+	if err != nil {
+		t.Fatalf("building %s: %v", tag, err)
+	}
+	err = streamError(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatalf("building %s: %v", tag, err)
 	}
 }
 
