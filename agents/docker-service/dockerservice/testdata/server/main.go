@@ -1,8 +1,9 @@
 // Command server is the test service of docker-service's integration
 // tests, built static and run in images FROM scratch. It serves HTTP on
-// $ADDR (/health answers 200 until /sick is requested, or from the start
-// when $SICK is set), prints $EXIT_MSG and exits 3 when that is set, and
-// with -check is the image's HEALTHCHECK command.
+// $ADDR (/ answers $NAME, else "hello"; /health answers 200 until /sick is
+// requested, or from the start when $SICK is set), prints $EXIT_MSG and
+// exits 3 when that is set, and with -check is the image's HEALTHCHECK
+// command.
 package main
 
 import (
@@ -55,7 +56,11 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/sick", func(w http.ResponseWriter, r *http.Request) { sick.Store(true) })
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello", os.Getenv("GREETING")) })
+	name := os.Getenv("NAME")
+	if name == "" {
+		name = "hello"
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, name) })
 	srv := &http.Server{Addr: addr, Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
