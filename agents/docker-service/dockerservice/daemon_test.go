@@ -41,6 +41,7 @@ type testDaemon struct {
 	data, exec  string
 	log         string
 	liveRestore bool
+	insecure    string // a registry Podman may reach over plain HTTP
 	cmd         *exec.Cmd
 	done        chan struct{}
 }
@@ -232,6 +233,14 @@ func (d *testDaemon) start(t testing.TB) {
 			t.Fatal(err)
 		}
 		d.cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+		if d.insecure != "" {
+			regs := filepath.Join(filepath.Dir(d.data), "registries.conf")
+			text := fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", d.insecure)
+			if err := os.WriteFile(regs, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d.cmd.Env = append(d.cmd.Env, "CONTAINERS_REGISTRIES_CONF="+regs)
+		}
 	}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
@@ -257,6 +266,19 @@ func (d *testDaemon) start(t testing.TB) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// trustRegistry lets the engine use the registry at addr (127.0.0.1:PORT)
+// over plain HTTP: dockerd does so for 127.0.0.0/8 by itself, Podman is
+// told in its registries.conf and restarted.
+func (d *testDaemon) trustRegistry(t testing.TB, addr string) {
+	t.Helper()
+	if d.Kind != enginePodman {
+		return
+	}
+	d.insecure = addr
+	d.Stop(t)
+	d.start(t)
 }
 
 func (d *testDaemon) running() bool {

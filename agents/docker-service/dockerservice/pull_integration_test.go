@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
 
 // testRegistry is a Docker registry of the test's own (Debian's
@@ -118,10 +119,10 @@ func (r *testRegistry) Stop() {
 	}
 }
 
-// pulls counts the agent's pulls of repo:tag the registry served: the
-// requests for the tag's manifest (an engine asks for it once per pull,
-// by HEAD or GET, then fetches what it lacks by digest) made on behalf of
-// the agent, whose user agent dockerd passes on.
+// pulls counts the requests for repo:tag's manifest the registry
+// answered: an engine asks for it once per pull (by HEAD or GET), then
+// fetches what it lacks by digest. A push may ask too: count around the
+// agent's actions only.
 func (r *testRegistry) pulls(t *testing.T, repo, tag string) int {
 	t.Helper()
 	f, err := os.Open(r.log)
@@ -135,7 +136,7 @@ func (r *testRegistry) pulls(t *testing.T, repo, tag string) int {
 	for sc.Scan() {
 		// The access log, one line per request, Apache's combined format.
 		l := sc.Text()
-		if strings.Contains(l, " /v2/"+repo+"/manifests/"+tag+" HTTP/") && strings.Contains(l, "UpstreamClient(ha-framework-docker-service/") {
+		if (strings.Contains(l, `"GET /v2/`) || strings.Contains(l, `"HEAD /v2/`)) && strings.Contains(l, " /v2/"+repo+"/manifests/"+tag+" HTTP/") {
 			n++
 		}
 	}
@@ -192,9 +193,12 @@ func imageID(t *testing.T, d *testDaemon, ref string) string {
 // when the registry has the image, missing pulls once, always pulls at
 // every start (and takes a new image under the same tag, replacing the
 // container), and a pull runs within the start's timeout.
-func TestPullPolicy(t *testing.T) {
+func TestPullPolicy(t *testing.T) { forEachEngine(t, testPullPolicy) }
+
+func testPullPolicy(t *testing.T, kind string) {
 	reg := startRegistry(t)
-	d := newDaemon(t, false)
+	d := newEngine(t, kind, false)
+	d.trustRegistry(t, reg.Addr)
 	d.buildImages(t)
 	const repo = "hafw/web"
 	ref := reg.Addr + "/" + repo + ":1"
@@ -206,32 +210,33 @@ func TestPullPolicy(t *testing.T) {
 	v2 := imageID(t, d, "hafw-test-server:v2")
 
 	s := newService(t, d, ref, nil)
-	with := func(pull string) map[string]string { return map[string]string{"OCF_RESKEY_pull": pull} }
-	pulls := func(want int, after string) {
+	// start runs a start with pull and checks its code and how many
+	// pulls the registry served meanwhile.
+	start := func(pull string, extra map[string]string, want ocf.Code, pulls int) ocftest.Result {
 		t.Helper()
-		if got := reg.pulls(t, repo, "1"); got != want {
-			t.Fatalf("after %s the registry served %d pulls, want %d", after, got, want)
+		before := reg.pulls(t, repo, "1")
+		got := s.must(t, "start", merge(map[string]string{"OCF_RESKEY_pull": pull}, extra), want)
+		if n := reg.pulls(t, repo, "1") - before; n != pulls {
+			t.Errorf("start with pull=%s: the registry served %d pulls, want %d", pull, n, pulls)
 		}
+		return got
 	}
 
-	got := s.must(t, "start", with(pullNever), ocf.NotInstalled)
+	got := start(pullNever, nil, ocf.NotInstalled, 0)
 	if want := "image " + ref + " is not on this node and pull=never; load it or set pull=missing"; got.Reason != want {
 		t.Errorf("start reason %q, want %q", got.Reason, want)
 	}
 	s.must(t, "stop", nil, ocf.Success)
-	pulls(0, "pull=never")
 	if id := imageID(t, d, ref); id != "" {
 		t.Fatalf("pull=never put %s on the node", ref)
 	}
 
-	s.must(t, "start", with(pullMissing), ocf.Success)
-	pulls(1, "pull=missing with the image absent")
+	start(pullMissing, nil, ocf.Success, 1)
 	first := s.inspect(t)
 	if first.Image != v1 {
 		t.Errorf("container runs image %s, want the pushed %s", first.Image, v1)
 	}
-	s.must(t, "start", with(pullMissing), ocf.Success)
-	pulls(1, "pull=missing with the image present")
+	start(pullMissing, nil, ocf.Success, 0)
 
 	// A new image under the same tag: missing keeps the one it has,
 	// always takes the new one and replaces the container.
@@ -240,19 +245,16 @@ func TestPullPolicy(t *testing.T) {
 	if _, err := d.Client(t).ImageTag(context.Background(), client.ImageTagOptions{Source: imagePlain, Target: ref}); err != nil {
 		t.Fatal(err)
 	}
-	s.must(t, "start", with(pullMissing), ocf.Success)
-	pulls(1, "pull=missing with a new image in the registry")
+	start(pullMissing, nil, ocf.Success, 0)
 	if again := s.inspect(t); again.ID != first.ID {
 		t.Errorf("pull=missing replaced the container (%s -> %s)", shortID(first.ID), shortID(again.ID))
 	}
-	s.must(t, "start", with(pullAlways), ocf.Success)
-	pulls(2, "pull=always")
+	start(pullAlways, nil, ocf.Success, 1)
 	second := s.inspect(t)
 	if second.Image != v2 || second.ID == first.ID {
 		t.Errorf("after pull=always container %s runs image %s, want a new container of %s", shortID(second.ID), second.Image, v2)
 	}
-	s.must(t, "start", with(pullAlways), ocf.Success)
-	pulls(3, "a second pull=always")
+	start(pullAlways, nil, ocf.Success, 1)
 	if again := s.inspect(t); again.ID != second.ID {
 		t.Errorf("pull=always of an unchanged image replaced the container (%s -> %s)", shortID(second.ID), shortID(again.ID))
 	}
@@ -311,6 +313,8 @@ func TestPullPolicy(t *testing.T) {
 		s.must(t, "stop", nil, ocf.Success)
 	})
 }
+
+func with(pull string) map[string]string { return map[string]string{"OCF_RESKEY_pull": pull} }
 
 func merge(maps ...map[string]string) map[string]string {
 	m := map[string]string{}
