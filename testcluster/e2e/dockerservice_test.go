@@ -199,7 +199,10 @@ func waitWebPassingOn(t *testing.T, c *harness.Cluster, view, node string, withi
 func TestDockerServiceNodeLoss(t *testing.T) {
 	image := webImage(t)
 	start := time.Now()
-	c := up(t, &harness.Options{Fencing: true, Docker: true, Files: map[string]string{consulBinary(t): consulInNode}})
+	// Each node starts its engine before corosync: on a loaded machine
+	// the cluster takes longer to form than the default allows.
+	c := up(t, &harness.Options{Fencing: true, Docker: true, ReadyTimeout: 6 * time.Minute,
+		Files: map[string]string{consulBinary(t): consulInNode}})
 	t.Logf("timing: cluster with an engine per node up in %s", time.Since(start).Round(100*time.Millisecond))
 	c.EnableFencing()
 	loaded := time.Now()
