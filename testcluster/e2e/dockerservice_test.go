@@ -282,9 +282,14 @@ func TestDockerServiceNodeLoss(t *testing.T) {
 	}
 
 	// The lost node comes back: its container stays stopped (restart
-	// policy no), the resource stays where it runs, and the registration
-	// its Consul agent restores (critical: nothing answers its check) is
-	// removed by deregister_critical_service_after.
+	// policy no), the resource stays where it runs, untouched, and the
+	// registration its Consul agent restores is withdrawn by the probe,
+	// or (if the probe ran before Consul was back) removed by Consul once
+	// critical for deregister_critical_service_after.
+	running, err := c.Exec(now, "docker", "inspect", "-f", "{{.Id}}", containerID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Start(victim)
 	powered := time.Now()
 	c.WaitReady(3 * time.Minute)
@@ -318,6 +323,8 @@ func TestDockerServiceNodeLoss(t *testing.T) {
 	}
 	if got := waitContainerOn(t, c, view, nil, 30*time.Second); got != now {
 		t.Errorf("%s moved to %s after %s came back, want it to stay on %s", containerID, got, victim, now)
+	} else if id, err := c.Exec(now, "docker", "inspect", "-f", "{{.Id}}", containerID); err != nil || id != running {
+		t.Errorf("the container on %s was replaced when %s came back: %s, was %s (%v)", now, victim, id, running, err)
 	}
 	waitWebPassingOn(t, c, view, now, 30*time.Second)
 	waitServed(t, c, others(c, now), now, time.Minute)

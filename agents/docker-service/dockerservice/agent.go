@@ -474,9 +474,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	cancel()
 	switch {
 	case isNotFound(err):
-		if err := staleRegistration(ctx, r, nil); err != nil {
-			return ocf.Running, err
-		}
+		withdrawStale(ctx, r, nil)
 		return ocf.Stopped, nil
 	case err != nil && unreachable(err):
 		return offlineMonitor(r, daemonDown(c.DockerHost, err))
@@ -491,9 +489,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	st := ins.State
 	switch {
 	case st == nil || !st.Running:
-		if err := staleRegistration(ctx, r, ins.Config.Labels); err != nil {
-			return ocf.Running, err
-		}
+		withdrawStale(ctx, r, ins.Config.Labels)
 		return ocf.Stopped, exited(ctx, cli, ins)
 	case st.Paused:
 		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container %s is paused", id.Name)
@@ -525,22 +521,43 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	return ocf.Running, nil
 }
 
-// staleRegistration makes a probe that finds the container stopped but
-// still registered (a node that rebooted, a container that died while
-// Pacemaker was down) report a failure, so that Pacemaker runs stop,
-// which deregisters.
-func staleRegistration(ctx context.Context, r *ocf.Request[Config], labels map[string]string) error {
+// withdrawStale withdraws the registration a probe finds while the
+// container is not running: a node that lost power and came back (its
+// Consul agent restores registrations from its data directory), a
+// container that died while Pacemaker was down. The probe still reports
+// "not running": reporting a failure instead (so that Pacemaker's stop
+// deregisters) makes Pacemaker believe the resource active here as well
+// as where it runs, and its recovery of a resource active on two nodes
+// stops both. The container is known not to run and the registration is
+// this resource's (directory-registration's ownership rules), so nothing
+// a client could use is lost. A failure is logged: Consul removes a
+// registration whose check stays critical after
+// deregister_critical_service_after.
+func withdrawStale(ctx context.Context, r *ocf.Request[Config], labels map[string]string) {
 	if !r.Config.Register || !r.IsProbe() {
-		return nil
+		return
 	}
 	switch err := register(ctx, r, labels, ocf.ActionMonitor); ocf.CodeOf(err) {
 	case ocf.Success, ocf.Degraded:
-		return ocf.Errorf(ocf.GenericFailure, "container not running but still registered in Consul")
 	case ocf.NotRunning:
+		return
 	default:
 		r.Log.Info("cannot tell whether the stopped container is still registered", "reason", ocf.ReasonOf(err))
+		return
 	}
-	return nil
+	p, err := registrationParams(r.Config, labels)
+	if err != nil {
+		return
+	}
+	// Nothing to drain: the container does not run.
+	p["drain_period"] = "0"
+	dctx, cancel := within(ctx, 0.8)
+	defer cancel()
+	if err := runRegistration(dctx, r, ocf.ActionStop, p); err != nil {
+		r.Log.Warn("container not running but still registered; withdrawing the registration failed", "reason", ocf.ReasonOf(err))
+		return
+	}
+	r.Log.Warn("container not running but still registered; registration withdrawn")
 }
 
 // offlineMonitor answers from the recorded process when the daemon does

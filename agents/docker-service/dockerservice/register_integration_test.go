@@ -96,8 +96,11 @@ func TestRegistration(t *testing.T) {
 		t.Errorf("services left after stop: %v", services)
 	}
 
-	// A probe that finds the container gone but the service registered
-	// reports a failure, so that Pacemaker's stop removes it.
+	// A probe that finds the container stopped but the service registered
+	// (a node back from a power loss: Consul restored the registration)
+	// withdraws the registration and reports "not running": a failure
+	// would make Pacemaker believe the resource active on two nodes and
+	// stop it where it runs.
 	s.must(t, "start", extra, ocf.Success)
 	if _, err := s.d.Client(t).ContainerKill(context.Background(), s.name, client.ContainerKillOptions{}); err != nil {
 		t.Fatal(err)
@@ -106,8 +109,12 @@ func TestRegistration(t *testing.T) {
 	for k, v := range extra {
 		probeOn[k] = v
 	}
-	if got := s.must(t, "monitor", probeOn, ocf.GenericFailure); !strings.Contains(got.Reason, "still registered") {
-		t.Errorf("probe reason %q", got.Reason)
+	got = s.must(t, "monitor", probeOn, ocf.NotRunning)
+	if !strings.Contains(got.Stderr, "still registered; registration withdrawn") {
+		t.Errorf("probe did not say it withdrew the registration:\n%s", got.Stderr)
+	}
+	if services, _ := capi.Agent().Services(); len(services) != 0 {
+		t.Errorf("services left after the probe: %v", services)
 	}
 	s.must(t, "stop", extra, ocf.Success)
 	if services, _ := capi.Agent().Services(); len(services) != 0 {
