@@ -91,6 +91,13 @@ integration:
 e2e: deps build
 	testcluster/dockercluster/run-e2e.sh
 
+# docker-service on the 3-node cluster, an engine in every node: the
+# container and its Consul registration follow the loss of their node, and
+# stay put when it comes back (several minutes; not part of make test).
+.PHONY: e2e-docker-service
+e2e-docker-service: deps build
+	HAFW_E2E_DOCKER_SERVICE=1 testcluster/dockercluster/run-e2e.sh -run '^TestDockerServiceNodeLoss$$' -v
+
 # Failover times as distributions over repeated runs (a benchmark, not a
 # timed test): process crash and node loss with fencing, seen by a client
 # through haproxy-dynamic on another node.
