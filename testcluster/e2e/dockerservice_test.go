@@ -72,22 +72,6 @@ func webImage(t *testing.T) string {
 	return ref
 }
 
-// createLB creates the haproxy-dynamic clone lb, routing web on
-// 127.0.0.1:8081 of every node, after and with the consul clone.
-func createLB(t *testing.T, c *harness.Cluster) {
-	t.Helper()
-	for _, args := range [][]string{
-		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http", "timeout_connect=1s", "retries=20",
-			"clone", "interleave=true"},
-		{"pcs", "constraint", "order", "start", "consul-clone", "then", "lb-clone"},
-		{"pcs", "constraint", "colocation", "add", "lb-clone", "with", "consul-clone"},
-	} {
-		if out, err := c.Exec(c.Nodes[0], args...); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-}
-
 // waitContainerOn waits until view sees the docker-service resource
 // Started on one node (not one of avoid) and that node's engine runs its
 // container, and returns the node.

@@ -77,6 +77,22 @@ while [ $n -lt ` + clientReq + ` ] && [ $(date +%s) -lt $end ]; do
 done
 `
 
+// createLB creates the haproxy-dynamic clone lb, routing web on
+// 127.0.0.1:8081 of every node, after and with the consul clone.
+func createLB(t *testing.T, c *harness.Cluster) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http", "timeout_connect=1s", "retries=20",
+			"clone", "interleave=true"},
+		{"pcs", "constraint", "order", "start", "consul-clone", "then", "lb-clone"},
+		{"pcs", "constraint", "colocation", "add", "lb-clone", "with", "consul-clone"},
+	} {
+		if out, err := c.Exec(c.Nodes[0], args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
 // setupProxyFailover creates, on a running cluster with the consul clone,
 // the haproxy-dynamic clone lb and the group webgrp (web, web-reg), and
 // returns the node running web once the proxy on every other node serves it.
@@ -89,11 +105,8 @@ func setupProxyFailover(t *testing.T, c *harness.Cluster) string {
 		}
 	}
 	start := time.Now()
+	createLB(t, c)
 	for _, args := range [][]string{
-		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http", "timeout_connect=1s", "retries=20",
-			"clone", "interleave=true"},
-		{"pcs", "constraint", "order", "start", "consul-clone", "then", "lb-clone"},
-		{"pcs", "constraint", "colocation", "add", "lb-clone", "with", "consul-clone"},
 		{"pcs", "resource", "create", "web", "ocf:heartbeat:anything", "binfile=/usr/sbin/haproxy",
 			"cmdline_options=-f " + webCfg + " -db", "op", "monitor", "interval=1s", "timeout=10s", "--group", "webgrp"},
 		{"pcs", "resource", "create", "web-reg", "ocf:ha-framework:directory-registration",
