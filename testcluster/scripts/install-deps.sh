@@ -59,3 +59,10 @@ log "installing: ${missing[*]}"
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 log "installed ${#missing[@]} package(s)"
+
+# docker-registry: the tests start their own on loopback; the package's
+# service would listen on every address (:5000) from the next boot on.
+if command -v systemctl >/dev/null && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+	systemctl disable docker-registry >/dev/null 2>&1 || true
+	log "docker-registry.service disabled"
+fi
