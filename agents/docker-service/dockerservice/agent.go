@@ -474,7 +474,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	cancel()
 	switch {
 	case isNotFound(err):
-		withdrawStale(ctx, r, nil)
+		withdrawStale(ctx, r, cli, nil)
 		return ocf.Stopped, nil
 	case err != nil && unreachable(err):
 		return offlineMonitor(r, daemonDown(c.DockerHost, err))
@@ -489,7 +489,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	st := ins.State
 	switch {
 	case st == nil || !st.Running:
-		withdrawStale(ctx, r, ins.Config.Labels)
+		withdrawStale(ctx, r, cli, ins.Config.Labels)
 		return ocf.Stopped, exited(ctx, cli, ins)
 	case st.Paused:
 		return ocf.Running, ocf.Errorf(ocf.GenericFailure, "container %s is paused", id.Name)
@@ -532,10 +532,18 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 // this resource's (directory-registration's ownership rules), so nothing
 // a client could use is lost. A failure is logged: Consul removes a
 // registration whose check stays critical after
-// deregister_critical_service_after.
-func withdrawStale(ctx context.Context, r *ocf.Request[Config], labels map[string]string) {
+// deregister_critical_service_after. Without the container (labels nil),
+// the image's labels name the service.
+func withdrawStale(ctx context.Context, r *ocf.Request[Config], cli *client.Client, labels map[string]string) {
 	if !r.Config.Register || !r.IsProbe() {
 		return
+	}
+	if labels == nil {
+		ictx, cancel := within(ctx, 0.3)
+		if img, err := cli.ImageInspect(ictx, r.Config.Image); err == nil && img.Config != nil {
+			labels = img.Config.Labels
+		}
+		cancel()
 	}
 	switch err := register(ctx, r, labels, ocf.ActionMonitor); ocf.CodeOf(err) {
 	case ocf.Success, ocf.Degraded:

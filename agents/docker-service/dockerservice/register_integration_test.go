@@ -4,6 +4,8 @@ package dockerservice
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,4 +122,25 @@ func TestRegistration(t *testing.T) {
 	if services, _ := capi.Agent().Services(); len(services) != 0 {
 		t.Errorf("services left after stop: %v", services)
 	}
+
+	// The same after a reboot (the state directory, a tmpfs, emptied)
+	// with the container gone: the image's labels name the service.
+	s.must(t, "start", extra, ocf.Success)
+	if _, err := s.d.Client(t).ContainerRemove(context.Background(), s.name, client.ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	state, err := filepath.Glob(filepath.Join(filepath.Dir(s.record), "*"))
+	if err != nil || len(state) == 0 {
+		t.Fatalf("no state files: %v", err)
+	}
+	for _, f := range state {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = s.must(t, "monitor", probeOn, ocf.NotRunning)
+	if services, _ := capi.Agent().Services(); len(services) != 0 {
+		t.Errorf("services left after the probe of a removed container: %v\n%s", services, got.Stderr)
+	}
+	s.must(t, "stop", extra, ocf.Success)
 }
