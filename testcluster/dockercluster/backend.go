@@ -173,7 +173,8 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		nodes = append(nodes, n)
 		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name + "-host",
 			"--network", b.name, "--ip", n.IP,
-			"--label", labelCluster + "=" + b.name, "--label", labelCreated + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelCluster + "=" + b.name, "--label", created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelDir + "=" + b.dir,
 			"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
 			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
 		args = append(args, caps...)
