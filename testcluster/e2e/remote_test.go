@@ -9,8 +9,9 @@
 // the tools Pacemaker proxies to the cluster, and the example agent as a
 // promotable clone is promoted there by the score it sets.
 //
-// About 2 minutes on a quiet machine (4 with a load of 30), a third of it
-// bringing the cluster up; part of make e2e.
+// About 2 minutes on a quiet machine (107 s), 3.5 to 4.5 under a load of 20
+// to 30 (203 s, 258 s), a fifth to a half of it bringing the cluster up;
+// part of make e2e.
 //
 //	testcluster/dockercluster/run-e2e.sh -run '^TestRemoteNode$' -v
 package e2e
