@@ -7,8 +7,9 @@
 // the tools' connections to the cluster: the node is always named to the
 // tools (--node), because process.Run gives them none of the agent's
 // environment, from which they would otherwise guess it, and the local
-// node's name comes from Pacemaker itself (LocalNode). The tests run on
-// a full cluster node only. Failures are
+// node's name comes from Pacemaker itself (LocalNode). The live tests run
+// on a full node (make integration) and on a pacemaker_remote node (the
+// e2e remote-node scenario). Failures are
 // told apart by the tools' exit statuses (Pacemaker's crm_exit_t codes),
 // never by the text they print.
 //
@@ -19,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +49,14 @@ var ErrNoValue = errors.New("attribute not set")
 // ErrUnknownNode is returned when setting a permanent attribute of a node
 // the cluster configuration does not know.
 var ErrUnknownNode = errors.New("node not known to the cluster")
+
+// ErrNoNodeName is returned when this node's name cannot be found: the
+// action's environment does not give it and crm_node is not installed,
+// as on Debian's pacemaker_remote nodes (crm_node comes with the
+// pacemaker package, which conflicts with pacemaker-remote). Pacemaker
+// gives the name to every action it runs; an administrator's crm_resource
+// --force-* run does not.
+var ErrNoNodeName = errors.New("node name unknown: OCF_RESKEY_CRM_meta_on_node unset and no crm_node")
 
 // CLI runs Pacemaker's tools. The zero value finds them in process.Run's
 // fixed PATH; set the fields to use other paths (unusual installs).
@@ -87,14 +98,19 @@ func (l Lifetime) String() string {
 //
 // Return values:
 //   - (name, nil): the node's name.
+//   - ("", err) with errors.Is(err, ErrNoNodeName): env has no name and
+//     crm_node is not installed (a pacemaker_remote node).
 //   - ("", err) with errors.As(err, **process.ExitError): crm_node failed.
 //   - ("", err) with errors.Is(err, ctx.Err()): ctx ended first.
-//   - ("", err): crm_node is not installed, or printed nothing.
+//   - ("", err): crm_node printed nothing, or could not be started.
 func (c CLI) LocalNode(ctx context.Context, env ocf.Env) (string, error) {
 	if n, ok := env.Meta("on_node"); ok && strings.TrimSpace(n) != "" {
 		return strings.TrimSpace(n), nil
 	}
 	out, err := process.Run(ctx, or(c.CrmNode, "crm_node"), "-n")
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%w (%w)", ErrNoNodeName, err)
+	}
 	if err != nil {
 		return "", err
 	}

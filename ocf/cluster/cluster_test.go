@@ -113,9 +113,17 @@ func TestLocalNodePrefersOnNode(t *testing.T) {
 		t.Errorf("LocalNode with on_node = %q, %v; want remote-1", got, err)
 	}
 	for _, env := range []ocf.Env{{}, ocf.MapEnv(map[string]string{"OCF_RESKEY_CRM_meta_on_node": " "})} {
-		if got, err := c.LocalNode(context.Background(), env); err == nil {
-			t.Errorf("LocalNode without on_node and without crm_node = %q, want an error", got)
+		if got, err := c.LocalNode(context.Background(), env); !errors.Is(err, ErrNoNodeName) {
+			t.Errorf("LocalNode without on_node and without crm_node = %q, %v; want ErrNoNodeName", got, err)
 		}
+	}
+	// Found by name in the fixed PATH, as the zero CLI does.
+	if got, err := (CLI{CrmNode: "hafw-no-such-crm_node"}).LocalNode(context.Background(), ocf.Env{}); !errors.Is(err, ErrNoNodeName) {
+		t.Errorf("LocalNode without on_node, crm_node not in PATH = %q, %v; want ErrNoNodeName", got, err)
+	}
+	// Attributes of node "" need the name too.
+	if err := c.SetAttribute(context.Background(), "", "a", "1", Transient); !errors.Is(err, ErrNoNodeName) {
+		t.Errorf("SetAttribute of node \"\" without crm_node = %v; want ErrNoNodeName", err)
 	}
 	// An explicit node never asks crm_node either.
 	if got, err := c.node(context.Background(), "n2"); err != nil || got != "n2" {

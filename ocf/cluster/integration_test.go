@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -17,7 +18,34 @@ import (
 )
 
 // These tests run against the single-node Pacemaker that make cluster-up
-// starts; crm_mon -1 is the independent witness of what they change.
+// starts; crm_mon -1 is the independent witness of what they change. The
+// e2e remote-node scenario also runs them, built into a binary, on a
+// pacemaker_remote node, with OCF_RESKEY_CRM_meta_on_node set as Pacemaker
+// sets it for an agent's action: there the tools are proxied to the
+// cluster, and Debian's remote nodes have no crm_node.
+
+// localNode is this node's name as an agent's action finds it (from the
+// environment Pacemaker gives it, else crm_node), and whether crm_node is
+// installed, which node "" needs. Where it is, it must agree.
+func localNode(t *testing.T, ctx context.Context) (node string, crmNode bool) {
+	t.Helper()
+	var c CLI
+	node, err := c.LocalNode(ctx, ocf.NewEnv(os.LookupEnv))
+	if err != nil || node == "" {
+		t.Fatalf("LocalNode = %q, %v", node, err)
+	}
+	asked, err := c.LocalNode(ctx, ocf.Env{})
+	switch {
+	case errors.Is(err, ErrNoNodeName):
+		t.Logf("no crm_node on %s: the tests of node \"\" check that it is refused", node)
+		return node, false
+	case err != nil:
+		t.Fatalf("LocalNode without the environment: %v", err)
+	case asked != node:
+		t.Fatalf("crm_node -n says %q, Pacemaker's name is %q", asked, node)
+	}
+	return node, true
+}
 
 func requireCluster(t *testing.T) context.Context {
 	t.Helper()
@@ -83,10 +111,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 func TestLocalNodeLive(t *testing.T) {
 	ctx := requireCluster(t)
 	var c CLI
-	node, err := c.LocalNode(ctx, ocf.Env{})
-	if err != nil || node == "" {
-		t.Fatalf("LocalNode = %q, %v", node, err)
-	}
+	node, crmNode := localNode(t, ctx)
 	out, err := process.Run(ctx, "crm_mon", "-1", "--output-as=xml")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +122,9 @@ func TestLocalNodeLive(t *testing.T) {
 	}
 	if doc.FindElement("//nodes/node[@name='"+node+"']") == nil {
 		t.Errorf("crm_mon does not list node %q", node)
+	}
+	if !crmNode {
+		return
 	}
 	short, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
@@ -109,10 +137,7 @@ func TestLocalNodeLive(t *testing.T) {
 func TestAttributesLive(t *testing.T) {
 	ctx := requireCluster(t)
 	var c CLI
-	node, err := c.LocalNode(ctx, ocf.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, crmNode := localNode(t, ctx)
 	for _, life := range []Lifetime{Transient, Permanent} {
 		t.Run(life.String(), func(t *testing.T) {
 			name := uniqueName(t, "hafw-sdk-"+life.String())
@@ -132,9 +157,11 @@ func TestAttributesLive(t *testing.T) {
 				v, err := c.Attribute(ctx, node, name, life)
 				return err == nil && v == value, v
 			})
-			// node "" is the local node.
-			if v, err := c.Attribute(ctx, "", name, life); err != nil || v != value {
+			// node "" is the local node, if crm_node can tell it.
+			if v, err := c.Attribute(ctx, "", name, life); crmNode && (err != nil || v != value) {
 				t.Errorf("Attribute of node \"\" = %q, %v", v, err)
+			} else if !crmNode && !errors.Is(err, ErrNoNodeName) {
+				t.Errorf("Attribute of node \"\" without crm_node = %q, %v; want ErrNoNodeName", v, err)
 			}
 			if err := c.DeleteAttribute(ctx, node, name, life); err != nil {
 				t.Fatal(err)
@@ -165,10 +192,7 @@ func TestAttributesLive(t *testing.T) {
 func TestPromotionScoreLive(t *testing.T) {
 	ctx := requireCluster(t)
 	var c CLI
-	node, err := c.LocalNode(ctx, ocf.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, crmNode := localNode(t, ctx)
 	rsc := uniqueName(t, "hafw-sdk-score")
 	t.Cleanup(func() { _ = c.DeletePromotionScore(context.Background(), rsc, node) })
 	if _, err := c.PromotionScore(ctx, rsc+":0", node); !errors.Is(err, ErrNoValue) {
@@ -181,8 +205,13 @@ func TestPromotionScoreLive(t *testing.T) {
 	if v, ok := monAttribute(t, ctx, node, "master-"+rsc); !ok || v != "42" {
 		t.Errorf("crm_mon shows master-%s = %q (%v), want 42", rsc, v, ok)
 	}
-	if got, err := c.PromotionScore(ctx, rsc+":1", ""); err != nil || got != 42 {
+	if got, err := c.PromotionScore(ctx, rsc+":1", node); err != nil || got != 42 {
 		t.Errorf("score = %d, %v; want 42", got, err)
+	}
+	if got, err := c.PromotionScore(ctx, rsc, ""); crmNode && (err != nil || got != 42) {
+		t.Errorf("score of node \"\" = %d, %v; want 42", got, err)
+	} else if !crmNode && !errors.Is(err, ErrNoNodeName) {
+		t.Errorf("score of node \"\" without crm_node = %d, %v; want ErrNoNodeName", got, err)
 	}
 	if err := c.SetPromotionScore(ctx, rsc, "hafw-no-such-node", 1); !errors.Is(err, ErrUnknownNode) {
 		t.Errorf("score on an unknown node: %v, want ErrUnknownNode", err)

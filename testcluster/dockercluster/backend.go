@@ -19,6 +19,13 @@
 // binaries) are removed by the next Create, except those of a kept cluster
 // (Spec.Keep, make demo), which Remove deletes by name.
 //
+// Remote nodes (Spec.RemoteNodes) are containers <cluster>-r1.. of the
+// hafw-remote image (build-image.sh --remote: pacemaker-remote instead of
+// pacemaker and corosync), whose entrypoint installs the agents the same
+// way and runs pacemaker-remoted; their hostnames are <cluster>-r1-host..,
+// not their Pacemaker names. Every node gets the cluster's Pacemaker
+// Remote key, fresh as the corosync one.
+//
 //	c := harness.Up(t, dockercluster.New(""), nil)
 package dockercluster
 
@@ -32,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,11 +59,12 @@ const (
 
 // Backend runs cluster nodes as containers of this host's Docker Engine.
 type Backend struct {
-	image string // "" until Create: $HAFW_NODE_IMAGE or build-image.sh
-	name  string
-	nodes []string
-	dir   string // authkey, TLS material
-	fence bool
+	image   string // "" until Create: $HAFW_NODE_IMAGE or build-image.sh
+	name    string
+	nodes   []string
+	remotes map[string]bool // containers of remote nodes
+	dir     string          // authkeys, TLS material
+	fence   bool
 }
 
 // New is a Docker backend for one cluster. image is the node image; ""
@@ -72,9 +81,15 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		return nil, fmt.Errorf("no Docker Engine (run testcluster/dockercluster/dockerd.sh): %v", err)
 	}
 	reapLeftovers(ctx, leftoverAge)
-	image, err := nodeImage(ctx, b.image)
+	image, err := nodeImage(ctx, b.image, "HAFW_NODE_IMAGE")
 	if err != nil {
 		return nil, err
+	}
+	var remoteImage string
+	if spec.RemoteNodes > 0 {
+		if remoteImage, err = nodeImage(ctx, "", "HAFW_REMOTE_IMAGE", "--remote"); err != nil {
+			return nil, err
+		}
 	}
 	b.image, b.name, b.fence = image, spec.Name, spec.Fencing
 	if b.dir, err = os.MkdirTemp("", spec.Name+"-"); err != nil {
@@ -100,6 +115,11 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	if err := os.WriteFile(key, harness.RandomBytes(256), 0o400); err != nil {
 		return nodes, err
 	}
+	// pcs generates Pacemaker Remote keys of this size.
+	remoteKey := filepath.Join(b.dir, "pacemaker-authkey")
+	if err := os.WriteFile(remoteKey, harness.RandomBytes(4096), 0o400); err != nil {
+		return nodes, err
+	}
 	var fenceArgs []string
 	if spec.Fencing {
 		if fenceArgs, err = b.fencingMounts(); err != nil {
@@ -115,6 +135,10 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		return nodes, err
 	}
 	extra = append(extra, agents...)
+	// Remote nodes get the same files and agents, but no corosync key, no
+	// fencing material (fence devices never run on them) and no Docker
+	// Engine (Spec.Docker is for full nodes).
+	remoteExtra := slices.Clone(extra)
 	if spec.Docker {
 		// The node's engine keeps its images and containers on a volume:
 		// its storage driver cannot work on the node's overlay root.
@@ -129,6 +153,7 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
 			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
 			"-v", key + ":/hafw/authkey:ro",
+			"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
 			// /run is volatile on a real machine: a node killed and started
 			// again must not find its agents' state files (probes would
 			// report resources still active there).
@@ -138,6 +163,25 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		args = append(args, extra...)
 		args = append(args, b.image)
 		b.nodes = append(b.nodes, n.Name)
+		if _, err := docker(ctx, args...); err != nil {
+			return nodes, err
+		}
+	}
+	b.remotes = map[string]bool{}
+	for i := 1; i <= spec.RemoteNodes; i++ {
+		n := harness.Node{Name: fmt.Sprintf("%s-r%d", b.name, i), IP: nth(addr, 200+i).String(), Remote: true}
+		nodes = append(nodes, n)
+		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name + "-host",
+			"--network", b.name, "--ip", n.IP,
+			"--label", labelCluster + "=" + b.name, "--label", created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelDir + "=" + b.dir,
+			"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
+			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
+		args = append(args, caps...)
+		args = append(args, remoteExtra...)
+		args = append(args, remoteImage)
+		b.nodes = append(b.nodes, n.Name)
+		b.remotes[n.Name] = true
 		if _, err := docker(ctx, args...); err != nil {
 			return nodes, err
 		}
@@ -198,7 +242,11 @@ func (b *Backend) CollectLogs(ctx context.Context, node, dir string) error {
 			first = err
 		}
 	}
-	for _, p := range []string{"/var/log/pacemaker", "/var/log/corosync"} {
+	logs := []string{"/var/log/pacemaker", "/var/log/corosync"}
+	if b.remotes[node] {
+		logs = logs[:1]
+	}
+	for _, p := range logs {
 		_, err := docker(ctx, "cp", node+":"+p, dir)
 		keep(err)
 	}
@@ -403,12 +451,13 @@ func agentMounts(dir, deb string) ([]string, error) {
 // nodeDeb is where a node finds the package to install (entrypoint.sh).
 const nodeDeb = "/hafw/pkg/ha-framework.deb"
 
-// nodeImage is the image to run: given, from the environment, or built.
-func nodeImage(ctx context.Context, given string) (string, error) {
+// nodeImage is the image to run: given, from the environment variable
+// env, or built by build-image.sh with args.
+func nodeImage(ctx context.Context, given, env string, args ...string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
-	if img := os.Getenv("HAFW_NODE_IMAGE"); img != "" {
+	if img := os.Getenv(env); img != "" {
 		return img, nil
 	}
 	root, err := harness.ModuleRoot()
@@ -417,7 +466,7 @@ func nodeImage(ctx context.Context, given string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, buildWait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "testcluster/dockercluster/build-image.sh"))
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "testcluster/dockercluster/build-image.sh"), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

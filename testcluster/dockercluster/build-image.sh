@@ -9,7 +9,10 @@
 # Each tag is a hash of its recipe (the package list and the code that builds
 # the base; that plus the entrypoint for the final image), so an unchanged
 # recipe reuses the image. Prints the image reference on stdout.
-# Usage: build-image.sh [--force]
+# --remote builds hafw-remote(-base) instead, the image of pacemaker_remote
+# nodes, the same way from packages-remote and remote-entrypoint.sh
+# (pacemaker-remote conflicts with pacemaker: one image cannot hold both).
+# Usage: build-image.sh [--force] [--remote]
 set -euo pipefail
 
 readonly HERE=$(cd "$(dirname "$0")" && pwd)
@@ -47,7 +50,7 @@ build_base() {
 		echo "deb $(mirror) ${SUITE} main" >"${root}/etc/apt/sources.list"
 	cp /etc/apt/apt.conf.d/* "${root}/etc/apt/apt.conf.d/" 2>/dev/null || true
 	mount -t proc proc "${root}/proc"
-	pkgs=$(grep -v '^#' "${RECIPE}/packages" | xargs)
+	pkgs=$(grep -v '^#' "${PACKAGES}" | xargs)
 	log "installing: ${pkgs}"
 	chroot "${root}" apt-get update >&2
 	# shellcheck disable=SC2086
@@ -55,7 +58,9 @@ build_base() {
 	chroot "${root}" apt-get clean
 	umount "${root}/proc"
 	rm -rf "${root}"/var/lib/apt/lists/* "${root}/etc/corosync/authkey"
-	test -x "${root}/usr/sbin/fence_docker" || die "fence_docker missing from fence-agents"
+	if grep -qx fence-agents "${PACKAGES}"; then
+		test -x "${root}/usr/sbin/fence_docker" || die "fence_docker missing from fence-agents"
+	fi
 	log "importing ${image}"
 	tar --numeric-owner -C "${root}" -c . | docker import -m "hafw-node base" - "${image}" >&2
 }
@@ -64,7 +69,8 @@ build_node() {
 	local image=$1 base=$2 ctx
 	ctx=$(mktemp -d)
 	trap 'rm -rf "'"${ctx}"'"' EXIT
-	cp "${RECIPE}/entrypoint.sh" "${RECIPE}/node-lib.sh" "${ctx}/"
+	cp "${ENTRYPOINT}" "${ctx}/entrypoint.sh"
+	cp "${RECIPE}/node-lib.sh" "${ctx}/"
 	cat >"${ctx}/Dockerfile" <<DOCKERFILE
 FROM ${base}
 COPY node-lib.sh /usr/local/lib/hafw/node-lib.sh
@@ -89,9 +95,18 @@ ensure() {
 
 docker info >/dev/null 2>&1 || die "dockerd not reachable: run testcluster/dockercluster/dockerd.sh"
 FORCE=0
-[[ ${1:-} == --force ]] && FORCE=1
-BASE=hafw-node-base:$({ cat "${RECIPE}/packages"; declare -f build_base; echo "${SUITE}"; } | hash)
-NODE=hafw-node:$({ echo "${BASE}"; cat "${RECIPE}/entrypoint.sh" "${RECIPE}/node-lib.sh"; declare -f build_node; } | hash)
+KIND=node
+PACKAGES=${RECIPE}/packages
+ENTRYPOINT=${RECIPE}/entrypoint.sh
+for arg in "$@"; do
+	case ${arg} in
+	--force) FORCE=1 ;;
+	--remote) KIND=remote PACKAGES=${RECIPE}/packages-remote ENTRYPOINT=${RECIPE}/remote-entrypoint.sh ;;
+	*) die "usage: build-image.sh [--force] [--remote]" ;;
+	esac
+done
+BASE=hafw-${KIND}-base:$({ cat "${PACKAGES}"; declare -f build_base; echo "${SUITE}"; } | hash)
+NODE=hafw-${KIND}:$({ echo "${BASE}"; cat "${ENTRYPOINT}" "${RECIPE}/node-lib.sh"; declare -f build_node; } | hash)
 ensure "${BASE}" build_base
 ensure "${NODE}" build_node
 echo "${NODE}"

@@ -55,8 +55,9 @@ func upWithConsul(t *testing.T, fencing bool) *harness.Cluster {
 	return c
 }
 
-// createConsulClone creates the clone of Consul servers on every node and
-// waits until all instances are Started and Consul has a leader.
+// createConsulClone creates the clone of Consul servers on every full
+// node and waits until all instances are Started and Consul has a leader.
+// Remote nodes are left out (they run clients: createConsulClients).
 func createConsulClone(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	var ips []string
@@ -64,16 +65,19 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 		ips = append(ips, c.IPs[n])
 	}
 	start := time.Now()
-	// A VM has a management and a cluster address, so bind_addr picks the
-	// cluster one on every node with a template, as an administrator's
-	// clone would. The template matches interfaces whose whole network
-	// lies in the one given: the cluster network's own, read on a node.
-	bind := `{{ GetAllInterfaces | include "network" "` + clusterNetwork(t, c).String() + `" | attr "address" }}`
-	out, err := c.Exec(c.Nodes[0], "pcs", "resource", "create", consulID, "ocf:ha-framework:consul",
-		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "), "bind_addr="+bind,
-		"data_dir=/var/lib/consul", "op", "start", "timeout=120s", "clone", "interleave=true")
-	if err != nil {
+	args := []string{"pcs", "resource", "create", consulID, "ocf:ha-framework:consul",
+		"binary=" + consulInNode, "mode=server", "bootstrap_expect=3", "retry_join=" + strings.Join(ips, " "), "bind_addr=" + consulBind(t, c),
+		"data_dir=/var/lib/consul", "op", "start", "timeout=120s", "clone", "interleave=true"}
+	if len(c.Remotes) > 0 {
+		// Disabled until the constraint keeps it off the remote nodes: a
+		// fourth server would join the three.
+		args = append(args, "--disabled")
+	}
+	if out, err := c.Exec(c.Nodes[0], args...); err != nil {
 		t.Fatalf("pcs resource create %s: %v\n%s", consulID, err, out)
+	}
+	if len(c.Remotes) > 0 {
+		onlyOnKind(t, c, consulID+"-clone", "cluster")
 	}
 	waitConsulStarted(t, c, c.Nodes[0], c.Nodes, 3*time.Minute)
 	c.WaitFor(time.Minute, "consul leader", func() (bool, string) {
@@ -81,6 +85,30 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 		return err == nil && l != "", "leader " + l
 	})
 	t.Logf("timing: consul clone Started on %d nodes with a leader %s after create", len(c.Nodes), time.Since(start).Round(100*time.Millisecond))
+}
+
+// consulBind is the bind_addr of the consul clones. A VM has a management
+// and a cluster address, so bind_addr picks the cluster one on every node
+// with a template, as an administrator's clone would. The template matches
+// interfaces whose whole network lies in the one given: the cluster
+// network's own, read on a node.
+func consulBind(t *testing.T, c *harness.Cluster) string {
+	t.Helper()
+	return `{{ GetAllInterfaces | include "network" "` + clusterNetwork(t, c).String() + `" | attr "address" }}`
+}
+
+// onlyOnKind keeps the disabled resource id on nodes of kind ("cluster"
+// or "remote", Pacemaker's #kind) and enables it.
+func onlyOnKind(t *testing.T, c *harness.Cluster, id, kind string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"pcs", "constraint", "location", id, "rule", "score=-INFINITY", "#kind", "ne", kind},
+		{"pcs", "resource", "enable", id},
+	} {
+		if out, err := c.Exec(c.Nodes[0], args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 // waitConsulStarted waits until view's status shows the consul instance

@@ -55,7 +55,9 @@ type Backend interface {
 	Kind() string
 	// Create creates and boots the nodes of spec, each provisioned to join
 	// the corosync cluster and start Pacemaker, and returns them in node-id
-	// order. When it fails, Destroy still removes what it created.
+	// order, followed by the remote nodes (Node.Remote) running
+	// pacemaker-remoted, not yet attached. When it fails, Destroy still
+	// removes what it created.
 	Create(ctx context.Context, spec Spec) ([]Node, error)
 	// Command is cmd, to be run as root on node; the caller starts it and
 	// sets its input and output.
@@ -99,12 +101,22 @@ type Spec struct {
 	// Keep marks a cluster meant to outlive its creator: the backend's
 	// sweep of leftovers from crashed runs must leave it alone.
 	Keep bool
+	// RemoteNodes more machines run pacemaker-remoted (no corosync, no
+	// pacemaker), with a Pacemaker Remote key every node shares at
+	// /etc/pacemaker/authkey. Backends that cannot provide them fail
+	// Create.
+	RemoteNodes int
 }
 
 // Node is one machine of a cluster.
 type Node struct {
-	Name string // hostname = Pacemaker node name
-	IP   string // address on the cluster network
+	// Name is the Pacemaker node name, also the hostname of a full node.
+	// A remote node's hostname differs from it (a remote node's name is
+	// the id of its connection resource, which the host does not know),
+	// so that taking the hostname for the node's name shows in a test.
+	Name   string
+	IP     string // address on the cluster network
+	Remote bool   // a pacemaker_remote node
 }
 
 // MemoryReporter is a Backend that can tell each node's memory use.
@@ -129,6 +141,10 @@ type Options struct {
 	// $HAFW_TOKEN_MS, else corosync's own default.
 	TokenMS int
 	Docker  bool // see Spec.Docker; LoadImage puts images into the nodes' engines
+	// RemoteNodes (default 0) pacemaker_remote nodes join the cluster:
+	// Up attaches each with an ocf:pacemaker:remote resource named as the
+	// node (Cluster.Remotes) and waits until they are online.
+	RemoteNodes int
 	// LogDir receives the logs of a failed test, or of every test with
 	// HAFW_E2E_KEEP_LOGS=1 (default
 	// $HAFW_E2E_LOGDIR, else /tmp/hafw-e2e-logs).
@@ -158,7 +174,8 @@ const (
 type Cluster struct {
 	Name    string
 	Nodes   []string          // names, in node-id order
-	IPs     map[string]string // node name → cluster address
+	Remotes []string          // pacemaker_remote nodes (Options.RemoteNodes)
+	IPs     map[string]string // node name → cluster address, remote nodes too
 	Backend Backend
 	Fencing bool
 	// Waiting: see Options.Waiting; may be set at any time.
@@ -221,25 +238,59 @@ func Up(t TB, b Backend, opts *Options) *Cluster {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.CreateTimeout)
-	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS, Docker: o.Docker, Keep: o.Keep})
+	nodes, err := b.Create(ctx, Spec{Name: c.Name, Nodes: o.Nodes, AgentsDir: agents, Fencing: o.Fencing, Files: files, TokenMS: o.TokenMS, Docker: o.Docker, Keep: o.Keep,
+		RemoteNodes: o.RemoteNodes})
 	cancel()
 	for _, n := range nodes {
-		c.Nodes = append(c.Nodes, n.Name)
+		if n.Remote {
+			c.Remotes = append(c.Remotes, n.Name)
+		} else {
+			c.Nodes = append(c.Nodes, n.Name)
+		}
 		c.IPs[n.Name] = n.IP
 	}
 	if err != nil {
 		t.Fatalf("%s cluster %s: %v", b.Kind(), c.Name, err)
 	}
+	if len(c.Remotes) != o.RemoteNodes {
+		t.Fatalf("%s cluster %s: %d remote nodes created, want %d", b.Kind(), c.Name, len(c.Remotes), o.RemoteNodes)
+	}
 	created := time.Since(start)
-	c.WaitReady(o.ReadyTimeout)
-	t.Logf("%s cluster %s: %d nodes created in %s, ready in %s", b.Kind(), c.Name, o.Nodes,
+	c.waitOnline(o.ReadyTimeout, c.Nodes)
+	c.attachRemotes(o.ReadyTimeout)
+	t.Logf("%s cluster %s: %d nodes and %d remote nodes created in %s, ready in %s", b.Kind(), c.Name, o.Nodes, o.RemoteNodes,
 		created.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 	return c
 }
 
+// attachRemotes creates the connection resource of every remote node, an
+// ocf:pacemaker:remote primitive whose id is the node's name, and waits
+// until they are all online. pcs wants --force: it would rather copy the
+// key itself (pcs cluster node add-remote, through pcsd, which the nodes
+// do not run), but every node has it already.
+func (c *Cluster) attachRemotes(within time.Duration) {
+	c.t.Helper()
+	for _, r := range c.Remotes {
+		if out, err := c.Exec(c.Nodes[0], "pcs", "resource", "create", r, "ocf:pacemaker:remote", "server="+c.IPs[r],
+			"reconnect_interval=15s", "op", "monitor", "interval=10s", "--force"); err != nil {
+			c.t.Fatalf("attaching remote node %s: %v\n%s", r, err, out)
+		}
+	}
+	if len(c.Remotes) > 0 {
+		c.WaitReady(within)
+	}
+}
+
 // WaitReady waits until every node sees an elected DC, quorum, and all
-// nodes online; it fails the test when that takes longer than within.
+// nodes online, remote nodes included; it fails the test when that takes
+// longer than within.
 func (c *Cluster) WaitReady(within time.Duration) {
+	c.t.Helper()
+	c.waitOnline(within, append(slices.Clone(c.Nodes), c.Remotes...))
+}
+
+// waitOnline is WaitReady for the nodes online, as each full node sees it.
+func (c *Cluster) waitOnline(within time.Duration, online []string) {
 	c.t.Helper()
 	c.WaitFor(within, "cluster ready", func() (bool, string) {
 		for _, n := range c.Nodes {
@@ -247,7 +298,7 @@ func (c *Cluster) WaitReady(within time.Duration) {
 			if err != nil {
 				return false, err.Error()
 			}
-			if ok, why := s.Ready(c.Nodes); !ok {
+			if ok, why := s.Ready(online); !ok {
 				return false, n + ": " + why
 			}
 		}
@@ -423,7 +474,7 @@ func (c *Cluster) EnableFencing() {
 	args := append([]string{"pcs", "stonith", "create", FenceDevice, agent}, opts...)
 	if !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "pcmk_host_map=") }) {
 		// The device's port is the node name.
-		args = append(args, "pcmk_host_list="+strings.Join(c.Nodes, " "), "pcmk_host_check=static-list")
+		args = append(args, "pcmk_host_list="+strings.Join(append(slices.Clone(c.Nodes), c.Remotes...), " "), "pcmk_host_check=static-list")
 	}
 	args = append(args,
 		// A reboot would power the node on again at once, racing the
@@ -452,7 +503,7 @@ func (c *Cluster) CollectLogs(dir string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), destroyWait)
 	defer cancel()
-	for _, n := range c.Nodes {
+	for _, n := range append(slices.Clone(c.Nodes), c.Remotes...) {
 		nd := filepath.Join(dir, n)
 		if err := os.MkdirAll(nd, 0o755); err != nil {
 			return err

@@ -99,3 +99,38 @@ func TestFailuresOf(t *testing.T) {
 		}
 	}
 }
+
+// TestParseStatusRemoteNode: crm_mon lists a pacemaker_remote node (by
+// the id of its connection resource) among the nodes, with the
+// resources it runs, as it lists a full node.
+func TestParseStatusRemoteNode(t *testing.T) {
+	data, err := os.ReadFile("testdata/crm_mon-remote.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseStatus(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"hafw-smoke-n1", "hafw-smoke-n2", "hafw-smoke-n3", "hafw-smoke-r1"}
+	if ok, why := s.Ready(all); !ok {
+		t.Errorf("Ready(%v): %s", all, why)
+	}
+	if got := s.Nodes["hafw-smoke-r1"]; got != (NodeState{Online: true}) {
+		t.Errorf("remote node state %+v, want online", got)
+	}
+	for id, want := range map[string][]string{
+		"hafw-smoke-r1": {"hafw-smoke-n1"}, // the connection runs on a full node
+		"consul-client": {"hafw-smoke-r1"},
+		"web":           {"hafw-smoke-r1"},
+		"lb":            {"hafw-smoke-n1", "hafw-smoke-n3", "hafw-smoke-n2", "hafw-smoke-r1"},
+		"prom":          {"hafw-smoke-n1", "hafw-smoke-n3", "hafw-smoke-n2", "hafw-smoke-r1"},
+	} {
+		if diff := cmp.Diff(want, s.Resources[id]); diff != "" {
+			t.Errorf("Resources[%s] (-want +got):\n%s", id, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"Unpromoted", "Unpromoted", "Unpromoted", "Promoted"}, s.Roles["prom"]); diff != "" {
+		t.Errorf("Roles[prom] (-want +got):\n%s", diff)
+	}
+}

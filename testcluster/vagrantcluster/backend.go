@@ -111,6 +111,9 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	if spec.Docker {
 		return nil, errors.New("the vagrant backend has no Docker Engine in its nodes (the docker backend has)")
 	}
+	if spec.RemoteNodes > 0 {
+		return nil, errors.New("the vagrant backend has no pacemaker_remote nodes (the docker backend has)")
+	}
 	scripts, err := b.scriptDir()
 	if err != nil {
 		return nil, err

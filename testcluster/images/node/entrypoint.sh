@@ -4,6 +4,8 @@
 #   HAFW_CLUSTER  cluster name
 #   HAFW_NODES    space-separated name=ip pairs, in node id order
 #   /hafw/authkey  the cluster's shared corosync key, mounted read-only
+#   /hafw/pacemaker-authkey  the cluster's Pacemaker Remote key (optional), for
+#                  connections to pacemaker_remote nodes
 #   /hafw/pkg/ha-framework.deb  the project's package, installed with dpkg (optional)
 #   /hafw/bin      the built agents, mounted read-only (optional; copied in
 #                  when no package is given)
@@ -28,6 +30,7 @@ stop() {
 : "${HAFW_CLUSTER:?}" "${HAFW_NODES:?}"
 [[ -s /hafw/authkey ]] || { log "no /hafw/authkey mounted"; exit 1; }
 install -m 0400 /hafw/authkey /etc/corosync/authkey
+hafw_pacemaker_authkey /hafw/pacemaker-authkey
 mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/crm /run/lock
 hafw_install_package /hafw/pkg/ha-framework.deb || hafw_install_agents /hafw/bin
 hafw_corosync_conf "${HAFW_CLUSTER}" "${HAFW_NODES}" >/etc/corosync/corosync.conf

@@ -120,3 +120,14 @@ hafw_start_docker() {
 	tail -n 20 /var/log/dockerd.log >&2
 	return 1
 }
+
+# hafw_pacemaker_authkey SRC installs the cluster's Pacemaker Remote key
+# (a file shared by all nodes, as the corosync key is) where
+# pacemaker-remoted and the cluster nodes' controllers (user hacluster)
+# read it, when SRC exists.
+hafw_pacemaker_authkey() {
+	local src=$1
+	[[ -s ${src} ]] || return 0
+	install -d -m 0750 -o root -g haclient /etc/pacemaker
+	install -m 0640 -o root -g haclient "${src}" /etc/pacemaker/authkey
+}
