@@ -64,13 +64,8 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 		ips = append(ips, c.IPs[n])
 	}
 	start := time.Now()
-	// A VM has a management and a cluster address, so bind_addr picks the
-	// cluster one on every node with a template, as an administrator's
-	// clone would. The template matches interfaces whose whole network
-	// lies in the one given: the cluster network's own, read on a node.
-	bind := `{{ GetAllInterfaces | include "network" "` + clusterNetwork(t, c).String() + `" | attr "address" }}`
 	out, err := c.Exec(c.Nodes[0], "pcs", "resource", "create", consulID, "ocf:ha-framework:consul",
-		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "), "bind_addr="+bind,
+		"binary="+consulInNode, "mode=server", "bootstrap_expect=3", "retry_join="+strings.Join(ips, " "), "bind_addr="+consulBindAddr(t, c),
 		"data_dir=/var/lib/consul", "op", "start", "timeout=120s", "clone", "interleave=true")
 	if err != nil {
 		t.Fatalf("pcs resource create %s: %v\n%s", consulID, err, out)
@@ -81,6 +76,16 @@ func createConsulClone(t *testing.T, c *harness.Cluster) {
 		return err == nil && l != "", "leader " + l
 	})
 	t.Logf("timing: consul clone Started on %d nodes with a leader %s after create", len(c.Nodes), time.Since(start).Round(100*time.Millisecond))
+}
+
+// consulBindAddr is a bind_addr template that every node resolves to its
+// own cluster address. A VM has a management and a cluster address, so
+// bind_addr picks the cluster one on every node with a template, as an
+// administrator's clone would. The template matches interfaces whose whole
+// network lies in the one given: the cluster network's own, read on a node.
+func consulBindAddr(t *testing.T, c *harness.Cluster) string {
+	t.Helper()
+	return `{{ GetAllInterfaces | include "network" "` + clusterNetwork(t, c).String() + `" | attr "address" }}`
 }
 
 // waitConsulStarted waits until view's status shows the consul instance
