@@ -24,7 +24,7 @@ VERSION  := $(shell cat internal/version/VERSION)
 export CGO_ENABLED := 0
 
 .PHONY: packages lint-packages test-packages
-.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
+.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover e2e-join e2e-vip vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
 
 all: build
 
@@ -96,6 +96,15 @@ e2e: deps build
 # through haproxy-dynamic on another node.
 bench-failover: deps build
 	testcluster/dockercluster/bench-failover.sh
+
+# A fourth node joining a running cluster by the documented procedure, and a
+# floating IP (IPaddr2) moving with the gateways after a node loss: several
+# minutes each (the whole stack on the cluster first), so not in make e2e.
+e2e-join: deps build
+	HAFW_E2E_JOIN=1 testcluster/dockercluster/run-e2e.sh -run '^TestNodeJoin$$' -v
+
+e2e-vip: deps build
+	HAFW_E2E_VIP=1 testcluster/dockercluster/run-e2e.sh -run '^TestFloatingIP$$' -v
 
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.

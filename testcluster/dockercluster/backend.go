@@ -12,15 +12,16 @@
 // A cluster has its own Docker network with a fixed subnet (so a restarted
 // node keeps its address), a fresh corosync authkey, and node containers
 // named <cluster>-n1.. whose hostnames are the Pacemaker node names.
-// Nothing is published on the host: tests reach the nodes only through
-// docker exec. A node loss is docker kill -s KILL (its PID 1, so corosync
+// Nothing is published on the host: tests reach the nodes through docker
+// exec, or at their addresses on the network's bridge, which this host is
+// on (a client of the floating-IP scenario). A node loss is docker kill -s KILL (its PID 1, so corosync
 // and every Pacemaker daemon at once); fencing is fence_docker (fencing.go).
 // AddNode creates one more node on a running cluster's network (node 4 of
 // a 3-node cluster, at the next address), created but not started, so the
-// members can be told of it first.
-// Containers and networks of runs older than an hour (crashed test
-// binaries) are removed by the next Create, except those of a kept cluster
-// (Spec.Keep, make demo), which Remove deletes by name.
+// members can be told of it first. Containers and networks of runs older
+// than an hour (crashed test binaries) are removed by the next Create,
+// except those of a kept cluster (Spec.Keep, make demo), which Remove
+// deletes by name.
 //
 //	c := harness.Up(t, dockercluster.New(""), nil)
 package dockercluster

@@ -5,7 +5,7 @@
 // IP in front of the gateways"). A client on this host calls the gateway
 // through the address while the node holding it is killed; fencing on.
 //
-//	testcluster/dockercluster/run-e2e.sh -run TestFloatingIP -v
+//	make e2e-vip  # HAFW_E2E_VIP=1 run-e2e.sh -run TestFloatingIP -v
 package e2e
 
 import (
@@ -124,13 +124,15 @@ func hostClient(ctx context.Context, addr, token string, pool *x509.CertPool, fa
 }
 
 func TestFloatingIP(t *testing.T) {
+	longScenario(t, "HAFW_E2E_VIP", "make e2e-vip")
 	g := newGatewayFiles(t)
 	files := map[string]string{consulBinary(t): consulInNode}
 	for h, n := range g.mounts {
 		files[h] = n
 	}
 	start := time.Now()
-	c := up(t, &harness.Options{Fencing: true, Files: files})
+	// ReadyTimeout: a loaded machine starts Pacemaker slowly.
+	c := up(t, &harness.Options{Fencing: true, Files: files, ReadyTimeout: 6 * time.Minute})
 	t.Logf("timing: cluster up in %s", time.Since(start).Round(100*time.Millisecond))
 	c.EnableFencing()
 	createConsulClone(t, c)
