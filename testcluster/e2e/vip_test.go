@@ -5,7 +5,7 @@
 // IP in front of the gateways"). A client on this host calls the gateway
 // through the address while the node holding it is killed; fencing on.
 //
-//	make e2e-vip  # HAFW_E2E_VIP=1 run-e2e.sh -run TestFloatingIP -v
+//	make e2e-vip  # this scenario alone; make e2e runs it with the others
 package e2e
 
 import (
@@ -124,7 +124,6 @@ func hostClient(ctx context.Context, addr, token string, pool *x509.CertPool, fa
 }
 
 func TestFloatingIP(t *testing.T) {
-	longScenario(t, "HAFW_E2E_VIP", "make e2e-vip")
 	g := newGatewayFiles(t)
 	files := map[string]string{consulBinary(t): consulInNode}
 	for h, n := range g.mounts {
