@@ -14,8 +14,9 @@
 // named <cluster>-n1.. whose hostnames are the Pacemaker node names.
 // Nothing is published on the host: tests reach the nodes through docker
 // exec, or at their addresses on the network's bridge, which this host is
-// on (a client of the floating-IP scenario). A node loss is docker kill -s KILL (its PID 1, so corosync
-// and every Pacemaker daemon at once); fencing is fence_docker (fencing.go).
+// on (a client of the floating-IP scenario). A node loss is docker kill -s
+// KILL (its PID 1, so corosync and every Pacemaker daemon at once);
+// fencing is fence_docker (fencing.go).
 // AddNode creates one more node on a running cluster's network (node 4 of
 // a 3-node cluster, at the next address), created but not started, so the
 // members can be told of it first. Containers and networks of runs older
