@@ -8,12 +8,11 @@
 // haproxy-dynamic proxy and the gateway, which serve the service from the
 // new node.
 //
-//	make e2e-join  # HAFW_E2E_JOIN=1 run-e2e.sh -run TestNodeJoin -v
+//	make e2e-join  # this scenario alone; make e2e runs it with the others
 package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,15 +71,6 @@ func createConsulByRole(t *testing.T, c *harness.Cluster, servers []string) {
 	t.Logf("timing: consul clone (servers %s) Started with a leader %s after create", strings.Join(servers, ","), time.Since(start).Round(100*time.Millisecond))
 }
 
-// longScenario skips a scenario of several minutes unless $env is 1: its
-// own make target sets it, make e2e does not.
-func longScenario(t *testing.T, env, target string) {
-	t.Helper()
-	if os.Getenv(env) != "1" {
-		t.Skipf("several minutes: set %s=1 (%s)", env, target)
-	}
-}
-
 // consulIsServer asks node's Consul agent whether it is a server.
 func consulIsServer(c *harness.Cluster, node string) (bool, error) {
 	out, err := consulGet(c, node, "/v1/agent/self")
@@ -135,7 +125,6 @@ func joinNode(t *testing.T, c *harness.Cluster) string {
 }
 
 func TestNodeJoin(t *testing.T) {
-	longScenario(t, "HAFW_E2E_JOIN", "make e2e-join")
 	g := newGatewayFiles(t)
 	files := map[string]string{consulBinary(t): consulInNode}
 	for h, n := range g.mounts {
