@@ -99,7 +99,7 @@ bench-failover: deps build
 
 # One scenario alone (make e2e runs both): a fourth node joining a running
 # cluster by the documented procedure; the floating IP (IPaddr2) in front of
-# the gateways after a node loss. About 1.5 and 2 minutes on a quiet machine.
+# the gateways after a node loss. About a minute each on a quiet machine.
 e2e-join: deps build
 	testcluster/dockercluster/run-e2e.sh -run '^TestNodeJoin$$' -v
 
