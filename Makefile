@@ -24,7 +24,7 @@ VERSION  := $(shell cat internal/version/VERSION)
 export CGO_ENABLED := 0
 
 .PHONY: packages lint-packages test-packages
-.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
+.PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover e2e-join e2e-vip vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
 
 all: build
 
@@ -103,6 +103,15 @@ e2e-docker-service: deps build
 # through haproxy-dynamic on another node.
 bench-failover: deps build
 	testcluster/dockercluster/bench-failover.sh
+
+# One scenario alone (make e2e runs both): a fourth node joining a running
+# cluster by the documented procedure; the floating IP (IPaddr2) in front of
+# the gateways after a node loss. About a minute each on a quiet machine.
+e2e-join: deps build
+	testcluster/dockercluster/run-e2e.sh -run '^TestNodeJoin$$' -v
+
+e2e-vip: deps build
+	testcluster/dockercluster/run-e2e.sh -run '^TestFloatingIP$$' -v
 
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.

@@ -12,12 +12,17 @@
 // A cluster has its own Docker network with a fixed subnet (so a restarted
 // node keeps its address), a fresh corosync authkey, and node containers
 // named <cluster>-n1.. whose hostnames are the Pacemaker node names.
-// Nothing is published on the host: tests reach the nodes only through
-// docker exec. A node loss is docker kill -s KILL (its PID 1, so corosync
-// and every Pacemaker daemon at once); fencing is fence_docker (fencing.go).
-// Containers and networks of runs older than an hour (crashed test
-// binaries) are removed by the next Create, except those of a kept cluster
-// (Spec.Keep, make demo), which Remove deletes by name.
+// Nothing is published on the host: tests reach the nodes through docker
+// exec, or at their addresses on the network's bridge, which this host is
+// on (a client of the floating-IP scenario). A node loss is docker kill -s
+// KILL (its PID 1, so corosync and every Pacemaker daemon at once);
+// fencing is fence_docker (fencing.go).
+// AddNode creates one more node on a running cluster's network (node 4 of
+// a 3-node cluster, at the next address), created but not started, so the
+// members can be told of it first. Containers and networks of runs older
+// than an hour (crashed test binaries) are removed by the next Create,
+// except those of a kept cluster (Spec.Keep, make demo), which Remove
+// deletes by name.
 //
 // Remote nodes (Spec.RemoteNodes) are containers <cluster>-r1.. of the
 // hafw-remote image (build-image.sh --remote: pacemaker-remote instead of
@@ -65,6 +70,11 @@ type Backend struct {
 	remotes map[string]bool // containers of remote nodes
 	dir     string          // authkeys, TLS material
 	fence   bool
+	// What AddNode needs to provision one more node as Create did.
+	subnet  netip.Prefix
+	pairs   []string // name=ip, in node id order
+	common  []string // docker run options every full node shares
+	created string   // the label of its creation time: labelCreated, or labelKept
 }
 
 // New is a Docker backend for one cluster. image is the node image; ""
@@ -95,21 +105,20 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 	if b.dir, err = os.MkdirTemp("", spec.Name+"-"); err != nil {
 		return nil, err
 	}
-	created := labelCreated
+	b.created = labelCreated
 	if spec.Keep {
-		created = labelKept
+		b.created = labelKept
 	}
-	subnet, err := createNetwork(ctx, b.name, created)
+	subnet, err := createNetwork(ctx, b.name, b.created)
 	if err != nil {
 		return nil, err
 	}
-	addr := subnet.Addr()
+	b.subnet = subnet
 	var nodes []harness.Node
-	var pairs []string
 	for i := 1; i <= spec.Nodes; i++ {
-		n := harness.Node{Name: fmt.Sprintf("%s-n%d", b.name, i), IP: nth(addr, 10+i).String()} // clear of the gateway (.1)
+		n := b.nodeAt(i)
 		nodes = append(nodes, n)
-		pairs = append(pairs, n.Name+"="+n.IP)
+		b.pairs = append(b.pairs, n.Name+"="+n.IP)
 	}
 	key := filepath.Join(b.dir, "authkey")
 	if err := os.WriteFile(key, harness.RandomBytes(256), 0o400); err != nil {
@@ -144,36 +153,30 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		// its storage driver cannot work on the node's overlay root.
 		extra = append(extra, "-e", "HAFW_DOCKER=1", "-v", "/var/lib/docker")
 	}
+	b.common = []string{"-e", "HAFW_CLUSTER=" + b.name,
+		"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
+		"-v", key + ":/hafw/authkey:ro",
+		"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
+		// /run is volatile on a real machine: a node killed and started
+		// again must not find its agents' state files (probes would
+		// report resources still active there).
+		"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
 	caps := capabilityArgs()
+	b.common = append(b.common, caps...)
+	b.common = append(b.common, fenceArgs...)
+	b.common = append(b.common, extra...)
 	for _, n := range nodes {
-		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name,
-			"--network", b.name, "--ip", n.IP,
-			"--label", labelCluster + "=" + b.name, "--label", created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
-			"--label", labelDir + "=" + b.dir,
-			"-e", "HAFW_CLUSTER=" + b.name, "-e", "HAFW_NODES=" + strings.Join(pairs, " "),
-			"-e", "HAFW_TOKEN_MS=" + tokenMS(spec.TokenMS),
-			"-v", key + ":/hafw/authkey:ro",
-			"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
-			// /run is volatile on a real machine: a node killed and started
-			// again must not find its agents' state files (probes would
-			// report resources still active there).
-			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
-		args = append(args, caps...)
-		args = append(args, fenceArgs...)
-		args = append(args, extra...)
-		args = append(args, b.image)
-		b.nodes = append(b.nodes, n.Name)
-		if _, err := docker(ctx, args...); err != nil {
+		if err := b.createNode(ctx, n, true); err != nil {
 			return nodes, err
 		}
 	}
 	b.remotes = map[string]bool{}
 	for i := 1; i <= spec.RemoteNodes; i++ {
-		n := harness.Node{Name: fmt.Sprintf("%s-r%d", b.name, i), IP: nth(addr, 200+i).String(), Remote: true}
+		n := harness.Node{Name: fmt.Sprintf("%s-r%d", b.name, i), IP: nth(b.subnet.Addr(), 200+i).String(), Remote: true}
 		nodes = append(nodes, n)
 		args := []string{"run", "-d", "--name", n.Name, "--hostname", n.Name + "-host",
 			"--network", b.name, "--ip", n.IP,
-			"--label", labelCluster + "=" + b.name, "--label", created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
+			"--label", labelCluster + "=" + b.name, "--label", b.created + "=" + strconv.FormatInt(time.Now().Unix(), 10),
 			"--label", labelDir + "=" + b.dir,
 			"-v", remoteKey + ":/hafw/pacemaker-authkey:ro",
 			"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
@@ -187,6 +190,45 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		}
 	}
 	return nodes, nil
+}
+
+// AddNode implements harness.NodeAdder: node i+1 of i, on the same network
+// and provisioned alike, its nodelist all of them; created, not started.
+func (b *Backend) AddNode(ctx context.Context) (harness.Node, error) {
+	if !b.subnet.IsValid() {
+		return harness.Node{}, errors.New("AddNode before Create")
+	}
+	n := b.nodeAt(len(b.pairs) + 1)
+	if !b.subnet.Contains(netip.MustParseAddr(n.IP)) {
+		return harness.Node{}, fmt.Errorf("no address left for %s in %s", n.Name, b.subnet)
+	}
+	b.pairs = append(b.pairs, n.Name+"="+n.IP)
+	return n, b.createNode(ctx, n, false)
+}
+
+// nodeAt is node i (from 1): its name, and an address clear of the
+// network's gateway (.1).
+func (b *Backend) nodeAt(i int) harness.Node {
+	return harness.Node{Name: fmt.Sprintf("%s-n%d", b.name, i), IP: nth(b.subnet.Addr(), 10+i).String()}
+}
+
+// createNode creates n's container with the nodelist of b.pairs, and
+// starts it when start is set.
+func (b *Backend) createNode(ctx context.Context, n harness.Node, start bool) error {
+	verb := []string{"create"}
+	if start {
+		verb = []string{"run", "-d"}
+	}
+	args := append(verb, "--name", n.Name, "--hostname", n.Name,
+		"--network", b.name, "--ip", n.IP,
+		"--label", labelCluster+"="+b.name, "--label", b.created+"="+strconv.FormatInt(time.Now().Unix(), 10),
+		"--label", labelDir+"="+b.dir,
+		"-e", "HAFW_NODES="+strings.Join(b.pairs, " "))
+	args = append(args, b.common...)
+	args = append(args, b.image)
+	b.nodes = append(b.nodes, n.Name)
+	_, err := docker(ctx, args...)
+	return err
 }
 
 // Command implements harness.Backend: docker exec.

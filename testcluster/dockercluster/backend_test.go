@@ -1,12 +1,16 @@
 package dockercluster
 
 import (
+	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 
 func TestCapsNotBounded(t *testing.T) {
@@ -74,5 +78,24 @@ func TestOwnDir(t *testing.T) {
 		if got := ownDir(tt.dir, "hafw-demo"); got != tt.want {
 			t.Errorf("ownDir(%q) = %v, want %v", tt.dir, got, tt.want)
 		}
+	}
+}
+
+func TestNodeAt(t *testing.T) {
+	b := &Backend{name: "hafw-abc", subnet: netip.MustParsePrefix("172.20.0.0/16")}
+	for i, want := range map[int]harness.Node{
+		1: {Name: "hafw-abc-n1", IP: "172.20.0.11"},
+		4: {Name: "hafw-abc-n4", IP: "172.20.0.14"}, // a node added to a 3-node cluster
+	} {
+		if got := b.nodeAt(i); got != want {
+			t.Errorf("nodeAt(%d) = %+v, want %+v", i, got, want)
+		}
+	}
+}
+
+func TestAddNodeBeforeCreate(t *testing.T) {
+	_, err := New("img").AddNode(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "before Create") {
+		t.Errorf("AddNode on a backend without a cluster: %v, want an error naming Create", err)
 	}
 }

@@ -124,6 +124,16 @@ type MemoryReporter interface {
 	Memory(ctx context.Context, nodes []string) (map[string]string, error)
 }
 
+// NodeAdder is a Backend that can add a node to a running cluster.
+type NodeAdder interface {
+	// AddNode creates one more node on the cluster's network, provisioned
+	// as Create provisions the others (same software, files and corosync
+	// key) with a corosync nodelist of every node, itself last, and leaves
+	// it powered off: the members learn of it first (see Cluster.AddNode),
+	// then PowerOn boots it into the cluster.
+	AddNode(ctx context.Context) (Node, error)
+}
+
 // Options tune a cluster; the zero value (or nil) gives 3 nodes.
 type Options struct {
 	Nodes int // default 3
@@ -407,6 +417,36 @@ func (c *Cluster) Start(node string) {
 	if err := c.Backend.PowerOn(ctx, node); err != nil {
 		c.t.Fatalf("power on %s: %v", node, err)
 	}
+}
+
+// AddNode creates one more node, powered off, and returns its name; its
+// address is in c.IPs and it is last in c.Nodes (so WaitReady waits for it
+// too). It fails the test when the backend cannot add nodes.
+//
+// The node boots (Start) with corosync.conf listing every node; the
+// members' corosync.conf still lists the old ones only. Joining it is the
+// administrator's procedure, which the caller runs: add the node to the
+// nodelist of every member, corosync-cfgtool -R on one of them, then
+// Start. A member powered on again afterwards is provisioned from the old
+// list once more (its node list is fixed when it is created).
+func (c *Cluster) AddNode() string {
+	c.t.Helper()
+	a, ok := c.Backend.(NodeAdder)
+	if !ok {
+		c.t.Fatalf("the %s backend cannot add nodes to a running cluster", c.Backend.Kind())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), powerWait)
+	defer cancel()
+	n, err := a.AddNode(ctx)
+	if n.Name != "" {
+		// Known even on failure, so CollectLogs and Destroy see it.
+		c.Nodes = append(c.Nodes, n.Name)
+		c.IPs[n.Name] = n.IP
+	}
+	if err != nil {
+		c.t.Fatalf("adding a node to %s: %v", c.Name, err)
+	}
+	return n.Name
 }
 
 // Running reports whether node is powered on, and since when.
