@@ -25,6 +25,7 @@ export CGO_ENABLED := 0
 
 .PHONY: packages lint-packages test-packages
 .PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
+.PHONY: bench-scale
 
 all: build
 
@@ -96,6 +97,13 @@ e2e: deps build
 # through haproxy-dynamic on another node.
 bench-failover: deps build
 	testcluster/dockercluster/bench-failover.sh
+
+# Many resources: 200 directory-registration resources on the 3-node Docker
+# cluster, created in one CIB transaction; the CPU time of pacemaker-execd's
+# children per node per minute, beside the per-call CPU of our monitor and
+# of a shell monitor doing the same calls (an estimate). Not in make test.
+bench-scale: deps build
+	HAFW_BENCH_SCALE=1 testcluster/dockercluster/run-e2e.sh -run '^TestBenchScaleRegistrations$$' -v -timeout 45m
 
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.
