@@ -154,12 +154,15 @@ metadata: build
 # re-rendered config on every change, and the watcher's memory and CPU;
 # then openresty-gateway: wrk against a plain nginx TLS proxy and the gateway
 # (RS256 + ACL, token cache on and off), and ACL propagation from Consul;
-# docker-service's monitor against heartbeat/docker's; and how long a start
+# docker-service's monitor against heartbeat/docker's; every agent's recurring
+# monitor against resource-agents' shell agents for the same services, with
+# /bin/true, in one interleaved run; and how long a start
 # takes to fail when its daemon exits, beside the daemon's own run to exit.
 bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -run '^$$' -bench 'StartFailure|DaemonExit' -benchtime 30x ./ocf/daemon/
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
+	$(GO) test -tags integration -run '^$$' -bench ConsulMonitor -benchtime 300x ./testcluster/
+	$(GO) test -tags integration -run '^$$' -bench MonitorCost -benchtime 50x ./testcluster/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./agents/haproxy-dynamic/haproxydynamic/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/

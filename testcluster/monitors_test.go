@@ -48,12 +48,15 @@ type monitored struct {
 
 // monitorFixture starts, on loopback, every service whose monitor the
 // per-call benchmark and the no-fork test call, each through its agent's
-// start (ours installed, as Pacemaker runs them, and resource-agents'
-// shell agents where one exists for the same service), and stops them when
-// the test ends. A service whose software is missing here is left out
+// start (ours installed, as Pacemaker runs them, or from $HAFW_OCF_DIR;
+// and resource-agents' shell agents where one exists for the same
+// service), and stops them when the test ends. A service whose software is missing here is left out
 // with a note in the log, never silently.
 func monitorFixture(t testing.TB) []monitored {
 	t.Helper()
+	// HAFW_OCF_DIR measures other builds of the agents (bin/ after make
+	// build) than the installed ones.
+	ocfDir := harness.EnvOr("HAFW_OCF_DIR", ocfDir)
 	for _, a := range []string{"consul", "directory-registration", "haproxy-dynamic", "openresty-gateway", "docker-service", "example"} {
 		if _, err := os.Stat(filepath.Join(ocfDir, a)); err != nil {
 			t.Fatalf("%v (run make install)", err)
@@ -415,7 +418,8 @@ func BenchmarkMonitorCost(b *testing.B) {
 				quantile(cpu[i], 0.5)/quantile(cpu[0], 0.5))
 		}
 	}
-	b.Log(table.String())
+	// Printed, not logged: go test cuts a benchmark's log to a few lines.
+	fmt.Print(table.String())
 }
 
 // quantile is the q-quantile (0..1) of xs, nearest rank; NaN when empty.
