@@ -103,7 +103,7 @@ bench-failover: deps build
 # children per node per minute, beside the per-call CPU of our monitor and
 # of a shell monitor doing the same calls (an estimate). Not in make test.
 bench-scale: deps build
-	HAFW_BENCH_SCALE=1 testcluster/dockercluster/run-e2e.sh -run '^TestBenchScaleRegistrations$$' -v -timeout 45m
+	HAFW_BENCH_SCALE=1 testcluster/dockercluster/run-e2e.sh -run '^TestBenchScaleRegistrations$$' -v -timeout 60m
 
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.
