@@ -13,13 +13,14 @@ import (
 	"github.com/ha-framework/ha-framework/testcluster/harness"
 )
 
-// scaleInterval is the monitor interval of every registration, Pacemaker's
-// usual 10 s.
-const scaleInterval = 10 * time.Second
+// scaleInterval is the monitor interval of every registration:
+// HAFW_BENCH_SCALE_INTERVAL, default Pacemaker's usual 10s.
+var scaleInterval = 10 * time.Second
 
 // TestBenchScaleRegistrations measures what many registrations cost their
 // nodes: HAFW_BENCH_SCALE registrations (default 200) of one service, each
-// with a TTL check its monitor refreshes, on the 3-node cluster with the
+// with a TTL check its monitor refreshes (every HAFW_BENCH_SCALE_INTERVAL,
+// default 10s), on the 3-node cluster with the
 // Consul clone. The figure is the CPU time of pacemaker-execd's children
 // (cutime+cstime in /proc/PID/stat: every agent run that execd reaped, with
 // whatever those runs forked and waited for), per node per minute, over a
@@ -41,6 +42,11 @@ func TestBenchScaleRegistrations(t *testing.T) {
 		t.Fatalf("HAFW_BENCH_SCALE_WINDOW=%q: want a duration of at least 10s", os.Getenv("HAFW_BENCH_SCALE_WINDOW"))
 	}
 	// A loaded machine forms a cluster slowly: more than up's default wait.
+	if v := os.Getenv("HAFW_BENCH_SCALE_INTERVAL"); v != "" {
+		if scaleInterval, err = time.ParseDuration(v); err != nil || scaleInterval < time.Second || scaleInterval%time.Second != 0 {
+			t.Fatalf("HAFW_BENCH_SCALE_INTERVAL=%q: want whole seconds, at least 1s", v)
+		}
+	}
 	c := up(t, &harness.Options{ReadyTimeout: 8 * time.Minute, Files: map[string]string{consulBinary(t): consulInNode}})
 	createConsulClone(t, c)
 	n0 := c.Nodes[0]
@@ -110,7 +116,7 @@ func registrationIDs(n int) []string {
 func registrationAttrs(id string) [][2]string {
 	return [][2]string{
 		{"service_name", "scale"}, {"service_id", id}, {"service_port", "8080"},
-		{"check_ttl", "30s"}, {"drain_period", "0"},
+		{"check_ttl", strconv.Itoa(3*int(scaleInterval.Seconds())) + "s"}, {"drain_period", "0"},
 	}
 }
 
