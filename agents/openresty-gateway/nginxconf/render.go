@@ -123,10 +123,11 @@ type ClaimHeader struct {
 // MaxClaimHeaders bounds the claims passed in headers.
 const MaxClaimHeaders = 16
 
-// ClaimNameRE is the syntax of a claim name passed in a header: what
+// claimName is the syntax of a claim name passed in a header: what
 // token issuers use (also namespaced URLs such as
-// https://example.com/roles), nothing that needs quoting.
-var ClaimNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`)
+// https://example.com/roles), nothing that needs quoting. Compiled on
+// first use, like the expressions above.
+var claimName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`) })
 
 // ParseClaimHeaders reads CLAIM=HEADER pairs separated by commas or white
 // space, e.g. "email=X-Auth-Email,groups=X-Auth-Groups".
@@ -158,7 +159,7 @@ func CheckClaimHeaders(hs []ClaimHeader, prefix string, reserved []string) error
 		seen[strings.ToLower(r)] = true
 	}
 	for _, h := range hs {
-		if !ClaimNameRE.MatchString(h.Claim) {
+		if !claimName().MatchString(h.Claim) {
 			return fmt.Errorf("claim %q must be 1 to 128 letters, digits and _ . : / ~ + -", h.Claim)
 		}
 		if !headerName().MatchString(h.Header) {
