@@ -25,6 +25,7 @@ export CGO_ENABLED := 0
 
 .PHONY: packages lint-packages test-packages
 .PHONY: all build test unit race lint static fuzz consul integration e2e bench-failover e2e-join e2e-vip vagrant-up vagrant-down e2e-vagrant install metadata bench demo demo-down demo-local deps cluster-up cluster-down clean
+.PHONY: bench-scale
 
 all: build
 
@@ -113,6 +114,13 @@ e2e-join: deps build
 e2e-vip: deps build
 	testcluster/dockercluster/run-e2e.sh -run '^TestFloatingIP$$' -v
 
+# Many resources: 200 directory-registration resources on the 3-node Docker
+# cluster, created in one CIB transaction; the CPU time of pacemaker-execd's
+# children per node per minute, beside the per-call CPU of our monitor and
+# of a shell monitor doing the same calls (an estimate). Not in make test.
+bench-scale: deps build
+	HAFW_BENCH_SCALE=1 testcluster/dockercluster/run-e2e.sh -run '^TestBenchScaleRegistrations$$' -v -timeout 60m
+
 # The same 3-node cluster as VMs with Vagrant/libvirt (KVM when usable,
 # else software emulation), from a box built locally; not part of make test.
 vagrant-up: build
@@ -162,12 +170,15 @@ metadata: build
 # re-rendered config on every change, and the watcher's memory and CPU;
 # then openresty-gateway: wrk against a plain nginx TLS proxy and the gateway
 # (RS256 + ACL, token cache on and off), and ACL propagation from Consul;
-# docker-service's monitor against heartbeat/docker's; and how long a start
+# docker-service's monitor against heartbeat/docker's; every agent's recurring
+# monitor against resource-agents' shell agents for the same services, with
+# /bin/true, in one interleaved run; and how long a start
 # takes to fail when its daemon exits, beside the daemon's own run to exit.
 bench: deps install consul
 	$(GO) run ./testcluster/cmd/ocfbench -agent bin/example
 	$(GO) test -run '^$$' -bench 'StartFailure|DaemonExit' -benchtime 30x ./ocf/daemon/
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 300x ./testcluster/
+	$(GO) test -tags integration -run '^$$' -bench ConsulMonitor -benchtime 300x ./testcluster/
+	$(GO) test -tags integration -run '^$$' -bench MonitorCost -benchtime 50x ./testcluster/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./agents/haproxy-dynamic/haproxydynamic/
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./agents/openresty-gateway/lua/ ./agents/openresty-gateway/companion/
 	$(GO) test -tags integration -run '^$$' -bench Monitor -benchtime 20x ./agents/docker-service/dockerservice/

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -391,15 +392,20 @@ func LastWords(path string, offset int64) string {
 
 // Log line prefixes that say nothing an administrator needs in a reason
 // of 128 bytes: a time stamp, a level, a process tag (HAProxy's "(123) :",
-// nginx's "123#0:").
+// nginx's "123#0:"). Compiled on first use: only a failed start reads a
+// log, and every monitor loads this package.
 var (
-	stampPrefix = regexp.MustCompile(`^\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?\s+`)
-	levelPrefix = regexp.MustCompile(`^\[[A-Za-z]+\]\s*(\(\d+\)\s*:\s*|\d+#\d+:\s*)?`)
+	stampPrefix = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?\s+`)
+	})
+	levelPrefix = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\[[A-Za-z]+\]\s*(\(\d+\)\s*:\s*|\d+#\d+:\s*)?`)
+	})
 )
 
 func trimLogPrefix(line string) string {
-	line = stampPrefix.ReplaceAllString(line, "")
-	return levelPrefix.ReplaceAllString(line, "")
+	line = stampPrefix().ReplaceAllString(line, "")
+	return levelPrefix().ReplaceAllString(line, "")
 }
 
 // errorWords mark a line that says why a daemon failed.

@@ -335,10 +335,9 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		if err := cl.refresh(ctx, want); err != nil {
 			return ocf.Running, err
 		}
-		if v, err = cl.look(ctx); err != nil {
-			return ocf.Running, err
-		}
-		ours = v.ours(r.Config.rt.key, held)
+		// Consul accepted the new state: reading the agent again would
+		// cost two more requests on every monitor of every resource.
+		v.passed(want)
 	}
 	return ocf.Running, cl.verdict(v, ids(ours), want)
 }

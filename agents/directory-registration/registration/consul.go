@@ -115,6 +115,17 @@ func (v *view) checkIDs(id string) []string {
 	return out
 }
 
+// passed records what refresh did: want's TTL checks are passing.
+func (v *view) passed(want *api.AgentServiceRegistration) {
+	for _, ch := range want.Checks {
+		if c, ok := v.checks[ch.CheckID]; ok && ch.TTL != "" {
+			now := *c
+			now.Status = api.HealthPassing
+			v.checks[ch.CheckID] = &now
+		}
+	}
+}
+
 // checksOf lists the checks of the services ids, maintenance included.
 func (v *view) checksOf(ids []string) []*api.AgentCheck {
 	var out []*api.AgentCheck

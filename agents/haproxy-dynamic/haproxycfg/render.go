@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
@@ -160,7 +161,11 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 // configuration (as opposed to failing to run).
 var ErrRefused = errors.New("haproxy refuses")
 
-var alertPrefix = regexp.MustCompile(`^\[ALERT\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?`)
+// alertPrefix is compiled on first use: only a refused configuration
+// needs it, and every monitor loads this package.
+var alertPrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\[ALERT\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?`)
+})
 
 // Validate runs "haproxy -c -f path" (through process.Run: a clean
 // environment, killed when ctx ends) and returns HAProxy's complaint on
@@ -187,7 +192,7 @@ func Validate(ctx context.Context, haproxy, path string) error {
 		}
 		// "[ALERT]    (7545) : config : parsing [...]": the pid and the
 		// level say nothing to an administrator.
-		line = alertPrefix.ReplaceAllString(line, "")
+		line = alertPrefix().ReplaceAllString(line, "")
 		alerts = append(alerts, strings.TrimSpace(line))
 	}
 	if len(alerts) == 0 {

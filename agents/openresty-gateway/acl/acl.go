@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/strictjson"
 )
@@ -61,14 +62,16 @@ const (
 	maxString = 256
 )
 
+// Compiled on first use: every agent run (a monitor every few seconds)
+// initializes the package, and few of them match anything.
 var (
-	methodRE  = regexp.MustCompile(`^[A-Z]{1,20}$`)
-	serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	methodRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z]{1,20}$`) })
+	serviceRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`) })
 )
 
 // ValidService reports whether name can be a service (and so a KV key
 // under the ACL prefix).
-func ValidService(name string) bool { return serviceRE.MatchString(name) }
+func ValidService(name string) bool { return serviceRE().MatchString(name) }
 
 // Parse validates a document's text.
 //
@@ -138,7 +141,7 @@ func (r *Rule) check() error {
 		return err
 	}
 	for _, m := range r.Methods {
-		if !methodRE.MatchString(m) {
+		if !methodRE().MatchString(m) {
 			return fmt.Errorf("method %q must be upper-case letters, like GET", m)
 		}
 	}

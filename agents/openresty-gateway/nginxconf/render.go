@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
@@ -53,11 +54,15 @@ const (
 	LuaDir      = "lua"
 )
 
+// Compiled on first use: every agent run (a monitor every few seconds)
+// initializes the package, and few of them match anything.
 var (
-	safePath   = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
-	safeListen = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$`)
-	headerName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	safeUser   = regexp.MustCompile(`^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$`)
+	safePath   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`) })
+	safeListen = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$`)
+	})
+	headerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`) })
+	safeUser   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$`) })
 )
 
 func (s *Settings) check() error {
@@ -68,17 +73,17 @@ func (s *Settings) check() error {
 	paths = append(paths, s.LoadModules...)
 	paths = append(paths, s.LuaCPath...)
 	for _, p := range paths {
-		if !safePath.MatchString(p) {
+		if !safePath().MatchString(p) {
 			return fmt.Errorf("path %q must be absolute and hold only letters, digits and . _ / + -", p)
 		}
 	}
 	for _, l := range []string{s.Listen, s.RedirectListen} {
-		if l != "" && !safeListen.MatchString(l) {
+		if l != "" && !safeListen().MatchString(l) {
 			return fmt.Errorf("listen address %q must be host:port", l)
 		}
 	}
 	for _, h := range []string{s.IdentityPrefix, s.SubjectHeader, s.IssuerHeader} {
-		if !headerName.MatchString(h) {
+		if !headerName().MatchString(h) {
 			return fmt.Errorf("header name %q must be letters, digits and -", h)
 		}
 	}
@@ -90,7 +95,7 @@ func (s *Settings) check() error {
 	if err := CheckClaimHeaders(s.ClaimHeaders, s.IdentityPrefix, []string{s.SubjectHeader, s.IssuerHeader}); err != nil {
 		return err
 	}
-	if s.User != "" && !safeUser.MatchString(s.User) {
+	if s.User != "" && !safeUser().MatchString(s.User) {
 		return fmt.Errorf("worker user %q is not a user name", s.User)
 	}
 	for _, r := range s.Routes {
@@ -118,10 +123,11 @@ type ClaimHeader struct {
 // MaxClaimHeaders bounds the claims passed in headers.
 const MaxClaimHeaders = 16
 
-// ClaimNameRE is the syntax of a claim name passed in a header: what
+// claimName is the syntax of a claim name passed in a header: what
 // token issuers use (also namespaced URLs such as
-// https://example.com/roles), nothing that needs quoting.
-var ClaimNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`)
+// https://example.com/roles), nothing that needs quoting. Compiled on
+// first use, like the expressions above.
+var claimName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`) })
 
 // ParseClaimHeaders reads CLAIM=HEADER pairs separated by commas or white
 // space, e.g. "email=X-Auth-Email,groups=X-Auth-Groups".
@@ -153,10 +159,10 @@ func CheckClaimHeaders(hs []ClaimHeader, prefix string, reserved []string) error
 		seen[strings.ToLower(r)] = true
 	}
 	for _, h := range hs {
-		if !ClaimNameRE.MatchString(h.Claim) {
+		if !claimName().MatchString(h.Claim) {
 			return fmt.Errorf("claim %q must be 1 to 128 letters, digits and _ . : / ~ + -", h.Claim)
 		}
-		if !headerName.MatchString(h.Header) {
+		if !headerName().MatchString(h.Header) {
 			return fmt.Errorf("header %q of claim %s must be 1 to 64 letters, digits and -", h.Header, h.Claim)
 		}
 		if prefix != "" && !strings.HasPrefix(strings.ToLower(h.Header), strings.ToLower(prefix)) {
@@ -223,7 +229,7 @@ func Render(s Settings) ([]byte, error) {
 		hdr = 8192
 	}
 	var buf bytes.Buffer
-	err := tmpl.Execute(&buf, map[string]any{
+	err := tmpl().Execute(&buf, map[string]any{
 		"S": s, "Servers": servers, "Health": HealthPath, "HeaderBuffer": fmt.Sprintf("%dk", (hdr+1023)/1024),
 		"PID": s.PrivateDir + "/" + PIDFile, "ErrorLog": s.PrivateDir + "/" + ErrorLog,
 		"StateFile": s.PrivateDir + "/" + StateFile, "Socket": s.PrivateDir + "/" + AdminSocket,
@@ -244,7 +250,10 @@ func cpath(dirs []string) string {
 	return b.String() + ";"
 }
 
-var tmpl = template.Must(template.New("nginx.conf").Parse(`# Rendered by ocf:ha-framework:openresty-gateway; changes are overwritten.
+// tmpl is parsed on first use, by start and reload only: every other
+// action of the agent loads this package too.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("nginx.conf").Parse(`# Rendered by ocf:ha-framework:openresty-gateway; changes are overwritten.
 {{range .S.LoadModules}}load_module {{.}};
 {{end -}}
 daemon off;
@@ -357,3 +366,4 @@ http {
     }
 }
 `))
+})

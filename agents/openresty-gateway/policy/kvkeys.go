@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/strictjson"
 )
@@ -37,11 +38,13 @@ const (
 	MaxKeyDocuments = 4 * MaxKVKeysPerIssuer
 )
 
+// Compiled on first use: every agent run (a monitor every few seconds)
+// initializes the package, and few of them match anything.
 var (
-	kvNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	kvNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`) })
 	// A kid in KV is a key name: no slash, no leading dot, so that it
 	// can never address anything but itself.
-	kidRE = regexp.MustCompile(`^[A-Za-z0-9_~=+-][A-Za-z0-9._~=+-]{0,127}$`)
+	kidRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_~=+-][A-Za-z0-9._~=+-]{0,127}$`) })
 )
 
 // StoredKey is a key taken from Consul KV, with the issuer it belongs to.
@@ -74,7 +77,7 @@ func ParseKeyDocument(data []byte, kid string, is *CompiledIssuer) (CompiledKey,
 	if len(data) > MaxKeyDocumentBytes {
 		return ck, fmt.Errorf("document of %d bytes exceeds %d", len(data), MaxKeyDocumentBytes)
 	}
-	if !kidRE.MatchString(kid) {
+	if !kidRE().MatchString(kid) {
 		return ck, errors.New("kid must be 1 to 128 letters, digits and . _ ~ = + - (no leading dot)")
 	}
 	text := bytes.TrimSpace(data)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/acl"
 )
@@ -25,9 +26,13 @@ type Route struct {
 	MTLS     bool   `json:"mtls,omitempty"`
 }
 
+// Compiled on first use: every agent run (a monitor every few seconds)
+// initializes the package, and few of them match anything.
 var (
-	hostRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
-	prefixRE = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
+	hostRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
+	})
+	prefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`) })
 )
 
 // MaxRoutes bounds the table.
@@ -80,7 +85,7 @@ func check(rs []Route) ([]Route, error) {
 	seen := map[string]bool{}
 	for i := range rs {
 		r := &rs[i]
-		if r.Host != "" && !hostRE.MatchString(r.Host) {
+		if r.Host != "" && !hostRE().MatchString(r.Host) {
 			return nil, fmt.Errorf("route %s: host %q is not a DNS name", r.Prefix, r.Host)
 		}
 		r.Host = strings.ToLower(r.Host)
@@ -105,7 +110,7 @@ func check(rs []Route) ([]Route, error) {
 }
 
 func checkPrefix(p string) error {
-	if !prefixRE.MatchString(p) {
+	if !prefixRE().MatchString(p) {
 		return errors.New("path must begin with / and hold only letters, digits and . _ ~ / -")
 	}
 	if strings.Contains(p, "//") {
@@ -142,7 +147,7 @@ func Upstream(v string) (string, error) {
 	if err != nil || perr != nil || n < 1 || n > 65535 {
 		return "", errors.New("needs host:port")
 	}
-	if net.ParseIP(host) == nil && !hostRE.MatchString(host) {
+	if net.ParseIP(host) == nil && !hostRE().MatchString(host) {
 		return "", errors.New("host is neither an IP address nor a DNS name")
 	}
 	return u.Scheme + "://" + net.JoinHostPort(host, port), nil
