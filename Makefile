@@ -99,6 +99,15 @@ e2e: deps build
 e2e-docker-service: deps build
 	HAFW_E2E_DOCKER_SERVICE=1 testcluster/dockercluster/run-e2e.sh -run '^TestDockerServiceNodeLoss$$' -v
 
+# A pacemaker_remote node beside the 3 full nodes (its own image, built
+# cold in minutes): Consul client, a service with its registration,
+# haproxy-dynamic, node attributes and promotion scores through the remote
+# node's proxied tools. About 2 minutes once the image exists; not part of
+# make test.
+.PHONY: e2e-remote
+e2e-remote: deps build
+	HAFW_E2E_REMOTE=1 testcluster/dockercluster/run-e2e.sh -run '^TestRemoteNode$$' -v
+
 # Failover times as distributions over repeated runs (a benchmark, not a
 # timed test): process crash and node loss with fencing, seen by a client
 # through haproxy-dynamic on another node.

@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,9 @@ const (
 )
 
 func TestRemoteNode(t *testing.T) {
+	if os.Getenv("HAFW_E2E_REMOTE") != "1" {
+		t.Skip("own image, built cold in minutes: set HAFW_E2E_REMOTE=1 (make e2e-remote)")
+	}
 	start := time.Now()
 	c := up(t, &harness.Options{RemoteNodes: 1, Files: map[string]string{
 		consulBinary(t):      consulInNode,
