@@ -122,7 +122,7 @@ func start(ctx context.Context, r *ocf.Request[Config]) error {
 	}
 	hash := want.Hash()
 
-	cur, err := cli.ContainerInspect(ctx, id.Name, client.ContainerInspectOptions{})
+	cur, err := inspectByName(ctx, cli, id.Name)
 	switch {
 	case err == nil:
 		ins := cur.Container
@@ -388,7 +388,7 @@ func stop(ctx context.Context, r *ocf.Request[Config]) error {
 	}
 	defer cli.Close()
 	ictx, cancel := within(ctx, 0.3)
-	cur, err := cli.ContainerInspect(ictx, id.Name, client.ContainerInspectOptions{})
+	cur, err := inspectByName(ictx, cli, id.Name)
 	cancel()
 	switch {
 	case isNotFound(err):
@@ -470,7 +470,7 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 	}
 	defer cli.Close()
 	ictx, cancel := within(ctx, 0.5)
-	cur, err := cli.ContainerInspect(ictx, id.Name, client.ContainerInspectOptions{})
+	cur, err := inspectByName(ictx, cli, id.Name)
 	cancel()
 	switch {
 	case isNotFound(err):

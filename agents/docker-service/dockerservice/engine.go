@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -162,4 +164,32 @@ func daemonDown(host string, err error) error {
 		what = "did not answer in time"
 	}
 	return fmt.Errorf("dockerd at %s %s", socketPath(host), what)
+}
+
+// inspectByName inspects the container named name. The Engine takes its
+// argument as a name, else as an ID or an ID's prefix: a name that is no
+// container's but reads as hex ("0", "cafe") would find another container,
+// or fail as ambiguous when several IDs start so, and a stop failing on
+// that would get the node fenced. Then the Engine is asked by name alone.
+// Return values: the container; an error for which isNotFound is true
+// when no container has the name; the Engine's error otherwise.
+func inspectByName(ctx context.Context, cli *client.Client, name string) (client.ContainerInspectResult, error) {
+	res, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	switch {
+	case err == nil && res.Container.Name == "/"+name:
+		return res, nil
+	case err != nil && (isNotFound(err) || unreachable(err)):
+		return res, err
+	}
+	list, lerr := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("name", "^/"+regexp.QuoteMeta(name)+"$")})
+	if lerr != nil {
+		return client.ContainerInspectResult{}, lerr
+	}
+	for _, c := range list.Items {
+		if slices.Contains(c.Names, "/"+name) {
+			return cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		}
+	}
+	return client.ContainerInspectResult{}, fmt.Errorf("no container named %s: %w", name, cerrdefs.ErrNotFound)
 }

@@ -287,6 +287,33 @@ func testIdentity(t *testing.T, kind string) {
 		}
 	})
 
+	t.Run("a name that reads as another container's ID prefix is no container's", func(t *testing.T) {
+		ctx := context.Background()
+		other := newService(t, d, imagePlain, nil)
+		foreign, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: other.name,
+			Config:     &container.Config{Image: imagePlain, Env: []string{"ADDR=127.0.0.1:" + strconv.Itoa(other.port)}},
+			HostConfig: &container.HostConfig{NetworkMode: "host"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = cli.ContainerRemove(ctx, foreign.ID, client.ContainerRemoveOptions{Force: true}) })
+		// The Engine would take this name as the foreign container's ID.
+		prefix := foreign.ID[:10]
+		s := newService(t, d, imagePlain, map[string]string{"name": prefix})
+		s.must(t, "monitor", probe, ocf.NotRunning)
+		s.must(t, "stop", nil, ocf.Success)
+		s.must(t, "start", nil, ocf.Success)
+		ours, err := cli.ContainerInspect(ctx, "/"+prefix, client.ContainerInspectOptions{})
+		if err != nil || ours.Container.ID == foreign.ID || ours.Container.Name != "/"+prefix {
+			t.Fatalf("start made no container named %s: %v", prefix, err)
+		}
+		s.must(t, "monitor", recurring, ocf.Success)
+		s.must(t, "stop", nil, ocf.Success)
+		if res, err := cli.ContainerInspect(ctx, foreign.ID, client.ContainerInspectOptions{}); err != nil || res.Container.Name != "/"+other.name {
+			t.Errorf("the foreign container was touched: %v", err)
+		}
+	})
+
 	t.Run("kill -9 of the container's process is seen and recovered", func(t *testing.T) {
 		s := newService(t, d, imagePlain, nil)
 		s.must(t, "start", nil, ocf.Success)
