@@ -147,14 +147,25 @@ func (c Config) Options() (Options, error) {
 		}
 	}
 	o := Options{Address: c.Address, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
-	if c.TokenFile != "" {
-		token, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return Options{}, err
-		}
-		o.Token = token
+	token, err := ReadToken(c.TokenFile)
+	if err != nil {
+		return Options{}, err
 	}
+	o.Token = token
 	return o, nil
+}
+
+// ReadToken reads the ACL token of the token_file parameter through
+// ocf.ReadSecretFile (strict owner and mode).
+// Return values:
+//   - ("", nil): file is "": no token, Consul's anonymous one applies.
+//   - (token, nil): the file's token.
+//   - ("", err): ocf.ReadSecretFile's error, which names token_file.
+func ReadToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	return ocf.ReadSecretFile(file, "token_file")
 }
 
 // Options say how to reach a Consul agent's HTTP API.

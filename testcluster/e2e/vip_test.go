@@ -32,14 +32,7 @@ const vipID = "vip"
 // 200th of the network, clear of the nodes (.11 up) and Docker's gateway.
 func floatingIP(t *testing.T, c *harness.Cluster) netip.Prefix {
 	t.Helper()
-	addrs, err := c.Exec(c.Nodes[0], "ip", "-4", "-o", "addr", "show")
-	if err != nil {
-		t.Fatalf("ip addr on %s: %v\n%s", c.Nodes[0], err, addrs)
-	}
-	network, err := networkOf(addrs, c.IPs[c.Nodes[0]])
-	if err != nil {
-		t.Fatalf("%s: %v", c.Nodes[0], err)
-	}
+	network := clusterNetwork(t, c)
 	a := network.Addr()
 	for range 200 {
 		a = a.Next()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/internal/version"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/cluster"
@@ -104,13 +105,11 @@ func validate(ctx context.Context, r *request) error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return ocf.Errorf(ocf.Misconfigured, "parameters cert_file and key_file go together; set both or neither")
 	}
-	if c.TokenFile != "" {
-		token, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return err
-		}
-		c.rt.token = token
+	token, err := consulapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return err
 	}
+	c.rt.token = token
 	parsed, fromFile, err := loadDefinition(c, r.Env)
 	c.rt.parsed, c.rt.fromFile = parsed, fromFile
 	if err != nil && (r.IsProbe() || r.Action == ocf.ActionStop) {

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 )
 
 // MaxAnswer bounds the size of one health answer the watcher reads from
@@ -338,13 +338,9 @@ func firstLine(b []byte) string {
 //     is sorted, possibly empty.
 //   - (nil, err): the token file cannot be read, or a query failed.
 func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error) {
-	var token string
-	if c.TokenFile != "" {
-		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return nil, err
-		}
-		token = t
+	token, err := consulapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return nil, err
 	}
 	timeout := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxyapi"
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxycfg"
-	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/internal/consulapi"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
 
@@ -51,13 +51,9 @@ const maxListed = 10
 
 // Run follows Consul and applies changes until ctx ends.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
-	var token string
-	if c.TokenFile != "" {
-		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return err
-		}
-		token = t
+	token, err := consulapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return err
 	}
 	// The HTTP client's timeout must outlast a blocking query: Consul
 	// adds up to wait/16 of jitter to the wait time.

@@ -33,7 +33,6 @@ import (
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/policy"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/state"
 	"github.com/ha-framework/ha-framework/internal/consulapi"
-	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/daemon"
 	"github.com/ha-framework/ha-framework/ocf/process"
 )
@@ -156,13 +155,9 @@ type companion struct {
 // cannot run at all (the token file is unreadable, the Consul address is
 // invalid).
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
-	var token string
-	if c.TokenFile != "" {
-		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return err
-		}
-		token = t
+	token, err := consulapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return err
 	}
 	client, err := consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
 	if err != nil {

@@ -699,13 +699,9 @@ func consulKeys(ctx context.Context, r *request, pol *policy.Compiled) (map[stri
 }
 
 func consulClient(c *Config) (*api.Client, error) {
-	var token string
-	if c.TokenFile != "" {
-		t, err := ocf.ReadSecretFile(c.TokenFile, "token_file")
-		if err != nil {
-			return nil, err
-		}
-		token = t
+	token, err := consulapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return nil, err
 	}
 	return consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
 }
