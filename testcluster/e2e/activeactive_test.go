@@ -69,29 +69,9 @@ func setupActiveActive(t *testing.T, c *harness.Cluster) {
 // exactly the nodes on.
 func waitAAStarted(t *testing.T, c *harness.Cluster, view string, on []string, within time.Duration) {
 	t.Helper()
-	want := slices.Clone(on)
-	slices.Sort(want)
-	c.WaitFor(within, "webaa clone Started on "+strings.Join(want, ","), func() (bool, string) {
-		s, err := c.Status(view)
-		if err != nil {
-			return false, err.Error()
-		}
-		var why []string
-		for _, id := range []string{"webaa", "webaa-reg"} {
-			got := slices.Clone(s.Resources[id])
-			slices.Sort(got)
-			started := 0
-			for _, r := range s.Roles[id] {
-				if r == "Started" {
-					started++
-				}
-			}
-			if !slices.Equal(got, want) || started != len(want) {
-				why = append(why, fmt.Sprintf("%s on %v roles %v%s", id, got, s.Roles[id], failures(s, id)))
-			}
-		}
-		return len(why) == 0, strings.Join(why, "; ")
-	})
+	for _, id := range []string{"webaa", "webaa-reg"} {
+		waitStarted(t, c, view, id, on, within)
+	}
 }
 
 // waitAAServed waits until the proxy on each of from has answered from

@@ -131,24 +131,7 @@ func setupProxyFailover(t *testing.T, c *harness.Cluster) string {
 // waitLBStarted waits until view sees the lb clone Started on exactly on.
 func waitLBStarted(t *testing.T, c *harness.Cluster, view string, on []string, within time.Duration) {
 	t.Helper()
-	want := slices.Clone(on)
-	slices.Sort(want)
-	c.WaitFor(within, "lb Started on "+strings.Join(want, ","), func() (bool, string) {
-		s, err := c.Status(view)
-		if err != nil {
-			return false, err.Error()
-		}
-		got := slices.Clone(s.Resources["lb"])
-		slices.Sort(got)
-		started := 0
-		for _, r := range s.Roles["lb"] {
-			if r == "Started" {
-				started++
-			}
-		}
-		return slices.Equal(got, want) && started == len(want),
-			"lb on [" + strings.Join(got, ",") + "] roles " + strings.Join(s.Roles["lb"], ",") + failures(s, "lb")
-	})
+	waitStarted(t, c, view, "lb", on, within)
 }
 
 // waitWebOn waits until view sees web and web-reg Started together on a
