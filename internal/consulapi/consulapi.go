@@ -184,7 +184,12 @@ type Options struct {
 // CONSUL_* TLS variables by itself, which would let an administrator's
 // shell (crm_resource --force-start) change what an agent sends where;
 // the token and target of every request are set here instead. The client
-// has no timeout of its own (see the package documentation).
+// has no timeout of its own (see the package documentation). Its idle
+// connections are closed once ctx is done: an agent's action ends its
+// context, and a process that runs many actions (a test runner, a
+// program that embeds agents) would otherwise keep each action's
+// connections to the agent open until they time out, and reach the
+// agent's limit of connections per client address (HTTP 429).
 //
 // Return values:
 //   - (client, nil): no request made yet; a wrong address or TLS
@@ -192,11 +197,7 @@ type Options struct {
 //   - (nil, err): Address is malformed, or the TLS files cannot be
 //     loaded (missing, unreadable, not PEM, key not matching the
 //     certificate).
-func NewClient(o Options) (*api.Client, error) { return newClient(o, 0) }
-
-// newClient is NewClient with, when timeout > 0, one timeout for every
-// request (the deprecated New).
-func newClient(o Options, timeout time.Duration) (*api.Client, error) {
+func NewClient(ctx context.Context, o Options) (*api.Client, error) {
 	scheme, hostport, err := splitAddress(o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("consul address %q: %w", o.Address, err)
@@ -221,13 +222,13 @@ func newClient(o Options, timeout time.Duration) (*api.Client, error) {
 		tlsCfg.MinVersion = tls.VersionTLS12
 		transport.TLSClientConfig = tlsCfg
 	}
-	hc := &http.Client{Transport: transport, Timeout: timeout}
-	hc.Transport = &guard{next: hc.Transport, token: o.Token}
+	hc := &http.Client{Transport: &guard{next: transport, token: o.Token}}
 	cfg := &api.Config{Address: hostport, Scheme: scheme, HttpClient: hc, Token: o.Token}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
 	}
+	context.AfterFunc(ctx, transport.CloseIdleConnections)
 	return c, nil
 }
 

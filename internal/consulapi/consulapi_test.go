@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := NewClient(Options{Address: "nowhere"}); err == nil {
+	if _, err := NewClient(context.Background(), Options{Address: "nowhere"}); err == nil {
 		t.Error("New with a malformed address succeeded")
 	}
 	dir := t.TempDir()
@@ -139,10 +140,10 @@ func TestNewRejects(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not PEM"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewClient(Options{Address: "https://127.0.0.1:8501", CAFile: junk}); err == nil {
+	if _, err := NewClient(context.Background(), Options{Address: "https://127.0.0.1:8501", CAFile: junk}); err == nil {
 		t.Error("New with a CA file that is not PEM succeeded")
 	}
-	if _, err := NewClient(Options{Address: "https://127.0.0.1:8501", CertFile: junk, KeyFile: junk}); err == nil {
+	if _, err := NewClient(context.Background(), Options{Address: "https://127.0.0.1:8501", CertFile: junk, KeyFile: junk}); err == nil {
 		t.Error("New with a client certificate that is not PEM succeeded")
 	}
 }
@@ -210,6 +211,12 @@ func TestErrorTests(t *testing.T) {
 	}
 	if got := Describe(wrapped); got != "403 Permission denied: token lacks service:write" {
 		t.Errorf("Describe(403) = %q", got)
+	}
+	// What net/http returns when the agent answers a new connection with
+	// its 429 before any request (over its connections per client).
+	closed := &url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/agent/services", Err: fmt.Errorf("readLoopPeekFailLocked: %w", error(nil))}
+	if got := Describe(closed); strings.Contains(got, "%!") || !strings.Contains(got, "connection closed") {
+		t.Errorf("Describe(a connection the agent closed) = %q, want it to say the connection was closed", got)
 	}
 	if !IsNotFound(&api.StatusError{Code: 404}) {
 		t.Error("IsNotFound(*StatusError 404) = false")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/consul/api"
@@ -104,6 +105,13 @@ func Describe(err error) string {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
+		// An agent over its limit of connections per client address
+		// writes its 429 at once and closes; on a connection net/http
+		// keeps idle, it reports that with an internal name and a
+		// formatting error instead of a message.
+		if strings.HasPrefix(ue.Err.Error(), "readLoopPeekFailLocked") {
+			return "connection closed without an answer (at the agent's limit of connections per client?)"
+		}
 		return firstLine(ue.Err.Error(), 100)
 	}
 	return firstLine(err.Error(), 100)

@@ -122,7 +122,7 @@ func client(t *testing.T, cfg Config) *api.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(o)
+	c, err := NewClient(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,13 +211,13 @@ func prepare(ctx context.Context, r *request, cmd daemon.Command) error {
 
 // client is an API client of this agent, with the token. Every request
 // carries its own context (query), so none outlives the action.
-func client(r *request) (*api.Client, error) {
+func client(ctx context.Context, r *request) (*api.Client, error) {
 	tok, err := token(r)
 	if err != nil {
 		return nil, err
 	}
 	c := r.Config
-	return consulapi.NewClient(consulapi.Options{
+	return consulapi.NewClient(ctx, consulapi.Options{
 		Address: c.httpAddress(), Token: tok, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 	})
 }
@@ -331,7 +331,7 @@ func writeConfig(ctx context.Context, r *request, binary string) error {
 // ready succeeds once the HTTP API answers and, for servers that wait
 // for one, a leader is known.
 func ready(ctx context.Context, r *request, p daemon.Process) error {
-	c, err := client(r)
+	c, err := client(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func ready(ctx context.Context, r *request, p daemon.Process) error {
 // deepCheck reports cluster-level problems as degraded: restarting this
 // agent would not give the cluster a leader, and would make things worse.
 func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
-	c, err := client(r)
+	c, err := client(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -412,7 +412,7 @@ func leave(ctx context.Context, r *request, p daemon.Process) error {
 	if !r.Config.leaves(server) {
 		return nil
 	}
-	c, err := client(r)
+	c, err := client(ctx, r)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func connect(ctx context.Context, r *request) (*consul, error) {
 		return nil, &ocf.Error{Code: ocf.InvalidArgs, Reason: ocf.ReasonOf(c.rt.filesErr), Err: c.rt.filesErr}
 	}
 	// No client-wide timeout: every request carries the action's context.
-	client, err := consulapi.NewClient(consulapi.Options{
+	client, err := consulapi.NewClient(ctx, consulapi.Options{
 		Address: c.ConsulAddress, Token: c.rt.token, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 	})
 	if err != nil {

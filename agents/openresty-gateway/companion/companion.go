@@ -159,7 +159,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	client, err := consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
+	client, err := consulapi.NewClient(ctx, consulapi.Options{Address: c.ConsulAddress, Token: token})
 	if err != nil {
 		return err
 	}

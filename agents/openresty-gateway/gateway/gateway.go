@@ -634,7 +634,7 @@ func consulDigests(ctx context.Context, r *request) (map[string]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	client, err := consulClient(c)
+	client, err := consulClient(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -676,7 +676,7 @@ func consulKeys(ctx context.Context, r *request, pol *policy.Compiled) (map[stri
 	if !slices.ContainsFunc(pol.Issuers, func(is policy.CompiledIssuer) bool { return is.KVKeys != "" }) {
 		return nil, nil
 	}
-	client, err := consulClient(c)
+	client, err := consulClient(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -698,12 +698,12 @@ func consulKeys(ctx context.Context, r *request, pol *policy.Compiled) (map[stri
 	return keys, nil
 }
 
-func consulClient(c *Config) (*api.Client, error) {
+func consulClient(ctx context.Context, c *Config) (*api.Client, error) {
 	token, err := consulapi.ReadToken(c.TokenFile)
 	if err != nil {
 		return nil, err
 	}
-	return consulapi.NewClient(consulapi.Options{Address: c.ConsulAddress, Token: token})
+	return consulapi.NewClient(ctx, consulapi.Options{Address: c.ConsulAddress, Token: token})
 }
 
 // certExpiry is how long the first certificate of the file stays valid.
