@@ -45,8 +45,14 @@ type service struct {
 
 func newService(t *testing.T, d *testDaemon, image string, params map[string]string, envLines ...string) *service {
 	t.Helper()
+	return newNamedService(t, d, containerName("hafw-"+strings.ToLower(t.Name())), image, params, envLines...)
+}
+
+// newNamedService is newService for a resource (and container) name of
+// the test's choosing, for tests that run several.
+func newNamedService(t *testing.T, d *testDaemon, name, image string, params map[string]string, envLines ...string) *service {
+	t.Helper()
 	env, port := serviceEnv(t, envLines...)
-	name := containerName("hafw-" + strings.ToLower(t.Name()))
 	p := map[string]string{"image": image, "docker_host": d.Host, "network": "host", "env_file": env, "pull": "never",
 		"check_tcp": "127.0.0.1:" + strconv.Itoa(port)}
 	for k, v := range params {
