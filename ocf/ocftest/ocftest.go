@@ -1,6 +1,8 @@
 // Package ocftest checks that an agent behaves as Pacemaker expects. An
 // agent's own go test calls Conformance, which runs the ocf-tester
-// sequence in-process with OCF 1.1 awareness. Where the tools are
+// sequence in-process with OCF 1.1 awareness, and Churn, which runs
+// several resources of the agent through their life at once beside a
+// steady one. Where the tools are
 // installed, OCFTester runs the real ocf-tester against a built binary,
 // and CrmValidate runs crm_resource --validate against an installed
 // agent. It works from any module: nothing in it assumes this

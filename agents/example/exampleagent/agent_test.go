@@ -80,3 +80,22 @@ func TestDeepMonitorChecksLabel(t *testing.T) {
 		t.Errorf("shallow monitor = %+v", got)
 	}
 }
+
+// Several resources of the example on one node, started and stopped at
+// once beside a steady one: each keeps to its own state file.
+func TestChurn(t *testing.T) {
+	dir := t.TempDir()
+	runner := func(name string) *ocftest.Runner {
+		return ocftest.NewRunner(t, New(), ocftest.Config{Name: "example", Params: map[string]string{"label": name},
+			Env: map[string]string{"OCF_RESOURCE_INSTANCE": name, "HA_RSCTMP": dir}})
+	}
+	steady := runner("steady")
+	if got := steady.Run("start", nil); got.Code != ocf.Success {
+		t.Fatalf("start: %+v", got)
+	}
+	var churning []*ocftest.Runner
+	for _, name := range []string{"a", "b", "c", "d"} {
+		churning = append(churning, runner(name))
+	}
+	ocftest.Churn(t, steady, churning, 10)
+}
