@@ -107,3 +107,25 @@ func TestOCFTester(t *testing.T) {
 	ocftest.OCFTester(t, bin, ocftest.Config{Name: "memcached", Params: map[string]string{"port": freePort(t), "memory": "16"},
 		Env: map[string]string{"HA_RSCTMP": t.TempDir()}})
 }
+
+// Several memcached resources on one node started and stopped at once,
+// beside a steady one: each stop ends its own daemon only.
+func TestChurn(t *testing.T) {
+	needMemcached(t)
+	dir := t.TempDir()
+	runner := func(name string) *ocftest.Runner {
+		r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "memcached", Params: map[string]string{"port": freePort(t), "memory": "16"},
+			Env: map[string]string{"OCF_RESOURCE_INSTANCE": name, "HA_RSCTMP": dir}})
+		t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+		return r
+	}
+	steady := runner("steady")
+	if got := steady.Run(ocf.ActionStart, nil); got.Code != ocf.Success {
+		t.Fatalf("start = %v %q", got.Code, got.Reason)
+	}
+	var churning []*ocftest.Runner
+	for _, name := range []string{"a", "b", "c", "d"} {
+		churning = append(churning, runner(name))
+	}
+	ocftest.Churn(t, steady, churning, 3)
+}
