@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,13 @@ func TestMain(m *testing.M) {
 	}
 	if addr := os.Getenv("DAEMON_TEST_ADDR"); addr != "" {
 		os.Exit(serve(addr))
+	}
+	if os.Getenv("DAEMON_TEST_AGENT") == "never-ready" {
+		// The agent as Pacemaker runs it (TestStopAfterStartKilled),
+		// with a readiness check that never passes.
+		os.Exit(newAgentReady(func(ctx context.Context, r *ocf.Request[config], p daemon.Process) error {
+			return errors.New("not ready")
+		}).Main())
 	}
 	os.Exit(m.Run())
 }
@@ -497,4 +505,59 @@ func TestConfigRoundTrip(t *testing.T) {
 	if err := daemon.ReadConfig(filepath.Join(t.TempDir(), "none"), &got); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadConfig of a missing file = %v, want fs.ErrNotExist", err)
 	}
+}
+
+// Pacemaker kills an agent whose start overran its timeout (SIGKILL, to
+// the agent's process group) and then runs stop: the daemon the killed
+// start had launched, in a session of its own, must be found by the
+// stop and ended, so that the next start does not find its port taken.
+func TestStopAfterStartKilled(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, addr, dir := testBinary(t), freeAddr(t), t.TempDir()
+	params := map[string]string{"binary": bin, "listen": addr}
+	env := []string{"DAEMON_TEST_AGENT=never-ready", "HA_RSCTMP=" + dir, "OCF_ROOT=/usr/lib/ocf",
+		"OCF_RESOURCE_INSTANCE=killed", "OCF_RESOURCE_TYPE=testd", "OCF_RESKEY_CRM_meta_timeout=60000",
+		"OCF_RESKEY_binary=" + bin, "OCF_RESKEY_listen=" + addr}
+	agent := exec.Command(self, "start")
+	agent.Env = env
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed once the daemon serves, while the start still waits for
+	// its readiness check.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
+			agent.Wait()
+			t.Fatalf("the daemon did not listen on %s within 30 s of the start", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(-agent.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(); err == nil {
+		t.Fatal("the start returned before it was killed; the test needs it still waiting")
+	}
+	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: params,
+		Env: map[string]string{"HA_RSCTMP": dir, "OCF_RESOURCE_INSTANCE": "killed"}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionMonitor, probe, ocf.Success)
+	must(t, r, ocf.ActionStop, nil, ocf.Success)
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("the daemon of the killed start still listens on %s after stop", addr)
+	}
+	must(t, r, ocf.ActionMonitor, probe, ocf.NotRunning)
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
 }
