@@ -527,19 +527,24 @@ func TestStopAfterStartKilled(t *testing.T) {
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Killed once the daemon serves, while the start still waits for
-	// its readiness check.
+	// Killed once the daemon serves and its pid file is written, while
+	// the start still waits for its readiness check. (Between the
+	// daemon's exec and the pid file, a few milliseconds, a kill would
+	// leave it untracked; Pacemaker kills at the timeout, long after.)
+	pidfile := filepath.Join(dir, "testd-killed.pid")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
+			if _, err := os.Stat(pidfile); err == nil {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
 			agent.Wait()
-			t.Fatalf("the daemon did not listen on %s within 30 s of the start", addr)
+			t.Fatalf("the daemon did not listen on %s, with its pid file %s, within 30 s of the start", addr, pidfile)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
