@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
 	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
 
@@ -31,14 +32,24 @@ func TestRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := sharedEngine(t, engineDocker)
-	s := newService(t, d, imageRegistrator, map[string]string{"register": "true", "consul_address": consul.HTTPAddr(0)})
+	// A token the dev agent ignores, to see it never reaches the
+	// container or any other process.
+	const token = "5b8e2d14-hafw-docker-service-consul-token"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newService(t, d, imageRegistrator, map[string]string{"register": "true", "consul_address": consul.HTTPAddr(0), "token_file": tokenFile})
 	extra := map[string]string{"OCF_RESKEY_service_port": strconv.Itoa(s.port), "OCF_RESKEY_CRM_meta_on_node": "node1"}
 
 	got := s.Run("monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": ""})
 	if got.Code != ocf.Misconfigured || !strings.Contains(got.Reason, "register=true needs service_port") {
 		t.Errorf("probe without service_port = %v %q", got.Code, got.Reason)
 	}
-	s.must(t, "start", extra, ocf.Success)
+	started := s.must(t, "start", extra, ocf.Success)
+	for _, where := range ocftest.SecretExposures(token, []ocftest.Result{started}, nil, []string{filepath.Dir(s.record)}) {
+		t.Errorf("the Consul token shows in %s", where)
+	}
 	services, err := capi.Agent().Services()
 	if err != nil {
 		t.Fatal(err)
