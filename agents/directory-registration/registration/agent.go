@@ -53,7 +53,7 @@ func New() *ocf.Agent[Config] {
 
 const longDesc = `Registers a service instance, with its health checks, on the Consul agent of the node where the resource runs (PUT /v1/agent/service/register: the local agent owns it and anti-entropy publishes it), and removes it on stop after a drain period in maintenance. ` +
 	`The service is described by definition_file (Consul's JSON service format) or by the service_* and check_* parameters. ` +
-	`The service ID defaults to NAME-NODE and the meta entry ha_resource names the Pacemaker resource; a registration is the resource's only with that ID and name (or those it recorded when it registered them) and that meta, so a probe finds a stale registration left on a node (Consul keeps registrations across restarts) and Pacemaker removes it, while services of others that merely carry the meta are left alone. ` +
+	`The service ID defaults to NAME-NODE and the meta entry ha_resource names the Pacemaker resource; a registration is the resource's only with that ID and name (or those it recorded when it registered them) and that meta, while services of others that merely carry the meta are left alone. Consul keeps registrations across restarts: a probe withdraws one that the resource has no record of in HA_RSCTMP (cleared at boot), as after a reboot or a fencing, and reports not running, so that Pacemaker never finds the resource active on two nodes. ` +
 	`Monitor depth 0 checks the registration exists and reports its checks (warning: degraded; critical: per on_critical), and refreshes TTL checks; depth 10 also compares the registration with the definition and registers again if the definition file was edited. ` +
 	`Put it last in a group, after the service it announces: a group starts members in order and stops them in reverse, so the instance is announced only once the service runs and withdrawn before it stops. ` +
 	`pcs: "pcs resource create orders-reg ocf:ha-framework:directory-registration definition_file=/etc/ha-framework/orders.json token_file=/etc/ha-framework/consul.token --group orders-group" (after the service: "pcs resource create orders ... --group orders-group"), then "pcs constraint order start consul-clone then orders-group" and "pcs constraint colocation add orders-group with consul-clone". ` +
@@ -200,13 +200,14 @@ func desired(ctx context.Context, r *request) *api.AgentServiceRegistration {
 }
 
 // claims lists what this resource may own on this node: want (nil for
-// none) and what it recorded.
-func claims(r *request, want *api.AgentServiceRegistration) []claim {
-	out := newLedger(r).load()
+// none) and what it recorded. recorded says whether there is a record of
+// this boot (ledger.load).
+func claims(r *request, want *api.AgentServiceRegistration) (out []claim, recorded bool) {
+	out, recorded = newLedger(r).load()
 	if want != nil {
 		out = union(out, claimOf(want))
 	}
-	return out
+	return out, recorded
 }
 
 // mine lists this resource's registrations, and logs the registrations
@@ -232,7 +233,8 @@ func start(ctx context.Context, r *request) error {
 	if n := prime(ctx, want); n > 0 {
 		r.Log.Debug("checks enter Consul passing: they passed a probe just now", "checks", n)
 	}
-	if err := cl.ensure(ctx, v, want, claims(r, want), false); err != nil {
+	held, _ := claims(r, want)
+	if err := cl.ensure(ctx, v, want, held, false); err != nil {
 		return err
 	}
 	return cl.wait(ctx, want)
@@ -248,7 +250,7 @@ func stop(ctx context.Context, r *request) error {
 		return err
 	}
 	want := desired(ctx, r)
-	held := claims(r, want)
+	held, _ := claims(r, want)
 	v, err := cl.look(ctx)
 	if down, _ := consulDown(err); down {
 		r.Log.Warn("cannot reach Consul to deregister; if it kept a registration, its checks turn critical and deregister_critical_service_after removes it",
@@ -281,7 +283,7 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		return ocf.Stopped, err
 	}
 	want := desired(ctx, r)
-	held := claims(r, want)
+	held, recorded := claims(r, want)
 	v, err := cl.look(ctx)
 	if down, refused := consulDown(err); down {
 		// No Consul agent listens on this node: nothing it registered
@@ -300,6 +302,20 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	ours := mine(r, v, held)
 	if len(ours) == 0 {
 		return ocf.Stopped, nil
+	}
+	switch {
+	case r.IsProbe() && !recorded:
+		cl.forgetStale(ctx, ours)
+		return ocf.Stopped, nil
+	case !recorded && r.Action == ocf.ActionMonitor:
+		// A recurring monitor runs only where Pacemaker has the
+		// resource active: what it finds is this resource's even if
+		// the record went missing (a state directory cleaned by hand).
+		// Recorded again, so that the next probe here (after a restart
+		// of Pacemaker) does not withdraw it.
+		if err := newLedger(r).save(claimsOf(ours)); err != nil {
+			r.Log.Warn("cannot record the registration", "err", err)
+		}
 	}
 	if verr := r.ValidationErr(); verr != nil {
 		// The SDK runs the monitor despite a fault on this node (a
@@ -325,7 +341,8 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 			if v, err = cl.look(ctx); err != nil {
 				return ocf.Running, err
 			}
-			ours = v.ours(r.Config.rt.key, claims(r, want))
+			held, _ = claims(r, want)
+			ours = v.ours(r.Config.rt.key, held)
 		}
 	}
 	// A probe only looks: refreshing the TTL of a stale registration
@@ -347,7 +364,7 @@ func reload(ctx context.Context, r *request) error {
 		return err
 	}
 	want := desired(ctx, r)
-	held := claims(r, want)
+	held, _ := claims(r, want)
 	v, err := cl.look(ctx)
 	if err != nil {
 		return err
@@ -366,6 +383,14 @@ func reload(ctx context.Context, r *request) error {
 
 func hasTTL(reg *api.AgentServiceRegistration) bool {
 	return slices.ContainsFunc(reg.Checks, func(c *api.AgentServiceCheck) bool { return c.TTL != "" })
+}
+
+func claimsOf(services []*api.AgentService) []claim {
+	out := make([]claim, len(services))
+	for i, s := range services {
+		out[i] = claim{ID: s.ID, Name: s.Service}
+	}
+	return out
 }
 
 func ids(services []*api.AgentService) []string {

@@ -326,13 +326,41 @@ func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService
 	if serving {
 		c.drain(ctx)
 	}
-	for _, s := range mine {
+	return c.deregister(ctx, mine)
+}
+
+// deregister removes the registrations from the local agent at once.
+func (c *consul) deregister(ctx context.Context, services []*api.AgentService) error {
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	for _, s := range services {
 		if err := c.api.Agent().ServiceDeregisterOpts(s.ID, q); err != nil && !consulapi.IsNotFound(err) {
 			return c.fail("deregistering service "+s.ID, err)
 		}
 		c.r.Log.Info("deregistered", "service_id", s.ID)
 	}
 	return nil
+}
+
+// forgetStale withdraws, for a probe, this resource's registrations that
+// no record of this boot accounts for: the node's Consul agent restored
+// them from its data directory after the node rebooted or was fenced,
+// while the resource runs elsewhere (or nowhere yet). Reporting them
+// running would make Pacemaker see the resource active on two nodes, and
+// its recovery from that stops it everywhere; reporting a failure is
+// counted as active too. So the probe removes them and reports "not
+// running". Nothing this node runs serves them (Pacemaker starts nothing
+// before its probes), so there is no maintenance and no drain. It never
+// fails: a registration it could not remove is logged, and its checks,
+// failing against a service that does not run here, get it removed after
+// deregister_critical_service_after.
+func (c *consul) forgetStale(ctx context.Context, stale []*api.AgentService) {
+	if err := c.deregister(ctx, stale); err != nil {
+		c.r.Log.Warn("registration restored by Consul from before this boot; withdrawing it failed",
+			"service_ids", strings.Join(ids(stale), ","), "reason", ocf.ReasonOf(err))
+		return
+	}
+	c.r.Log.Warn("withdrew the registration Consul restored from before this boot",
+		"service_ids", strings.Join(ids(stale), ","))
 }
 
 // drain waits drain_period, leaving time before the stop timeout for the

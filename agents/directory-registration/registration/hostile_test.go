@@ -91,13 +91,16 @@ func TestNullEntries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHostileConsul(t, tt.services, tt.checks)
 			r := hostileRunner(t, h)
+			// The recurring monitor first: it records the registration
+			// as this boot's, without which the probe would withdraw
+			// it as one Consul restored from before a reboot.
 			for _, step := range []struct {
 				action string
 				extra  map[string]string
 				want   ocf.Code
 			}{
-				{"monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}, tt.probe},
 				{"monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}, tt.monitor},
+				{"monitor", map[string]string{"OCF_RESKEY_CRM_meta_interval": ""}, tt.probe},
 			} {
 				got := r.Run(step.action, step.extra)
 				if got.Code != step.want {

@@ -72,9 +72,11 @@ const (
 // in a file of the state directory, so that a registration stays
 // recognisable after its definition changed (a new service ID) or broke
 // (a probe or a stop without a definition). The state directory is
-// cleared at boot: after a reboot, only the definition's own
-// registration is recognised, and deregister_critical_service_after
-// removes older ones.
+// cleared at boot, so the record also tells a registration this resource
+// made in this boot from one the node's Consul agent restored from its
+// data directory after a reboot or a fencing: a probe withdraws the
+// latter. After a reboot, only the definition's own registration is
+// recognised, and deregister_critical_service_after removes older ones.
 type ledger struct {
 	dir, name string
 	log       *slog.Logger
@@ -96,19 +98,23 @@ func fileKey(key string) string {
 	}, key)
 }
 
-// load returns the recorded claims. A missing record is empty; an
-// unreadable or unsafe one is logged and read as empty, so that a probe
-// or a stop never fails over it.
-func (l ledger) load() []claim {
+// load returns the recorded claims, and whether this boot holds a record
+// at all. A missing record is (nil, false): nothing was registered by this
+// resource on this node since the state directory was last cleared, at
+// boot or by a stop. An unreadable or unsafe one is logged and read as
+// (nil, true), so that a probe or a stop never fails over it, and a
+// probe does not take a registration for one left from before the boot
+// when it cannot tell.
+func (l ledger) load() ([]claim, bool) {
 	d, err := process.OpenStateDir(l.dir)
 	if err != nil {
 		l.log.Warn("cannot read what this resource registered; only its definition's registration is recognised", "err", err)
-		return nil
+		return nil, true
 	}
 	defer d.Close()
 	data, err := d.ReadFile(l.name, maxRecord)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, false
 	}
 	var rec struct{ Services []claim }
 	if err == nil {
@@ -116,7 +122,7 @@ func (l ledger) load() []claim {
 	}
 	if err != nil {
 		l.log.Warn("ignoring the record of what this resource registered", "file", d.Path()+"/"+l.name, "err", err)
-		return nil
+		return nil, true
 	}
 	var out []claim
 	for _, c := range rec.Services {
@@ -124,7 +130,7 @@ func (l ledger) load() []claim {
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, true
 }
 
 // save replaces the record with claims; none removes it.

@@ -522,9 +522,11 @@ func monitor(ctx context.Context, r *ocf.Request[Config]) (ocf.State, error) {
 }
 
 // withdrawStale withdraws the registration a probe finds while the
-// container is not running: a node that lost power and came back (its
-// Consul agent restores registrations from its data directory), a
-// container that died while Pacemaker was down. The probe still reports
+// container is not running: a container that died while Pacemaker was
+// down. A node that lost power and came back (its Consul agent restores
+// registrations from its data directory) is the registration probe's own
+// case: without a record of this boot it withdraws the registration
+// itself and answers "not running". The probe still reports
 // "not running": reporting a failure instead (so that Pacemaker's stop
 // deregisters) makes Pacemaker believe the resource active here as well
 // as where it runs, and its recovery of a resource active on two nodes
