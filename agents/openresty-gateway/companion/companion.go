@@ -7,11 +7,14 @@
 // as the last good state and pushes it through nginx's root-only state
 // socket.
 //
-// Consul being unreachable changes nothing in force: the last good ACLs
-// and keys stay, and the status file says why, for the monitor to report
-// degraded. A document that fails validation is refused and the last good
-// version at its key stays; a deleted document removes the ACL (deny) or
-// the key (its tokens are refused).
+// Consul being unreachable, or refusing the token, changes nothing in
+// force: the last good ACLs and keys stay, and the status file says why,
+// for the monitor to report degraded. Nor does a document Consul hides
+// from the token (a token without key:read gets an answer with the
+// document filtered out, not a refusal): hidden is not deleted. A
+// document that fails validation is refused and the last good version at
+// its key stays; a deleted document removes the ACL (deny) or the key
+// (its tokens are refused).
 package companion
 
 import (
@@ -81,8 +84,18 @@ type Status struct {
 	// ConsulIndex is the KV index of the last answer.
 	ConsulIndex uint64 `json:"consul_index"`
 	ConsulError string `json:"consul_error,omitempty"`
-	PolicyError string `json:"policy_error,omitempty"`
-	PushError   string `json:"push_error,omitempty"`
+	// ConsulRefused says Consul refused ConsulError's query with HTTP
+	// 403: the token is unknown, expired or lacks the rights; not an
+	// outage.
+	ConsulRefused bool `json:"consul_refused,omitempty"`
+	// Hidden lists the KV keys (routed services' ACL documents, keys
+	// in force, or a whole prefix) that Consul's last answers left out
+	// while filtering them by the token's ACLs: the token lacks
+	// key:read there, so what was in force there is kept, not taken
+	// for deleted.
+	Hidden      []string `json:"hidden,omitempty"`
+	PolicyError string   `json:"policy_error,omitempty"`
+	PushError   string   `json:"push_error,omitempty"`
 	// Rejected maps a service to why its document in Consul was refused.
 	Rejected map[string]string `json:"rejected,omitempty"`
 	// Pushed is the state version nginx last accepted.
@@ -124,6 +137,8 @@ type kvAnswer struct {
 	pairs  api.KVPairs
 	index  uint64
 	err    error
+	// filtered says Consul left out keys the token may not read.
+	filtered bool
 }
 
 type companion struct {
@@ -141,9 +156,13 @@ type companion struct {
 	// query (nil while it does not run).
 	answers  chan kvAnswer
 	stopKeys context.CancelFunc
-	// consulErr holds each query's last error.
+	// consulErr holds each query's last error; refused those of them
+	// that were a 403.
 	consulErr map[string]string
-	status    Status
+	refused   map[string]bool
+	// hidden holds, per prefix, what its last answer hid (Status.Hidden).
+	hidden map[string][]string
+	status Status
 	// lastStatus is the status last written: the file is rewritten
 	// only when it changes.
 	lastStatus []byte
@@ -165,6 +184,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	w := &companion{cfg: c, log: log, nginx: state.Client{Socket: c.Socket}, client: client, acls: map[string]*acl.Document{},
 		kvKeys: map[string]policy.StoredKey{}, answers: make(chan kvAnswer), consulErr: map[string]string{},
+		refused: map[string]bool{}, hidden: map[string][]string{},
 		status: Status{PID: os.Getpid(), ACLs: map[string]string{}, Rejected: map[string]string{}}}
 	// The last good state first: a restart during a Consul outage
 	// enforces what was in force before.
@@ -239,7 +259,7 @@ func (w *companion) follow(ctx context.Context, client *api.Client, prefix strin
 		}
 		backoff = 500 * time.Millisecond
 		select {
-		case out <- kvAnswer{prefix: prefix, pairs: pairs, index: meta.LastIndex}:
+		case out <- kvAnswer{prefix: prefix, pairs: pairs, index: meta.LastIndex, filtered: meta.ResultsFilteredByACLs}:
 		case <-ctx.Done():
 			return
 		}
@@ -258,27 +278,58 @@ func (w *companion) follow(ctx context.Context, client *api.Client, prefix strin
 // answer holds data.
 func (w *companion) consulAnswered(a kvAnswer) bool {
 	if a.err != nil {
-		if w.consulErr[a.prefix] == "" {
-			w.log.Warn("Consul cannot be reached; the last good ACLs and keys stay in force", "prefix", a.prefix, "err", a.err)
+		refused := consulapi.IsForbidden(a.err)
+		if w.consulErr[a.prefix] == "" || w.refused[a.prefix] != refused {
+			msg := "Consul cannot be reached; the last good ACLs and keys stay in force"
+			if refused {
+				msg = "Consul refuses the token of token_file; the last good ACLs and keys stay in force"
+			}
+			w.log.Warn(msg, "prefix", a.prefix, "token_file", w.cfg.TokenFile, "err", a.err)
 		}
-		w.consulErr[a.prefix] = a.err.Error()
+		w.consulErr[a.prefix], w.refused[a.prefix] = a.err.Error(), refused
+		if refused {
+			// "403 ACL not found", without the api package's
+			// "Unexpected response code": the reason names the
+			// token first and has 128 bytes.
+			w.consulErr[a.prefix] = consulapi.Describe(a.err)
+		}
 	} else {
 		if w.consulErr[a.prefix] != "" {
 			w.log.Info("Consul answers again", "prefix", a.prefix)
 		}
 		delete(w.consulErr, a.prefix)
+		delete(w.refused, a.prefix)
 	}
 	w.reportConsul()
 	return a.err == nil
 }
 
 // reportConsul puts one of the queries' errors (the first prefix's) in
-// the status, or none.
+// the status, or none, and what the answers hid.
 func (w *companion) reportConsul() {
-	w.status.ConsulError = ""
+	w.status.ConsulError, w.status.ConsulRefused = "", false
 	if ps := slices.Sorted(maps.Keys(w.consulErr)); len(ps) > 0 {
-		w.status.ConsulError = w.consulErr[ps[0]]
+		w.status.ConsulError, w.status.ConsulRefused = w.consulErr[ps[0]], w.refused[ps[0]]
 	}
+	w.status.Hidden = nil
+	for _, p := range slices.Sorted(maps.Keys(w.hidden)) {
+		w.status.Hidden = append(w.status.Hidden, w.hidden[p]...)
+	}
+}
+
+// hide records what an answer for prefix hid (none clears the record).
+func (w *companion) hide(prefix string, keys []string) {
+	slices.Sort(keys)
+	if len(keys) > 0 && !slices.Equal(keys, w.hidden[prefix]) {
+		w.log.Warn("Consul hides keys from the token of token_file (it lacks key:read); what was in force there stays",
+			"keys", strings.Join(keys, ","), "token_file", w.cfg.TokenFile)
+	}
+	if len(keys) == 0 {
+		delete(w.hidden, prefix)
+	} else {
+		w.hidden[prefix] = keys
+	}
+	w.reportConsul()
 }
 
 // apply takes one answer of Consul into the ACLs.
@@ -309,12 +360,25 @@ func (w *companion) apply(a kvAnswer) {
 		}
 		w.acls[svc] = d
 	}
+	// Consul filtered the answer by the token's ACLs: a routed
+	// service's document missing from it may be there, unreadable to
+	// this token. One in force stays; without one the service stays
+	// denied, and either way the status says why.
+	var hidden []string
+	if a.filtered {
+		for _, svc := range w.cfg.Services {
+			if !present[svc] {
+				hidden = append(hidden, w.cfg.KVPrefix+svc)
+			}
+		}
+	}
 	for svc := range w.acls {
-		if !present[svc] {
+		if !present[svc] && !a.filtered {
 			w.log.Info("ACL document deleted from Consul; the service is denied", "service", svc)
 			delete(w.acls, svc)
 		}
 	}
+	w.hide(w.cfg.KVPrefix, hidden)
 	w.status.Rejected = rejected
 }
 
@@ -326,6 +390,24 @@ func (w *companion) applyKeys(a kvAnswer) {
 	pairs := make([]policy.KVPair, 0, len(a.pairs))
 	for _, p := range a.pairs {
 		pairs = append(pairs, policy.KVPair{Key: p.Key, Value: p.Value})
+	}
+	var hidden []string
+	if a.filtered {
+		for path := range w.kvKeys {
+			if !slices.ContainsFunc(pairs, func(p policy.KVPair) bool { return p.Key == path }) {
+				hidden = append(hidden, path)
+			}
+		}
+		if len(pairs) == 0 && len(hidden) == 0 {
+			// Nothing in force, nothing readable: the whole prefix.
+			hidden = []string{a.prefix}
+		}
+	}
+	w.hide(a.prefix, hidden)
+	if len(hidden) > 0 {
+		// Keys the token may not read are not revoked: the answer is
+		// set aside and the keys in force stay.
+		return
 	}
 	w.keyPairs = pairs
 	w.selectKeys()
@@ -389,6 +471,7 @@ func (w *companion) loadPolicy(ctx context.Context) {
 		w.stopKeys()
 		w.stopKeys, w.keyPairs = nil, nil
 		delete(w.consulErr, w.cfg.KeysPrefix)
+		delete(w.hidden, w.cfg.KeysPrefix)
 		w.reportConsul()
 	}
 	if changed {

@@ -87,7 +87,7 @@ var companionMode = daemon.Companion{Arg: WatchCommand, Run: func(ctx context.Co
 const longDesc = `Runs nginx (OpenResty, or Debian's nginx with libnginx-mod-http-lua) as the HTTPS entry of the stack: TLS termination, optional client certificates per route, and on every routed request a JWT verified in Lua (luaossl) against the policy of jwt_policy_file, then the ACL of the route's service from Consul KV (kv_prefix + service). ` +
 	`Missing or invalid tokens get 401 with a WWW-Authenticate challenge, ACL denials 403; the verified subject and issuer reach the upstream in subject_header and issuer_header (chosen claims in claim_headers), and client copies of identity headers are removed. ` +
 	`A companion process follows Consul with blocking queries and pushes ACLs and keys (key files, and public keys in Consul KV under jwt_kv_prefix) into nginx's shared memory without a reload; the last good state is kept in state_dir, so a restart during a Consul outage enforces it (nothing ever seen: everything is denied). ` +
-	`Monitor depth 0 checks nginx's master, the companion and the health location over TLS; depth 10 also checks that nginx enforces Consul's ACLs and keys and that the certificate does not expire within cert_expiry_days. Consul unreachable, a refused ACL or key document or a near expiry report degraded. ` +
+	`Monitor depth 0 checks nginx's master, the companion and the health location over TLS; depth 10 also checks that nginx enforces Consul's ACLs and keys and that the certificate does not expire within cert_expiry_days. Consul unreachable, a token Consul refuses or hides documents from (named by token_file), a refused ACL or key document or a near expiry report degraded. ` +
 	`pcs: "pcs resource create gw ocf:ha-framework:openresty-gateway routes=/orders/=orders=127.0.0.1:8081 tls_cert_file=/etc/ha-framework/gw.pem tls_key_file=/etc/ha-framework/gw.key jwt_policy_file=/etc/ha-framework/jwt.json clone". ` +
 	`crmsh: "crm configure primitive gw ocf:ha-framework:openresty-gateway params routes=/orders/=orders=127.0.0.1:8081 tls_cert_file=/etc/ha-framework/gw.pem tls_key_file=/etc/ha-framework/gw.key jwt_policy_file=/etc/ha-framework/jwt.json op monitor interval=10s op monitor interval=60s OCF_CHECK_LEVEL=10", "crm configure clone gw-clone gw".`
 
@@ -494,14 +494,18 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 			return ocf.Running, err
 		}
 	}
-	return ocf.Running, statusProblem(st)
+	return ocf.Running, statusProblem(r.Config, st)
 }
 
 // statusProblem is the degraded state the companion reports, nil if none.
-func statusProblem(st *companion.Status) error {
+func statusProblem(c *Config, st *companion.Status) error {
 	switch {
+	case st.ConsulError != "" && st.ConsulRefused:
+		return ocf.Errorf(ocf.Degraded, "%s: Consul refuses it (%s); the last good ACLs and keys stay in force", tokenFix(c), st.ConsulError)
 	case st.ConsulError != "":
 		return ocf.Errorf(ocf.Degraded, "Consul unreachable; the last good ACLs and keys stay in force: %s", st.ConsulError)
+	case len(st.Hidden) > 0:
+		return ocf.Errorf(ocf.Degraded, "%s: it may not read %s (key:read); the last good ones stay in force", tokenFix(c), strings.Join(st.Hidden, ", "))
 	case st.PolicyError != "":
 		return ocf.Errorf(ocf.Degraded, "jwt_policy_file: %s; the policy in force stays", st.PolicyError)
 	case st.PushError != "":
@@ -538,9 +542,12 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	if st.ConsulError != "" {
 		return nil // reported by statusProblem
 	}
+	if len(st.Hidden) > 0 {
+		return nil // reported by statusProblem
+	}
 	want, err := consulDigests(ctx, r)
 	if err != nil {
-		return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
+		return consulProblem(c, err)
 	}
 	// The keys and policy nginx holds must be those of the files now,
 	// with Consul's keys.
@@ -550,7 +557,7 @@ func deepCheck(ctx context.Context, r *request, st *companion.Status) error {
 	}
 	kv, err := consulKeys(ctx, r, pol)
 	if err != nil {
-		return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
+		return consulProblem(c, err)
 	}
 	fromFiles, err := state.NewWithKVKeys(pol, kv, nil)
 	if err != nil {
@@ -696,6 +703,24 @@ func consulKeys(ctx context.Context, r *request, pol *policy.Compiled) (map[stri
 	}
 	keys, _ := policy.SelectKVKeys(pol, c.KeysPrefix, kp, prev)
 	return keys, nil
+}
+
+// tokenFix names the token to fix when Consul refuses it or hides keys
+// from it.
+func tokenFix(c *Config) string {
+	if c.TokenFile == "" {
+		return "set token_file (the anonymous token is used)"
+	}
+	return "fix the token in token_file " + c.TokenFile
+}
+
+// consulProblem is the degraded state for a failed read of Consul: a 403
+// names the token to fix, anything else is an outage.
+func consulProblem(c *Config, err error) error {
+	if consulapi.IsForbidden(err) {
+		return ocf.Errorf(ocf.Degraded, "%s: Consul refuses it (%s)", tokenFix(c), consulapi.Describe(err))
+	}
+	return ocf.Errorf(ocf.Degraded, "Consul unreachable: %v", err)
 }
 
 func consulClient(ctx context.Context, c *Config) (*api.Client, error) {

@@ -101,9 +101,40 @@ func TestBadInput(t *testing.T) {
 
 func TestStatusProblemNamesRefusedKeys(t *testing.T) {
 	st := &companion.Status{RejectedKeys: map[string]string{"jwt/idp/keys/b": "RSA key of 1024 bits", "jwt/idp/keys/a": "the JWK holds a private key"}}
-	err := statusProblem(st)
+	err := statusProblem(&Config{}, st)
 	if ocf.CodeOf(err) != ocf.Degraded || !strings.Contains(err.Error(), "JWT key refused, last good kept: jwt/idp/keys/a: the JWK holds a private key; jwt/idp/keys/b") {
 		t.Errorf("statusProblem = %v, want degraded naming both keys in order", err)
+	}
+}
+
+// TestStatusProblemTokenRefused: Consul refusing the token (403), or
+// hiding documents from it, is not an outage: the reason says which
+// token to fix first. The old monitor said "Consul unreachable" for a
+// 403 and nothing for hidden documents.
+func TestStatusProblemTokenRefused(t *testing.T) {
+	withFile := &Config{TokenFile: "/etc/ha-framework/gw.token", KVPrefix: "acl/"}
+	tests := []struct {
+		name   string
+		c      *Config
+		st     *companion.Status
+		reason string // the start of the reason
+	}{
+		{"403", withFile, &companion.Status{ConsulError: "403 ACL not found", ConsulRefused: true},
+			"fix the token in token_file /etc/ha-framework/gw.token: Consul refuses it (403 ACL not found)"},
+		{"403 without token_file", &Config{KVPrefix: "acl/"}, &companion.Status{ConsulError: "403 Permission denied", ConsulRefused: true},
+			"set token_file (the anonymous token is used): Consul refuses it (403 Permission denied)"},
+		{"hidden", withFile, &companion.Status{Hidden: []string{"acl/orders", "jwt/idp/keys/k1"}},
+			"fix the token in token_file /etc/ha-framework/gw.token: it may not read acl/orders, jwt/idp/keys/k1 (key:read)"},
+		{"outage", withFile, &companion.Status{ConsulError: "connection refused"},
+			"Consul unreachable; the last good ACLs and keys stay in force: connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := statusProblem(tt.c, tt.st)
+			if ocf.CodeOf(err) != ocf.Degraded || !strings.HasPrefix(ocf.ReasonOf(err), tt.reason) {
+				t.Errorf("statusProblem = %v %q, want degraded starting %q", ocf.CodeOf(err), ocf.ReasonOf(err), tt.reason)
+			}
+		})
 	}
 }
 
