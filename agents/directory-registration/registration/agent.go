@@ -346,8 +346,10 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 		}
 	}
 	// A probe only looks: refreshing the TTL of a stale registration
-	// would make it pass for a service that may be gone.
-	if !r.IsProbe() && owns(v.services[want.ID], r.Config.rt.key, held) && hasTTL(want) {
+	// would make it pass for a service that may be gone. Nor does the
+	// monitor the SDK runs to confirm a start or a stop: start's ensure
+	// has just refreshed it.
+	if r.Action == ocf.ActionMonitor && !r.IsProbe() && owns(v.services[want.ID], r.Config.rt.key, held) && hasTTL(want) {
 		if err := cl.refresh(ctx, want); err != nil {
 			return ocf.Running, err
 		}

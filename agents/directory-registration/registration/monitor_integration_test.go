@@ -3,50 +3,14 @@
 package registration
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"sync"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
-
-// countingProxy forwards to the real Consul at addr and records the
-// requests it passed.
-type countingProxy struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (p *countingProxy) requests() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.seen...)
-}
-
-func (p *countingProxy) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seen = nil
-}
-
-func newCountingProxy(t *testing.T, addr string) (*countingProxy, string) {
-	t.Helper()
-	p := &countingProxy{}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.seen = append(p.seen, r.Method+" "+r.URL.Path)
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return p, s.Listener.Addr().String()
-}
 
 // TestRecurringMonitorRequests: Pacemaker runs the recurring monitor every
 // few seconds for every registration, so it asks the agent for its
@@ -56,18 +20,40 @@ func newCountingProxy(t *testing.T, addr string) (*countingProxy, string) {
 func TestRecurringMonitorRequests(t *testing.T) {
 	t.Parallel()
 	d := startConsul(t, "")
-	proxy, addr := newCountingProxy(t, d.addr)
-	r := runner(t, "count-reg", map[string]string{"consul_address": addr, "service_name": "count", "check_ttl": "30s"})
+	proxy := consultest.NewCountingProxy(t, d.addr)
+	r := runner(t, "count-reg", map[string]string{"consul_address": proxy.Addr, "service_name": "count", "check_ttl": "30s"})
 	must(t, r, "start", nil, ocf.Success)
+	// The start sets the TTL check passing once: the monitor the SDK
+	// runs after it to confirm the start only looks (it repeated the
+	// update a few milliseconds later).
+	if n := count(proxy.Requests(), "PUT /v1/agent/check/update/service:count-node1"); n != 1 {
+		t.Errorf("start sent the TTL update %d times, want once: %v", n, proxy.Requests())
+	}
 
 	if err := d.api.Agent().UpdateTTL("service:count-node1", "expired", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	proxy.reset()
+	proxy.Reset()
 	must(t, r, "monitor", recurring, ocf.Success)
-	got := proxy.requests()
-	if len(got) > 3 {
-		t.Errorf("a recurring monitor sent %d requests to Consul, want at most 3 (services, checks, TTL update): %v", len(got), got)
+	want := []string{"GET /v1/agent/services", "GET /v1/agent/checks", "PUT /v1/agent/check/update/service:count-node1"}
+	if got := proxy.Requests(); !slices.Equal(got, want) {
+		t.Errorf("a recurring monitor sent %v to Consul, want %v", got, want)
+	}
+	// A probe only looks; the deep monitor compares with what the same
+	// two reads return.
+	for _, step := range []struct {
+		name  string
+		extra map[string]string
+		want  []string
+	}{
+		{"probe", probe, want[:2]},
+		{"depth-10 monitor", deep, want},
+	} {
+		proxy.Reset()
+		must(t, r, "monitor", step.extra, ocf.Success)
+		if got := proxy.Requests(); !slices.Equal(got, step.want) {
+			t.Errorf("a %s sent %v to Consul, want %v", step.name, got, step.want)
+		}
 	}
 	checks, err := d.api.Agent().Checks()
 	if err != nil {
@@ -77,4 +63,14 @@ func TestRecurringMonitorRequests(t *testing.T) {
 		t.Errorf("TTL check after the monitor: %+v, want passing", c)
 	}
 	must(t, r, "stop", nil, ocf.Success)
+}
+
+func count(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
 }
