@@ -28,21 +28,7 @@ import (
 // during a Consul outage still enforces the last good key.
 func TestKeysFromConsul(t *testing.T) {
 	f := newFixture(t, 90*24*time.Hour)
-	var pf policy.File
-	data, err := os.ReadFile(f.issuer.policyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &pf); err != nil {
-		t.Fatal(err)
-	}
-	pf.Issuers[0].KVKeys = "idp"
-	if data, err = json.Marshal(pf); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.issuer.policyFile, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f.kvKeys(t, "idp")
 	r := f.runner(t)
 	if res := r.Run(ocf.ActionStart, nil); res.Code != ocf.Success {
 		t.Fatalf("start: %v %q\n%s", res.Code, res.Reason, res.Stderr)
@@ -50,20 +36,10 @@ func TestKeysFromConsul(t *testing.T) {
 	f.put(t, "acl/orders", `{"version": 1, "rules": [{"action": "allow"}]}`)
 	eventually(t, "the ACL enforced", func() bool { return f.get(t, "/orders/1", f.issuer.bearer(t, "alice")) == 200 })
 
-	kvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(&kvKey.PublicKey)
-	pemDoc := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	kvKey, pemDoc, carol := newKVKey(t, "kv1", "carol")
 	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 	jwkDoc := `{"kty":"EC","crv":"P-256","kid":"kv1","alg":"ES256","x":"` + b64(kvKey.X.FillBytes(make([]byte, 32))) +
 		`","y":"` + b64(kvKey.Y.FillBytes(make([]byte, 32))) + `"}`
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://idp.test", "aud": "api", "sub": "carol",
-		"exp": time.Now().Add(time.Hour).Unix()})
-	tok.Header["kid"] = "kv1"
-	signed, err := tok.SignedString(kvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	carol := "Bearer " + signed
 	if c := f.get(t, "/orders/1", carol); c != 401 {
 		t.Fatalf("a token of a key not yet in Consul: %d, want 401", c)
 	}
@@ -142,4 +118,42 @@ func TestKeysFromConsul(t *testing.T) {
 	if c := f.get(t, "/orders/1", carol); c != 200 {
 		t.Errorf("once the restarted companion pushed: %d, want 200 (the persisted key)", c)
 	}
+}
+
+// kvKeys makes the fixture's issuer also take its keys from Consul KV,
+// under jwt/FOLDER/keys/KID.
+func (f *fixture) kvKeys(t *testing.T, folder string) {
+	t.Helper()
+	var pf policy.File
+	data, err := os.ReadFile(f.issuer.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &pf); err != nil {
+		t.Fatal(err)
+	}
+	pf.Issuers[0].KVKeys = folder
+	if data, err = json.Marshal(pf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.issuer.policyFile, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newKVKey makes an ES256 key for Consul KV: the key, its public key as a
+// PEM document, and the Authorization header of a token it signed for
+// sub with kid, from the fixture's issuer.
+func newKVKey(t *testing.T, kid, sub string) (*ecdsa.PrivateKey, string, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://idp.test", "aud": "api", "sub": sub,
+		"exp": time.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = kid
+	signed, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "Bearer " + signed
 }

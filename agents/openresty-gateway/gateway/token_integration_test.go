@@ -16,12 +16,12 @@ import (
 )
 
 // TestTokenRefused: the gateway's monitors when Consul (with ACLs,
-// default deny) refuses the token in token_file or hides the ACL
+// default deny) refuses the token in token_file or hides the ACL and key
 // documents from it. The reason says which token to fix, never "Consul
-// unreachable", and the ACL in force stays. The old agent reported a
-// refused token as "Consul unreachable", and a token without key:read
-// made its companion delete every ACL (all callers denied) with a
-// healthy monitor.
+// unreachable", and the ACL and key in force stay. The old agent reported
+// a refused token as "Consul unreachable", and a token without key:read
+// made its companion delete every ACL and key from Consul (all callers
+// denied) with a healthy monitor.
 func TestTokenRefused(t *testing.T) {
 	const management = "8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 	f := newFixture(t, 90*24*time.Hour)
@@ -50,9 +50,16 @@ acl {
 		}
 		return tok.SecretID
 	}
-	reader := token("gateway-reader", `key_prefix "acl/" { policy = "read" }`)
+	reader := token("gateway-reader", `key_prefix "acl/" { policy = "read" }
+key_prefix "jwt/" { policy = "read" }`)
 	blind := token("gateway-blind", `node_prefix "" { policy = "read" }`)
-	tokenFile := filepath.Join(t.TempDir(), "consul.token")
+	// A short path: the reason names it within 128 bytes.
+	dir, err := os.MkdirTemp("/tmp", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tokenFile := filepath.Join(dir, "t")
 	useToken := func(tok string) {
 		t.Helper()
 		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
@@ -61,6 +68,7 @@ acl {
 	}
 	f.params["consul_address"] = cl.HTTPAddr(0)
 	f.params["token_file"] = tokenFile
+	f.kvKeys(t, "idp")
 	r := f.runner(t)
 	restart := func() {
 		t.Helper()
@@ -71,18 +79,22 @@ acl {
 		}
 	}
 	alice := f.issuer.bearer(t, "alice")
-	f.put(t, "acl/orders", `{"version": 1, "rules": [{"action": "allow", "subjects": ["alice"]}]}`)
+	f.put(t, "acl/orders", `{"version": 1, "rules": [{"action": "allow", "subjects": ["alice", "carol"]}]}`)
+	_, pemDoc, carol := newKVKey(t, "kv1", "carol")
+	f.put(t, "jwt/idp/keys/kv1", pemDoc)
 
 	useToken(reader)
 	restart()
-	eventually(t, "the ACL from Consul enforced", func() bool { return f.get(t, "/orders/1", alice) == 200 })
+	eventually(t, "the ACL and the key from Consul enforced", func() bool {
+		return f.get(t, "/orders/1", alice) == 200 && f.get(t, "/orders/1", carol) == 200
+	})
 	if res := r.Run(ocf.ActionMonitor, deep); res.Code != ocf.Success {
 		t.Errorf("deep monitor with a token that may read: %v %q", res.Code, res.Reason)
 	}
 
 	want := "fix the token in token_file " + tokenFile + ": "
 	for _, tc := range []struct{ name, token, reason string }{
-		{"without key:read", blind, want + "it may not read acl/orders (key:read)"},
+		{"without key:read", blind, want + "it may not read acl/orders, jwt/idp/keys/kv1 (key:read)"},
 		{"unknown to Consul", "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", want + "Consul refuses it (403 ACL not found)"},
 	} {
 		useToken(tc.token)
@@ -100,6 +112,9 @@ acl {
 		}
 		if c := f.get(t, "/orders/1", alice); c != 200 {
 			t.Errorf("%s: alice gets %d, want 200 (the ACL in force stays)", tc.name, c)
+		}
+		if c := f.get(t, "/orders/1", carol); c != 200 {
+			t.Errorf("%s: carol, whose token a key from Consul signed, gets %d, want 200 (the key in force stays)", tc.name, c)
 		}
 	}
 }
