@@ -53,7 +53,9 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	tok := k.token(b, "RS256", claims(), nil)
 	plain, plainPID := plainProxy(b, up)
-	cands := []*benchCandidate{{name: "plain-proxy", url: plain + "/orders/1", pidFile: plainPID}}
+	// Every candidate gets the same requests, token included: the
+	// plain proxy forwards it unread.
+	cands := []*benchCandidate{{name: "plain-proxy", url: plain + "/orders/1", auth: "Bearer " + tok, pidFile: plainPID}}
 	for _, cache := range []bool{true, false} {
 		g := nginxtest.Start(b, nginxconf.Settings{Routes: []routes.Route{{Prefix: "/orders/", Service: "orders", Upstream: up}},
 			TokenCache: cache, Workers: 1, MaxTokenBytes: k.policy.MaxTokenBytes}, k.state(b, map[string]*acl.Document{"orders": doc}))
@@ -225,7 +227,7 @@ func millis(m [][]byte) float64 {
 }
 
 // fastUpstream is a minimal HTTP server on loopback.
-func fastUpstream(b *testing.B) string {
+func fastUpstream(b testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -239,7 +241,7 @@ func fastUpstream(b *testing.B) string {
 // plainProxy starts nginx as a bare TLS reverse proxy with the gateway's
 // TLS and proxy settings but no Lua; it returns its base URL and the
 // path of its pid file.
-func plainProxy(b *testing.B, upstream string) (string, string) {
+func plainProxy(b testing.TB, upstream string) (string, string) {
 	dir := b.TempDir()
 	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o711)
