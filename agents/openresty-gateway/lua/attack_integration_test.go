@@ -256,6 +256,10 @@ func TestNonNormalizedPathsRefused(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", p, resp.StatusCode)
 		}
 	}
+	// An escape that decodes to the normalized path itself is no trick.
+	if resp, _ := g.Do(t, "GET", "/orders/%61", "Bearer "+tok, nil); resp.StatusCode != 200 {
+		t.Errorf("/orders/%%61: status %d, want 200", resp.StatusCode)
+	}
 	if resp, _ := g.Do(t, "GET", "/nowhere", "Bearer "+tok, nil); resp.StatusCode != 404 {
 		t.Errorf("unrouted path: status %d, want 404", resp.StatusCode)
 	}

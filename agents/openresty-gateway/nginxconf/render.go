@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/ha-framework/ha-framework/agents/openresty-gateway/acl"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
 )
 
@@ -99,6 +100,14 @@ func (s *Settings) check() error {
 		return fmt.Errorf("worker user %q is not a user name", s.User)
 	}
 	for _, r := range s.Routes {
+		// The service is written into a Lua string and the upstream
+		// into proxy_pass.
+		if !acl.ValidService(r.Service) {
+			return fmt.Errorf("route %s%s: service %q must be letters, digits, . _ -", r.Host, r.Prefix, r.Service)
+		}
+		if u, err := routes.Upstream(r.Upstream); err != nil || u != r.Upstream {
+			return fmt.Errorf("route %s%s: upstream %q must be scheme://host:port", r.Host, r.Prefix, r.Upstream)
+		}
 		if r.MTLS && s.ClientCAFile == "" {
 			return fmt.Errorf("route %s%s asks for client certificates but no client CA file is set", r.Host, r.Prefix)
 		}
@@ -339,10 +348,7 @@ http {
 {{- range .Routes}}
 
         location {{.Match}} {
-            set $gw_service "{{.Service}}";
-            set $gw_mtls "{{if .MTLS}}1{{else}}0{{end}}";
-            set $gw_cache "{{if $.S.TokenCache}}1{{else}}0{{end}}";
-            access_by_lua_block { require("gateway.access").run() }
+            access_by_lua_block { require("gateway.access").run("{{.Service}}", {{.MTLS}}, {{$.S.TokenCache}}) }
             proxy_pass {{.Upstream}};
             proxy_http_version 1.1;
             proxy_set_header Connection "";

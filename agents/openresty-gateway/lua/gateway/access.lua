@@ -9,6 +9,8 @@ local state = require "gateway.state"
 
 local lower, find, sub, format = string.lower, string.find, string.sub, string.format
 local concat = table.concat
+local get_headers, clear_header, set_header = ngx.req.get_headers, ngx.req.clear_header, ngx.req.set_header
+local get_method = ngx.req.get_method
 
 local _M = {}
 
@@ -96,17 +98,38 @@ local function identity(claims, ip)
   return id
 end
 
--- token returns the bearer token of the request, or nil and a reason.
-local function token(headers)
-  local h = headers["authorization"]
+-- bearer returns the token of an Authorization header value, or nil and
+-- a reason.
+local function bearer(h)
   if h == nil then return nil, "no Authorization header" end
   if type(h) ~= "string" then return nil, "several Authorization headers" end
   if lower(sub(h, 1, 7)) ~= "bearer " then return nil, "not a bearer token" end
   return sub(h, 8)
 end
 
-function _M.run()
-  local headers, err = ngx.req.get_headers(MAX_HEADERS)
+-- path_ok tells whether the raw request path (query cut off) names the
+-- same resource as nginx's normalized path, which is what the ACL sees.
+-- Plain finds only: a pattern find would keep LuaJIT from compiling the
+-- request path.
+local function path_ok(raw, path)
+  if not find(raw, "%", 1, true) and not find(raw, "+", 1, true) and not find(raw, "\\", 1, true) then
+    -- Nothing that unescaping changes: the raw path must already be
+    -- the normal form.
+    return raw == path
+  end
+  local l = lower(raw)
+  if find(l, "%2f", 1, true) or find(l, "%5c", 1, true) or find(raw, "\\", 1, true) then return false end
+  return ngx.unescape_uri(raw) == path
+end
+
+-- run is the access phase of a route to service; mtls says whether the
+-- route requires a verified client certificate, use_cache whether
+-- verified tokens are cached. The arguments are constants of the
+-- rendered configuration, so the request path reads no nginx variable
+-- for them. Missing arguments fail closed: no service has no ACL (403),
+-- and only mtls == false skips the certificate check.
+function _M.run(service, mtls, use_cache)
+  local headers, err = get_headers(MAX_HEADERS)
   if err == "truncated" then
     -- Not every header was seen, so not every forged identity header
     -- could be stripped.
@@ -114,20 +137,21 @@ function _M.run()
   end
   local prefix = state.options.identity_prefix
   for name in pairs(headers) do
-    if sub(name, 1, #prefix) == prefix then ngx.req.clear_header(name) end
+    if find(name, prefix, 1, true) == 1 then clear_header(name) end
   end
 
   -- The ACL sees nginx's normalized $uri; refuse requests whose raw path
   -- normalizes to something else, so the upstream gets what was checked.
-  local raw = ngx.var.request_uri
+  local var = ngx.var
+  local raw = var.request_uri
   local q = find(raw, "?", 1, true)
   if q then raw = sub(raw, 1, q - 1) end
-  local path = ngx.var.uri
-  if find(raw, "%%2[fF]") or find(raw, "%%5[cC]") or find(raw, "\\", 1, true) or ngx.unescape_uri(raw) ~= path then
-    return ngx.exit(400)
-  end
+  local path = var.uri
+  if not path_ok(raw, path) then return ngx.exit(400) end
 
-  if ngx.var.gw_mtls == "1" and ngx.var.ssl_client_verify ~= "SUCCESS" then
+  -- Anything but an explicit false asks for the certificate: a call
+  -- rendered for other code must not skip the check.
+  if mtls ~= false and var.ssl_client_verify ~= "SUCCESS" then
     ngx.log(ngx.INFO, "gateway: 403: no verified client certificate")
     return ngx.exit(403)
   end
@@ -135,43 +159,47 @@ function _M.run()
   local st = state.current()
   if not st then return unauthorized("no policy loaded", true) end
 
-  local tok, why = token(headers)
-  if not tok then return unauthorized(why, false) end
-
+  -- The cache is keyed by the whole header value: a hit is the same
+  -- text that was parsed and verified before.
+  local auth = headers["authorization"]
   local now = ngx.now()
   local id
-  if ngx.var.gw_cache ~= "0" then
-    local hit = cache:get(tok)
+  if use_cache and type(auth) == "string" then
+    local hit = cache:get(auth)
     if hit and hit.version == st.keys_version and now < hit.expires then id = hit.id end
   end
   if not id then
+    local tok, why = bearer(auth)
+    if not tok then return unauthorized(why, false) end
     local claims, reason, ip, exp = jwt.verify(st.policy, tok, now)
     if not claims then return unauthorized(reason, true) end
     id = identity(claims, ip)
     local ttl = exp + ip.leeway - now
-    if ttl > 0 then
-      cache:set(tok, { id = id, version = st.keys_version, expires = exp + ip.leeway }, ttl)
+    if use_cache and ttl > 0 then
+      cache:set(auth, { id = id, version = st.keys_version, expires = exp + ip.leeway }, ttl)
     end
   end
 
-  local service = ngx.var.gw_service
   local doc = st.acls[service]
-  local allowed, rule, name = false, 0, nil
+  local method = get_method()
+  local allowed, rule = false, 0
   if doc then
-    allowed, rule, name = acl.evaluate(doc, id, ngx.req.get_method(), path)
+    allowed, rule = acl.evaluate(doc, id, method, path)
   end
   if not allowed then
     if doc and doc.shadow then
-      ngx.log(ngx.WARN, "gateway: shadow deny service=", service, " sub=", id.sub, " rule=", rule, " ", ngx.req.get_method(), " ", path)
+      ngx.log(ngx.WARN, "gateway: shadow deny service=", service, " sub=", id.sub, " rule=", rule, " ", method, " ", path)
     else
       ngx.log(ngx.INFO, "gateway: 403 service=", service, " sub=", id.sub, " rule=", rule)
       return ngx.exit(403)
     end
   end
-  ngx.req.set_header(state.options.subject_header, id.sub)
-  ngx.req.set_header(state.options.issuer_header, id.iss)
-  for _, h in ipairs(id.headers) do
-    ngx.req.set_header(h[1], h[2])
+  local options = state.options
+  set_header(options.subject_header, id.sub)
+  set_header(options.issuer_header, id.iss)
+  local hs = id.headers
+  for i = 1, #hs do
+    set_header(hs[i][1], hs[i][2])
   end
 end
 

@@ -106,11 +106,10 @@ end
 -- current returns this worker's compiled state, recompiled when the
 -- shared version moved; nil when there is none (everything is denied).
 function _M.current()
-  local dict = ngx.shared[DICT]
-  local v = dict:get("version")
+  local v = ngx.shared[DICT]:get("version")
   if not v then return nil end
   if compiled and compiled.version == v then return compiled end
-  local text = dict:get("state")
+  local text = ngx.shared[DICT]:get("state")
   local c, err = _M.try_compile(text or "", compiled)
   if not c then
     ngx.log(ngx.ERR, "gateway: shared state does not compile: ", err)
