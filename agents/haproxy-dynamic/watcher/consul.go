@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ha-framework/ha-framework/internal/consulapi"
@@ -43,30 +46,142 @@ const (
 	maxBackoff = 10 * time.Second
 )
 
-// healthClient runs the health queries of the watcher over plain HTTP, so
-// that it controls what it accepts: the answer's size, and the index
-// header, which may be missing or wrong.
+// healthClient runs the health queries of one route over one plain
+// HTTP/1.1 connection of its own, so that it controls what it accepts
+// (the answer's size, the headers' size, the index header, which may be
+// missing or wrong) and what a route costs while its query waits: one
+// goroutine, the caller's, and a small read buffer. net/http's transport
+// adds two goroutines and 5 KiB of buffers per connection; at a thousand
+// routes that was most of the watcher's memory. The answer is not asked
+// for compressed: the agent is local, and gzip cost both sides more CPU
+// than the bytes it saved.
 type healthClient struct {
-	http       *http.Client
-	base       string // http://host:port
+	addr       string // host:port
+	host       string // for the Host header
 	token      string
 	datacenter string
+	timeout    time.Duration // of one query, from dialing to the end of the answer
+
+	conn net.Conn // nil between connections
+	br   *bufio.Reader
+	// limit bounds what the next reads of conn may return: the headers'
+	// size while they are read.
+	limit limitedConn
 }
 
+// readBuffer is the size of a route's read buffer: Consul's headers fit,
+// and an answer's body is read through it in large reads.
+const readBuffer = 1024
+
+// maxHeaders bounds the status line and headers of an answer.
+const maxHeaders = 64 << 10
+
 func newHealthClient(address, token, datacenter string, timeout time.Duration) *healthClient {
-	base := address
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	addr := address
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		addr = rest
 	}
-	// A transport of its own: no proxy from the environment, the local
-	// agent is reached directly. Each route holds a blocking query open,
-	// so each keeps a connection of its own between queries.
-	// A query is a few hundred bytes: a small write buffer per connection
-	// (the default is 4 KiB) matters at a thousand routes.
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
-		ResponseHeaderTimeout: timeout, WriteBufferSize: 1024}
-	return &healthClient{http: &http.Client{Transport: tr, Timeout: timeout}, base: strings.TrimRight(base, "/"),
-		token: token, datacenter: datacenter}
+	addr = strings.TrimRight(addr, "/")
+	return &healthClient{addr: addr, host: addr, token: token, datacenter: datacenter, timeout: timeout}
+}
+
+// close drops the connection; the next query dials a new one.
+func (h *healthClient) close() {
+	if h.conn != nil {
+		h.conn.Close()
+		h.conn, h.br = nil, nil
+	}
+}
+
+// limitedConn reads from a connection, at most left bytes (no limit when
+// left is negative).
+type limitedConn struct {
+	r    io.Reader
+	left int64
+}
+
+var errHeadersTooLarge = fmt.Errorf("Consul's answer headers are larger than %d KiB; refused", maxHeaders>>10)
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return l.r.Read(p)
+	}
+	if l.left == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// roundTrip sends req and reads the status line and headers of the
+// answer, on the route's connection (dialed when there is none). A
+// connection kept from an earlier query that turns out closed by Consul
+// (it closes idle connections) is replaced once.
+func (h *healthClient) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	for try := 0; ; try++ {
+		reused := h.conn != nil
+		resp, err := h.roundTripOnce(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		h.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !reused || try > 0 || !closedByPeer(err) {
+			return nil, err
+		}
+	}
+}
+
+// closedByPeer reports whether err is what a connection closed by the
+// other end gives: no answer at all.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func (h *healthClient) roundTripOnce(ctx context.Context, req *http.Request) (*http.Response, error) {
+	if h.conn == nil {
+		d := net.Dialer{Timeout: h.timeout}
+		conn, err := d.DialContext(ctx, "tcp", h.addr)
+		if err != nil {
+			return nil, err
+		}
+		h.conn = conn
+		h.limit = limitedConn{r: conn, left: -1}
+		h.br = bufio.NewReaderSize(&h.limit, readBuffer)
+	}
+	// The whole query, its wait included, within the timeout; an ended
+	// ctx ends it at once.
+	if err := h.conn.SetDeadline(time.Now().Add(h.timeout)); err != nil {
+		return nil, err
+	}
+	conn := h.conn
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	bw := bufio.NewWriterSize(conn, 512)
+	werr := req.Write(bw)
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	// Consul may answer without reading the query (HTTP 429 when this
+	// address holds too many connections) and close: the answer counts,
+	// not the failed write.
+	h.limit.left = maxHeaders - int64(h.br.Buffered())
+	resp, err := http.ReadResponse(h.br, req)
+	h.limit.left = -1
+	if err != nil {
+		if werr != nil {
+			return nil, werr
+		}
+		return nil, err
+	}
+	return resp, nil
 }
 
 // ErrTooManyQueries is wrapped by a query's error when Consul refuses it
@@ -105,7 +220,7 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 		q.Set("index", strconv.FormatUint(index, 10))
 		q.Set("wait", strconv.FormatInt(wait.Milliseconds(), 10)+"ms")
 	}
-	u := h.base + "/v1/health/service/" + url.PathEscape(service) + "?" + q.Encode()
+	u := "http://" + h.host + "/v1/health/service/" + url.PathEscape(service) + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, 0, err
@@ -114,17 +229,19 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 		// In a header, never in the URL: URLs end up in error messages.
 		req.Header.Set("X-Consul-Token", h.token)
 	}
-	resp, err := h.http.Do(req)
+	resp, err := h.roundTrip(ctx, req)
 	if err != nil {
-		// Without the URL that *url.Error adds: it says nothing the
-		// service name does not.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
-	defer resp.Body.Close()
+	// The connection carries the next query only after an answer read
+	// to its end; any other outcome closes it (draining a refused or
+	// hostile answer could take forever).
+	keep := false
+	defer func() {
+		if !keep {
+			h.close()
+		}
+	}()
 	body := &io.LimitedReader{R: resp.Body, N: MaxAnswer + 1}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -134,6 +251,9 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 		msg, _ := io.ReadAll(io.LimitReader(body, 4096))
 		return nil, nil, 0, fmt.Errorf("health query for %s: HTTP %d: %s", service, resp.StatusCode, firstLine(msg))
 	}
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		return nil, nil, 0, fmt.Errorf("health query for %s: answer encoded as %q, which was not asked for", service, clip(enc))
+	}
 	entries, skipped, err = parseHealth(body)
 	if body.N <= 0 {
 		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, errTooLarge)
@@ -141,6 +261,10 @@ func (h *healthClient) service(ctx context.Context, service, tag string, index u
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, err)
 	}
+	if ctx.Err() != nil {
+		return nil, nil, 0, fmt.Errorf("health query for %s: %w", service, ctx.Err())
+	}
+	keep = !resp.Close
 	idx, _ = strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
 	return entries, skipped, idx, nil
 }
@@ -347,7 +471,7 @@ func Passing(ctx context.Context, c *Config) (map[string][]netip.AddrPort, error
 		timeout = time.Until(dl)
 	}
 	h := newHealthClient(c.ConsulAddress, token, c.Datacenter, timeout)
-	defer h.http.CloseIdleConnections()
+	defer h.close()
 	filter := NewFilter(c.Routes)
 	out := map[string][]netip.AddrPort{}
 	for _, r := range c.Routes {

@@ -500,7 +500,7 @@ func TestHealthQueryRefusedForTooManyConnections(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 	}
 	h := newHealthClient(cl.HTTPAddr(0), "", "", 10*time.Second)
-	defer h.http.CloseIdleConnections()
+	defer h.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Consul answers 429 on accepting the connection, before reading the

@@ -55,9 +55,6 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The HTTP client's timeout must outlast a blocking query: Consul
-	// adds up to wait/16 of jitter to the wait time.
-	h := newHealthClient(c.ConsulAddress, token, c.Datacenter, c.Wait+c.Wait/16+10*time.Second)
 	w := newWatcher(c, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -66,6 +63,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		if tag == "" {
 			tag = c.Tag
 		}
+		// A query's timeout must outlast a blocking query: Consul adds
+		// up to wait/16 of jitter to the wait time.
+		h := newHealthClient(c.ConsulAddress, token, c.Datacenter, c.Wait+c.Wait/16+10*time.Second)
 		go w.follow(ctx, h, r.Service, tag)
 	}
 	w.writeStatus(true)
@@ -133,6 +133,7 @@ func newWatcher(c *Config, log *slog.Logger) *watcher {
 // answers, an index that goes backwards or is missing starts over, and
 // errors back off with jitter.
 func (w *watcher) follow(ctx context.Context, h *healthClient, service, tag string) {
+	defer h.close()
 	var index uint64
 	var pacer queryPacer
 	fails := 0
