@@ -105,3 +105,46 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// inSync lets the tick skip a backend only when plan would change
+// nothing and no reload would follow.
+func TestInSync(t *testing.T) {
+	a, b, c := "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
+	free := srv("s9", "127.0.0.1:1", placeholder)
+	tests := []struct {
+		name    string
+		servers []haproxyapi.ServerState
+		want    []netip.AddrPort
+		leftOut int
+		in      bool
+	}{
+		{name: "serves exactly the wanted", servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", b, ready), free}, want: addrs(a, b), in: true},
+		{name: "nothing wanted, nothing served", servers: []haproxyapi.ServerState{free}, in: true},
+		{name: "a wanted instance missing", servers: []haproxyapi.ServerState{srv("s1", a, ready), free}, want: addrs(a, b)},
+		{name: "an unwanted instance served", servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", c, ready)}, want: addrs(a)},
+		{name: "one instance in two slots, another missing", servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", a, ready)}, want: addrs(a, b)},
+		{name: "one instance in two slots", servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", a, ready)}, want: addrs(a)},
+		{name: "a server draining", servers: []haproxyapi.ServerState{srv("s1", a, ready), srv("s2", c, draining)}, want: addrs(a)},
+		{name: "a wanted instance in maintenance", servers: []haproxyapi.ServerState{srv("s1", a, placeholder)}, want: addrs(a)},
+		{name: "instances left out", servers: []haproxyapi.ServerState{srv("s1", a, ready)}, want: addrs(a), leftOut: 1},
+		{name: "slots to give back", servers: []haproxyapi.ServerState{srv("s1", a, ready), free, free, free, free, free}, want: addrs(a)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWatcher(&Config{}, nil)
+			w.cfg.Slots = 2
+			w.want["web"] = tt.want
+			w.status.Routes["web"] = RouteStatus{LeftOut: tt.leftOut}
+			if got := w.inSync("web", tt.servers); got != tt.in {
+				t.Fatalf("inSync = %v, want %v", got, tt.in)
+			}
+			if !tt.in {
+				return
+			}
+			ops, overflow := plan(tt.servers, tt.want, map[string]time.Time{}, nil, time.Now(), time.Second)
+			if len(ops) > 0 || len(overflow) > 0 || len(tt.servers) > shrunk(w.cfg, len(tt.want)) {
+				t.Errorf("in sync, but plan = %v, overflow %v (%d slots)", ops, overflow, len(tt.servers))
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -68,9 +69,19 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		h := newHealthClient(c.ConsulAddress, token, c.Datacenter, c.Wait+c.Wait/16+10*time.Second)
 		go w.follow(ctx, h, r.Service, tag)
 	}
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		w.statusLoop()
+	}()
+	defer func() {
+		close(w.statusQueue)
+		<-statusDone
+	}()
 	w.writeStatus(true)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	reading := false // a reading of every backend's servers is under way
 	for {
 		select {
 		case <-ctx.Done():
@@ -79,8 +90,15 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 			w.handle(ctx, u)
 			w.writeStatus(false)
 		case <-t.C:
-			w.applyAll(ctx)
+			if !reading {
+				reading = true
+				go w.readServers(ctx, serversReading{applies: w.applies, reloads: w.status.Reloads})
+			}
 			w.writeStatus(true)
+		case r := <-w.readings:
+			reading = false
+			w.applyAll(ctx, r)
+			w.writeStatus(false)
 		}
 	}
 }
@@ -99,10 +117,18 @@ type watcher struct {
 	// held that cannot be routed, so that the same is not logged again.
 	skipped map[string]string
 	// drains is per backend, per server: when draining began.
-	drains     map[string]map[string]time.Time
-	applyErrs  map[string]error
-	updates    chan update
-	lastStatus []byte
+	drains    map[string]map[string]time.Time
+	applyErrs map[string]error
+	updates   chan update
+	// applies counts the routes applied from news, and appliedAt holds
+	// the count at each route's last such apply: a reading of HAProxy's
+	// servers that began before it is stale for that route.
+	applies   uint64
+	appliedAt map[string]uint64
+	readings  chan serversReading
+	// statusQueue holds the next status for statusLoop to write, at most
+	// one: a newer one replaces it.
+	statusQueue chan Status
 	// statusAt is when the status file was last written, and
 	// lastProblems the errors it reported then.
 	statusAt     time.Time
@@ -122,7 +148,8 @@ func newWatcher(c *Config, log *slog.Logger) *watcher {
 		want:    map[string][]netip.AddrPort{},
 		skipped: map[string]string{},
 		drains:  map[string]map[string]time.Time{},
-		updates: make(chan update),
+		updates: make(chan update), appliedAt: map[string]uint64{}, readings: make(chan serversReading),
+		statusQueue: make(chan Status, 1),
 	}
 }
 
@@ -293,20 +320,44 @@ func (w *watcher) apply(ctx context.Context, service string) {
 	w.noteApply(service, w.applyOnce(ctx, service))
 }
 
+// serversReading is one reading of every backend's servers, taken
+// beside the main loop: at a thousand routes HAProxy lists ten thousand
+// servers, and listing and parsing them held back Consul's news for tens
+// of milliseconds each second, more on a loaded host.
+type serversReading struct {
+	// applies and reloads are the watcher's counts when the reading
+	// began.
+	applies uint64
+	reloads int
+	servers []haproxyapi.ServerState
+	err     error
+}
+
+// readServers reads every backend's servers into r and hands it to the
+// main loop.
+func (w *watcher) readServers(ctx context.Context, r serversReading) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	r.servers, r.err = w.haproxy.ServersState(rctx, "")
+	cancel()
+	select {
+	case w.readings <- r:
+	case <-ctx.Done():
+	}
+}
+
 // applyAll applies every route Consul has answered for, from one reading
 // of HAProxy's servers for all backends: the tick's cost in runtime API
 // rounds grows with the backends that change or drain, not with the
 // routes (a round per route took most of a second at a thousand routes,
 // and held back Consul's news meanwhile). A route whose backend the
 // reading lacks, and every route after a reload, which makes the reading
-// stale, is applied on its own.
-func (w *watcher) applyAll(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	all, err := w.haproxy.ServersState(rctx, "")
-	cancel()
+// stale, is applied on its own. A route applied from news since the
+// reading began has fresher state than the reading: the pass leaves it.
+func (w *watcher) applyAll(ctx context.Context, r serversReading) {
 	// HAProxy lists a backend's servers together: each run of them is a
 	// subslice, not a copy.
 	byBackend := map[string][]haproxyapi.ServerState{}
+	all := r.servers
 	for i := 0; i < len(all); {
 		j := i + 1
 		for j < len(all) && all[j].Backend == all[i].Backend {
@@ -316,25 +367,22 @@ func (w *watcher) applyAll(ctx context.Context) {
 		byBackend[all[i].Backend] = append(prev[:len(prev):len(prev)], all[i:j]...)
 		i = j
 	}
-	reloads := w.status.Reloads
 	// News from Consul wait for no more than tickBatch routes: at a
 	// thousand routes the whole pass takes long enough to show in the
-	// propagation of a change. A route applied from news has fresh
-	// state, which the reading may predate: the pass leaves it.
-	fresh := map[string]bool{}
-	for i, r := range w.cfg.Routes {
+	// propagation of a change.
+	for i, rt := range w.cfg.Routes {
 		if i%tickBatch == tickBatch-1 {
-			w.handlePending(ctx, fresh)
+			w.handlePending(ctx)
 		}
-		if _, known := w.want[r.Service]; !known || fresh[r.Service] {
+		if _, known := w.want[rt.Service]; !known || w.appliedAt[rt.Service] > r.applies {
 			continue
 		}
-		servers, found := byBackend[haproxycfg.BackendName(r.Service)]
-		if err != nil || !found || w.status.Reloads != reloads {
-			w.apply(ctx, r.Service)
+		servers, found := byBackend[haproxycfg.BackendName(rt.Service)]
+		if r.err != nil || !found || w.status.Reloads != r.reloads {
+			w.apply(ctx, rt.Service)
 			continue
 		}
-		w.noteApply(r.Service, w.applyTo(ctx, r.Service, servers))
+		w.noteApply(rt.Service, w.applyTo(ctx, rt.Service, servers))
 	}
 }
 
@@ -346,19 +394,19 @@ const tickBatch = 32
 func (w *watcher) handle(ctx context.Context, u update) {
 	w.record(u)
 	if u.err == nil {
+		w.applies++
+		w.appliedAt[u.service] = w.applies
 		w.apply(ctx, u.service)
 	}
 }
 
 // handlePending handles the answers waiting to be received, at most
-// tickBatch of them, without waiting for more, and marks their routes in
-// fresh.
-func (w *watcher) handlePending(ctx context.Context, fresh map[string]bool) {
+// tickBatch of them, without waiting for more.
+func (w *watcher) handlePending(ctx context.Context) {
 	for range tickBatch {
 		select {
 		case u := <-w.updates:
 			w.handle(ctx, u)
-			fresh[u.service] = true
 		default:
 			return
 		}
@@ -395,6 +443,9 @@ func (w *watcher) applyOnce(ctx context.Context, service string) error {
 // applyTo brings service's backend, whose servers are servers, to the
 // wanted instances.
 func (w *watcher) applyTo(ctx context.Context, service string, servers []haproxyapi.ServerState) error {
+	if w.inSync(service, servers) {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	be := haproxycfg.BackendName(service)
@@ -451,6 +502,40 @@ func (w *watcher) applyTo(ctx context.Context, service string, servers []haproxy
 	return nil
 }
 
+// inSync reports whether service's backend, whose servers are servers,
+// serves exactly the wanted instances, with nothing draining, nothing
+// left out and no slots to give back: what most backends are at most
+// ticks, which then cost no allocation.
+func (w *watcher) inSync(service string, servers []haproxyapi.ServerState) bool {
+	want := w.want[service]
+	if len(want) > w.maxSlots() || w.status.Routes[service].LeftOut != 0 || len(servers) > shrunk(w.cfg, len(want)) {
+		return false
+	}
+	// One bit per wanted instance: each must be served by exactly one
+	// server. A word on the stack holds the usual backend.
+	var small [1]uint64
+	seen := small[:]
+	if len(want) > 64 {
+		seen = make([]uint64, (len(want)+63)/64)
+	}
+	serving := 0
+	for _, s := range servers {
+		switch {
+		case s.Draining():
+			return false
+		case !s.Serving():
+			continue
+		}
+		i, found := slices.BinarySearchFunc(want, s.Addr, func(a, b netip.AddrPort) int { return a.Compare(b) })
+		if !found || seen[i/64]&(1<<(i%64)) != 0 {
+			return false
+		}
+		seen[i/64] |= 1 << (i % 64)
+		serving++
+	}
+	return serving == len(want)
+}
+
 // reload reloads HAProxy unless the last reload was too recent; the
 // watcher's tick tries again. While it waits after a failed reload, it
 // returns that failure, so that the status goes on reporting it.
@@ -503,11 +588,13 @@ func capInstances(want []netip.AddrPort, servers []haproxyapi.ServerState, limit
 	return out, len(want) - len(out)
 }
 
-// writeStatus writes the status file when it changed. Unless forced (by
-// the tick), news from Consul are written at most once per tick, or at
-// once when an error appears or clears: at a thousand routes the file
-// holds hundreds of kilobytes, and writing it (encoding, fsync) after
-// every answer took longer than the answer itself.
+// writeStatus hands the status to statusLoop, which writes it when it
+// changed. Unless forced (by the tick), news from Consul are written at
+// most once per tick, or at once when an error appears or clears: at a
+// thousand routes the file holds hundreds of kilobytes, and writing it
+// (encoding, fsync) after every answer took longer than the answer
+// itself. The main loop only copies the routes' map: the encoding and the
+// write, tens of milliseconds on a loaded host, held back Consul's news.
 func (w *watcher) writeStatus(force bool) {
 	st := w.status
 	st.LastSync, st.ConsulError, st.ApplyError = time.Time{}, "", ""
@@ -528,15 +615,34 @@ func (w *watcher) writeStatus(force bool) {
 	if !statusDue(force, time.Since(w.statusAt), problems != w.lastProblems) {
 		return
 	}
-	data, err := jsonMarshal(st)
-	if err != nil || slices.Equal(data, w.lastStatus) {
-		return
+	// RouteStatus values are replaced, never changed in place: a copy of
+	// the map is a snapshot.
+	st.Routes = maps.Clone(st.Routes)
+	// Only this loop sends: when the queue is full, the status waiting
+	// there is older, and this one replaces it.
+	select {
+	case <-w.statusQueue:
+	default:
 	}
-	if err := process.WriteFileAtomic(w.cfg.StatusFile, data, 0o644); err != nil {
-		w.log.Error("writing the status file failed", "err", err)
-		return
+	w.statusQueue <- st
+	w.statusAt, w.lastProblems = time.Now(), problems
+}
+
+// statusLoop writes the statuses handed by writeStatus, each unless it
+// equals the last one written, until the queue is closed.
+func (w *watcher) statusLoop() {
+	var last []byte
+	for st := range w.statusQueue {
+		data, err := jsonMarshal(st)
+		if err != nil || slices.Equal(data, last) {
+			continue
+		}
+		if err := process.WriteFileAtomic(w.cfg.StatusFile, data, 0o644); err != nil {
+			w.log.Error("writing the status file failed", "err", err)
+			continue
+		}
+		last = data
 	}
-	w.lastStatus, w.statusAt, w.lastProblems = data, time.Now(), problems
 }
 
 // statusDue reports whether the status file is written now: when forced,
