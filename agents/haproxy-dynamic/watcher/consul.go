@@ -61,6 +61,9 @@ type healthClient struct {
 	token      string
 	datacenter string
 	timeout    time.Duration // of one query, from dialing to the end of the answer
+	// dial connects to addr; tests replace it to play a hostile Consul
+	// that no real server can be made into.
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	conn net.Conn // nil between connections
 	br   *bufio.Reader
@@ -82,7 +85,12 @@ func newHealthClient(address, token, datacenter string, timeout time.Duration) *
 		addr = rest
 	}
 	addr = strings.TrimRight(addr, "/")
-	return &healthClient{addr: addr, host: addr, token: token, datacenter: datacenter, timeout: timeout}
+	h := &healthClient{addr: addr, host: addr, token: token, datacenter: datacenter, timeout: timeout}
+	h.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: h.timeout}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return h
 }
 
 // close drops the connection; the next query dials a new one.
@@ -147,8 +155,7 @@ func closedByPeer(err error) bool {
 
 func (h *healthClient) roundTripOnce(ctx context.Context, req *http.Request) (*http.Response, error) {
 	if h.conn == nil {
-		d := net.Dialer{Timeout: h.timeout}
-		conn, err := d.DialContext(ctx, "tcp", h.addr)
+		conn, err := h.dial(ctx, h.addr)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -382,5 +383,76 @@ func TestQueryPacer(t *testing.T) {
 		if span := starts[i].Sub(starts[i-queryBurst]); span < queryBurst*minQueryGap {
 			t.Fatalf("queries %d to %d start within %v, want at least %v", i-queryBurst+1, i+1, span, queryBurst*minQueryGap)
 		}
+	}
+}
+
+// An answer whose headers exceed maxHeaders is refused before they are
+// read into memory whole, as net/http's transport refused them.
+func TestHealthAnswerHeadersTooLarge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 8 {
+			w.Header().Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("a", 16<<10))
+		}
+		io.WriteString(w, "[]")
+	}))
+	defer srv.Close()
+	h := newHealthClient(srv.URL, "", "", 5*time.Second)
+	defer h.close()
+	_, _, _, err := h.service(context.Background(), "web", "", 0, 0)
+	if err == nil || !strings.Contains(err.Error(), "headers are larger") {
+		t.Fatalf("err = %v, want a refusal of the headers' size", err)
+	}
+}
+
+// Answers come over one connection per route: a query reuses the
+// connection of the previous one, and a connection that Consul closed
+// meanwhile is replaced without an error.
+func TestHealthConnectionReused(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Consul-Index", "3")
+		io.WriteString(w, `[{"Node": {"Address": "10.0.0.1"}, "Service": {"ID": "web-1", "Port": 80}}]`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	h := newHealthClient(srv.URL, "", "", 5*time.Second)
+	defer h.close()
+	for i := range 3 {
+		if _, _, idx, err := h.service(context.Background(), "web", "", 0, 0); err != nil || idx != 3 {
+			t.Fatalf("query %d = index %d, %v", i+1, idx, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("3 queries took %d connections, want 1", n)
+	}
+	srv.CloseClientConnections()
+	if _, _, _, err := h.service(context.Background(), "web", "", 0, 0); err != nil {
+		t.Fatalf("query after Consul closed the connection: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections after one was closed, want 2", n)
+	}
+}
+
+// An answer compressed although the query did not ask for it is refused
+// with a reason, not handed to the JSON parser.
+func TestHealthAnswerEncodingRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "" {
+			t.Errorf("query asks for Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		io.WriteString(w, "\x1f\x8b")
+	}))
+	defer srv.Close()
+	h := newHealthClient(srv.URL, "", "", 5*time.Second)
+	defer h.close()
+	if _, _, _, err := h.service(context.Background(), "web", "", 0, 0); err == nil || !strings.Contains(err.Error(), `encoded as "gzip"`) {
+		t.Fatalf("err = %v, want a refusal of the encoding", err)
 	}
 }

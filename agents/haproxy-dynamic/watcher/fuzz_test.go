@@ -1,13 +1,21 @@
 package watcher
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/routes"
 )
@@ -92,4 +100,63 @@ func parseHealthWhole(data []byte) (entries []Entry, skipped []string, err error
 		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
 	}
 	return entries, skipped, nil
+}
+
+// FuzzHealthAnswer feeds arbitrary bytes as Consul's whole HTTP answer
+// (status line, headers, framing, body) to a route's query, which reads
+// it with the route's own connection handling. It must never panic or
+// hang, and an answer it accepts must come out of the same parse as a
+// body read whole.
+func FuzzHealthAnswer(f *testing.F) {
+	body := `[{"Node": {"Address": "10.0.0.1"}, "Service": {"ID": "web-1", "Port": 80}}]`
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nX-Consul-Index: 7\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Consul-Index: 9\r\n\r\n5\r\n[null\r\n1\r\n]\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[]",
+		"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom",
+		"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n\x1f\x8b",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n[",
+		"HTTP/1.0 200 OK\r\n\r\n[] x",
+		"garbage",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		h := newHealthClient("127.0.0.1:8500", "", "", 2*time.Second)
+		h.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			client, server := net.Pipe()
+			go func() {
+				defer server.Close()
+				// The query first, read to its blank line, then the answer.
+				br := bufio.NewReader(server)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				server.Write(answer)
+			}()
+			return client, nil
+		}
+		defer h.close()
+		entries, _, _, err := h.service(context.Background(), "web", "", 0, 0)
+		if err != nil {
+			return
+		}
+		resp, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(answer)), nil)
+		if rerr != nil {
+			t.Fatalf("accepted an answer net/http cannot read: %v", rerr)
+		}
+		whole, werr := io.ReadAll(resp.Body)
+		if werr != nil {
+			t.Fatalf("accepted an answer whose body net/http cannot read: %v", werr)
+		}
+		want, _, perr := ParseHealth(whole)
+		if perr != nil || !slices.Equal(entries, want) {
+			t.Fatalf("entries %v; parse of the whole body: %v, %v", entries, want, perr)
+		}
+	})
 }
