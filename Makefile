@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHealth$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
 	$(GO) test -run '^$$' -fuzz '^FuzzHealthAnswer$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/watcher
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendFields$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/haproxyapi
+	$(GO) test -run '^$$' -fuzz '^FuzzReadServersState$$' -fuzztime $(FUZZTIME) ./agents/haproxy-dynamic/haproxyapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME) ./agents/docker-service/dockerservice

@@ -123,33 +123,145 @@ func (s ServerState) Draining() bool { return !s.Maint() && s.Admin&drainMask !=
 // Serving reports whether new traffic may go to the server.
 func (s ServerState) Serving() bool { return !s.Maint() && !s.Draining() }
 
-// ServersState returns the servers of backend ("" for all).
+// ServersState returns the servers of backend ("" for all). The answer
+// is parsed as it arrives, a line at a time, never held whole: the
+// watcher reads every backend each second, ten thousand servers and 1.5
+// MB of text at a thousand routes, and holding and copying the text was
+// most of what it allocated.
 func (c Client) ServersState(ctx context.Context, backend string) ([]ServerState, error) {
 	cmd := "show servers state"
 	if backend != "" {
 		cmd += " " + backend
 	}
-	out, err := c.Do(ctx, cmd)
+	var states []ServerState
+	err := c.stream(ctx, cmd, func(r *bufio.Reader) (err error) {
+		states, err = readServersState(r)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return ParseServersState(out)
+	return states, nil
+}
+
+// readServersState is ParseServersState of an answer as it is read.
+func readServersState(r *bufio.Reader) ([]ServerState, error) {
+	// As ParseServersState trims the answer: blank lines before the
+	// version are skipped.
+	var version string
+	var err error
+	for strings.TrimSpace(version) == "" && err == nil {
+		version, err = r.ReadString('\n')
+	}
+	header, _ := r.ReadString('\n')
+	p, perr := newStateParser(version, header, true)
+	if perr != nil {
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		return nil, perr
+	}
+	var states []ServerState
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" {
+			st, ok, perr := p.parse(line)
+			if perr != nil {
+				return nil, perr
+			}
+			if ok {
+				states = append(states, st)
+			}
+		}
+		if err == io.EOF {
+			return states, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// stream sends one command and hands HAProxy's answer, at most maxAnswer
+// bytes, to read as it arrives.
+func (c Client) stream(ctx context.Context, cmd string, read func(*bufio.Reader) error) error {
+	if strings.ContainsAny(cmd, "\n;") {
+		return fmt.Errorf("runtime API command %q holds a newline or ';'", cmd)
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return fmt.Errorf("runtime API socket %s: %w", c.Socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return fmt.Errorf("runtime API %q: %w", cmd, err)
+	}
+	lr := &io.LimitedReader{R: conn, N: maxAnswer + 1}
+	if err := read(bufio.NewReaderSize(lr, 32<<10)); err != nil {
+		return fmt.Errorf("runtime API %q: %w", cmd, err)
+	}
+	if lr.N <= 0 {
+		return fmt.Errorf("runtime API %q: answer larger than %d MiB", cmd, maxAnswer>>20)
+	}
+	return nil
 }
 
 // ParseServersState reads "show servers state" output, version 1, by
 // its header's column names, so added columns do not break it. It walks
-// the text once and reuses one slice for the fields of every line: the
-// watcher reads the state of every backend each second, ten thousand
-// lines at a thousand routes.
+// the text once and reuses one slice for the fields of every line.
 func ParseServersState(out string) ([]ServerState, error) {
 	rest := strings.TrimSpace(out)
 	version, rest, _ := strings.Cut(rest, "\n")
 	header, rest, _ := strings.Cut(rest, "\n")
-	if strings.TrimSpace(version) != "1" || !strings.HasPrefix(header, "# ") {
-		return nil, fmt.Errorf("show servers state: unexpected answer %q", firstLine(out))
+	p, err := newStateParser(version, header, false)
+	if err != nil {
+		return nil, err
 	}
+	states := make([]ServerState, 0, strings.Count(rest, "\n")+1)
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		st, ok, err := p.parse(line)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			states = append(states, st)
+		}
+	}
+	return states, nil
+}
+
+// stateParser reads the server lines of "show servers state" by the
+// columns its header names.
+type stateParser struct {
+	be, srv, addr, port, op, admin int
+	ncol                           int
+	f                              []string // the fields of the current line
+	// names interns backend and server names, which repeat on every
+	// line and across backends, when lines are read one by one: nil
+	// when the names may point into the whole answer.
+	names map[string]string
+}
+
+func newStateParser(version, header string, intern bool) (*stateParser, error) {
+	header = strings.TrimSpace(header)
+	if strings.TrimSpace(version) != "1" || !strings.HasPrefix(header, "# ") {
+		return nil, fmt.Errorf("show servers state: unexpected answer %q", firstLine(version))
+	}
+	names := strings.Fields(strings.TrimPrefix(header, "# "))
 	col := map[string]int{}
-	for i, name := range strings.Fields(strings.TrimPrefix(header, "# ")) {
+	for i, name := range names {
 		col[name] = i
 	}
 	for _, name := range []string{"be_name", "srv_name", "srv_addr", "srv_port", "srv_op_state", "srv_admin_state"} {
@@ -157,36 +269,54 @@ func ParseServersState(out string) ([]ServerState, error) {
 			return nil, fmt.Errorf("show servers state: no column %s", name)
 		}
 	}
-	beCol, srvCol, addrCol, portCol := col["be_name"], col["srv_name"], col["srv_addr"], col["srv_port"]
-	opCol, adminCol := col["srv_op_state"], col["srv_admin_state"]
-	states := make([]ServerState, 0, strings.Count(rest, "\n")+1)
-	f := make([]string, 0, len(col))
-	for rest != "" {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		f = appendFields(f[:0], line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) < len(col) {
-			return nil, fmt.Errorf("show servers state: short line %q", line)
-		}
-		addr, err := netip.ParseAddr(f[addrCol])
-		if err != nil {
-			return nil, fmt.Errorf("show servers state: address in %q: %v", line, err)
-		}
-		port, err1 := strconv.ParseUint(f[portCol], 10, 16)
-		op, err2 := strconv.Atoi(f[opCol])
-		admin, err3 := strconv.Atoi(f[adminCol])
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("show servers state: %q: %v", line, err)
-		}
-		states = append(states, ServerState{
-			Backend: f[beCol], Server: f[srvCol],
-			Addr: netip.AddrPortFrom(addr, uint16(port)), OpState: op, Admin: admin,
-		})
+	p := &stateParser{be: col["be_name"], srv: col["srv_name"], addr: col["srv_addr"], port: col["srv_port"],
+		op: col["srv_op_state"], admin: col["srv_admin_state"], f: make([]string, 0, len(names)),
+		// Every column the header lists, not every name: a name listed
+		// twice would let a line too short for the last columns through.
+		ncol: len(names)}
+	if intern {
+		p.names = map[string]string{}
 	}
-	return states, nil
+	return p, nil
+}
+
+// parse reads one server line; ok is false for a blank line.
+func (p *stateParser) parse(line string) (st ServerState, ok bool, err error) {
+	p.f = appendFields(p.f[:0], line)
+	f := p.f
+	if len(f) == 0 {
+		return ServerState{}, false, nil
+	}
+	line = strings.TrimRight(line, "\n")
+	if len(f) < p.ncol {
+		return ServerState{}, false, fmt.Errorf("show servers state: short line %q", line)
+	}
+	addr, err := netip.ParseAddr(f[p.addr])
+	if err != nil {
+		return ServerState{}, false, fmt.Errorf("show servers state: address in %q: %v", line, err)
+	}
+	port, err1 := strconv.ParseUint(f[p.port], 10, 16)
+	op, err2 := strconv.Atoi(f[p.op])
+	admin, err3 := strconv.Atoi(f[p.admin])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return ServerState{}, false, fmt.Errorf("show servers state: %q: %v", line, err)
+	}
+	return ServerState{Backend: p.intern(f[p.be]), Server: p.intern(f[p.srv]),
+		Addr: netip.AddrPortFrom(addr, uint16(port)), OpState: op, Admin: admin}, true, nil
+}
+
+// intern returns s, or a copy of it shared by every line that names the
+// same: s itself points into a line read for this call only.
+func (p *stateParser) intern(s string) string {
+	if p.names == nil {
+		return s
+	}
+	if n, ok := p.names[s]; ok {
+		return n
+	}
+	n := strings.Clone(s)
+	p.names[n] = n
+	return n
 }
 
 // appendFields appends the fields of line, split as strings.Fields

@@ -54,7 +54,10 @@ func TestParseServersStateErrors(t *testing.T) {
 		"unknown command": "Unknown command. Please enter one of the following commands only :\n",
 		"no such backend": "Can't find backend.\n",
 		"missing column":  "1\n# be_id be_name srv_name\n3 be s1\n",
-		"bad address":     strings.Replace(read(t, "show-servers-state.txt"), "127.0.0.1 2 4", "localhost 2 4", 1),
+		// A column named twice: the line is one field short of the
+		// header, and the index of srv_port beyond it.
+		"column named twice": "1\n# x be_name x srv_name srv_addr srv_op_state srv_admin_state srv_port\n0 0 0 s1 10.0.0.1 2 0\n",
+		"bad address":        strings.Replace(read(t, "show-servers-state.txt"), "127.0.0.1 2 4", "localhost 2 4", 1),
 	} {
 		if _, err := ParseServersState(in); err == nil {
 			t.Errorf("%s: no error", name)
@@ -92,6 +95,8 @@ func TestClient(t *testing.T) {
 		"set server be/s2 addr 10.0.0.1 port 80": "no need to change the addr, no need to change the port by 'stats socket command'\n",
 		"set server be/s1 state ready":           "\n",
 		"set server be/s9 state ready":           "No such server.\n",
+		"show servers state be_web":              read(t, "show-servers-state.txt"),
+		"show servers state be_none":             "Can't find backend.\n",
 	}
 	go func() {
 		for {
@@ -122,6 +127,13 @@ func TestClient(t *testing.T) {
 	}
 	if err := c.SetState(ctx, "be", "s9", "ready"); err == nil {
 		t.Error("SetState(s9): no error")
+	}
+	// Read as it arrives, the answer gives what its parse as a whole gives.
+	if got, err := c.ServersState(ctx, "be_web"); err != nil || len(got) != 2 || got[0].Server != "s1" || got[1].Addr.Port() != 18091 {
+		t.Errorf("ServersState(be_web) = %+v, %v; want s1 and s2 as in testdata", got, err)
+	}
+	if _, err := c.ServersState(ctx, "be_none"); err == nil || !strings.Contains(err.Error(), "unexpected answer") {
+		t.Errorf("ServersState(be_none) = %v, want HAProxy's refusal", err)
 	}
 	if _, err := c.Do(ctx, "show info; shutdown"); err == nil {
 		t.Error("Do accepted a ';'")
