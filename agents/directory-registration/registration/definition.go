@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ha-framework/ha-framework/internal/charclass"
 )
 
 // The pure half of the agent: this file parses and validates definitions
@@ -541,7 +542,7 @@ func parseCheck(o *object) (*api.AgentServiceCheck, error) {
 	); err != nil {
 		return nil, firstOf(err)
 	}
-	if c.Method != "" && !methodRE.MatchString(c.Method) {
+	if c.Method != "" && !charclass.Word(c.Method, upper, upper, -1) {
 		return nil, &fieldError{o.field("method"), fmt.Sprintf("%q is not an HTTP method such as GET or HEAD", c.Method)}
 	}
 	for name := range c.Header {
@@ -605,18 +606,27 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// The classes of names, IDs, meta keys, host names and methods, matched
+// without regular expressions (see package charclass): definitions are
+// checked on every monitor, and an expression compiled at package
+// initialization costs every run of each binary linking this package.
 var (
-	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	idRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
-	metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	hostRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
-	methodRE  = regexp.MustCompile(`^[A-Z]+$`)
+	alnum    = charclass.Of("A-Za-z0-9")
+	upper    = charclass.Of("A-Z")
+	nameRest = charclass.Of("A-Za-z0-9._-")
+	idRest   = charclass.Of("A-Za-z0-9._:-")
+	metaKey  = charclass.Of("A-Za-z0-9_-")
+	hostRest = charclass.Of("A-Za-z0-9.-")
 )
+
+// hostName reports whether s is letters, digits, '.' and '-', beginning
+// and ending with a letter or digit.
+func hostName(s string) bool { return charclass.Word(s, alnum, hostRest, -1) && alnum.Has(s[len(s)-1]) }
 
 // validName accepts what Consul's DNS interface can serve; Consul itself
 // takes more, but only warns.
 func validName(s string) error {
-	if len(s) > 128 || !nameRE.MatchString(s) {
+	if len(s) > 128 || !charclass.Word(s, alnum, nameRest, -1) {
 		return fmt.Errorf("%q must be up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
 	}
 	return nil
@@ -625,14 +635,14 @@ func validName(s string) error {
 // validID keeps IDs safe in the URL paths of Consul's API, which the
 // client does not escape.
 func validID(s string) error {
-	if len(s) > 256 || !idRE.MatchString(s) {
+	if len(s) > 256 || !charclass.Word(s, alnum, idRest, -1) {
 		return fmt.Errorf("%q must be up to 256 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", s)
 	}
 	return nil
 }
 
 func validHost(s string) error {
-	if net.ParseIP(s) != nil || (len(s) <= 253 && hostRE.MatchString(s)) {
+	if net.ParseIP(s) != nil || (len(s) <= 253 && hostName(s)) {
 		return nil
 	}
 	return fmt.Errorf("%q is not an IP address or host name", s)
@@ -683,7 +693,7 @@ func validMeta(m map[string]string) error {
 		switch {
 		case k == metaResource || k == metaDefinition:
 			return fmt.Errorf("key %s is set by the agent; remove it", k)
-		case len(k) > 128 || !metaKeyRE.MatchString(k):
+		case len(k) > 128 || k == "" || !metaKey.All(k):
 			return fmt.Errorf("key %q must be up to 128 letters, digits, '_' or '-'", k)
 		case strings.HasPrefix(k, "consul-"):
 			return fmt.Errorf("key %q: the prefix consul- is reserved by Consul", k)

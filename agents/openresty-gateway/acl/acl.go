@@ -12,11 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/strictjson"
+	"github.com/ha-framework/ha-framework/internal/charclass"
 )
 
 // Document is one service's ACL.
@@ -62,16 +61,18 @@ const (
 	maxString = 256
 )
 
-// Compiled on first use: every agent run (a monitor every few seconds)
-// initializes the package, and few of them match anything.
+// The classes of methods and service names, matched without regular
+// expressions (see package charclass): routes name services, and are
+// checked on every monitor.
 var (
-	methodRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z]{1,20}$`) })
-	serviceRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`) })
+	upper       = charclass.Of("A-Z")
+	alnum       = charclass.Of("A-Za-z0-9")
+	serviceRest = charclass.Of("A-Za-z0-9._-")
 )
 
 // ValidService reports whether name can be a service (and so a KV key
 // under the ACL prefix).
-func ValidService(name string) bool { return serviceRE().MatchString(name) }
+func ValidService(name string) bool { return charclass.Word(name, alnum, serviceRest, 63) }
 
 // Parse validates a document's text.
 //
@@ -141,7 +142,7 @@ func (r *Rule) check() error {
 		return err
 	}
 	for _, m := range r.Methods {
-		if !methodRE().MatchString(m) {
+		if !charclass.Word(m, upper, upper, 20) {
 			return fmt.Errorf("method %q must be upper-case letters, like GET", m)
 		}
 	}

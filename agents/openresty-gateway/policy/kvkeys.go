@@ -11,12 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/strictjson"
+	"github.com/ha-framework/ha-framework/internal/charclass"
 )
 
 // Keys in Consul KV. An issuer with kv_keys "idp" takes, besides the keys
@@ -38,14 +37,24 @@ const (
 	MaxKeyDocuments = 4 * MaxKVKeysPerIssuer
 )
 
-// Compiled on first use: every agent run (a monitor every few seconds)
-// initializes the package, and few of them match anything.
+// The classes of KV folder names and kids, matched without regular
+// expressions (see package charclass): the policy is checked on every
+// monitor.
 var (
-	kvNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`) })
+	alnum      = charclass.Of("A-Za-z0-9")
+	kvNameRest = charclass.Of("A-Za-z0-9._-")
 	// A kid in KV is a key name: no slash, no leading dot, so that it
 	// can never address anything but itself.
-	kidRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_~=+-][A-Za-z0-9._~=+-]{0,127}$`) })
+	kidFirst = charclass.Of("A-Za-z0-9_~=+-")
+	kidRest  = charclass.Of("A-Za-z0-9._~=+-")
 )
+
+// validKVName reports whether s is a Consul KV folder name of at most 63
+// bytes.
+func validKVName(s string) bool { return charclass.Word(s, alnum, kvNameRest, 63) }
+
+// validKID reports whether s is a key name of at most 128 bytes.
+func validKID(s string) bool { return charclass.Word(s, kidFirst, kidRest, 128) }
 
 // StoredKey is a key taken from Consul KV, with the issuer it belongs to.
 type StoredKey struct {
@@ -77,7 +86,7 @@ func ParseKeyDocument(data []byte, kid string, is *CompiledIssuer) (CompiledKey,
 	if len(data) > MaxKeyDocumentBytes {
 		return ck, fmt.Errorf("document of %d bytes exceeds %d", len(data), MaxKeyDocumentBytes)
 	}
-	if !kidRE().MatchString(kid) {
+	if !validKID(kid) {
 		return ck, errors.New("kid must be 1 to 128 letters, digits and . _ ~ = + - (no leading dot)")
 	}
 	text := bytes.TrimSpace(data)

@@ -184,7 +184,7 @@ func (is *Issuer) check() error {
 	if is.GroupsClaim == "" {
 		is.GroupsClaim = "groups"
 	}
-	if is.KVKeys != "" && !kvNameRE().MatchString(is.KVKeys) {
+	if is.KVKeys != "" && !validKVName(is.KVKeys) {
 		return fmt.Errorf("kv_keys %q must be 1 to 63 letters, digits and . _ - (a Consul KV folder name)", is.KVKeys)
 	}
 	if len(is.Keys) == 0 && is.KVKeys == "" {

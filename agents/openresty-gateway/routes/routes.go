@@ -9,12 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/acl"
+	"github.com/ha-framework/ha-framework/internal/charclass"
 )
 
 // Route is one entry of the table.
@@ -26,14 +25,30 @@ type Route struct {
 	MTLS     bool   `json:"mtls,omitempty"`
 }
 
-// Compiled on first use: every agent run (a monitor every few seconds)
-// initializes the package, and few of them match anything.
+// The classes of host names and paths, matched without regular
+// expressions (see package charclass): routes are checked on every
+// monitor.
 var (
-	hostRE = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
-	})
-	prefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`) })
+	alnum       = charclass.Of("A-Za-z0-9")
+	labelRest   = charclass.Of("A-Za-z0-9-")
+	prefixSlash = charclass.Of("/")
+	prefixRest  = charclass.Of("A-Za-z0-9._~/-")
 )
+
+// dnsName reports whether s is dot-separated labels of a letter or digit
+// then up to 62 letters, digits or '-'.
+func dnsName(s string) bool {
+	for {
+		label, more, found := strings.Cut(s, ".")
+		if !charclass.Word(label, alnum, labelRest, 63) {
+			return false
+		}
+		if !found {
+			return true
+		}
+		s = more
+	}
+}
 
 // MaxRoutes bounds the table.
 const MaxRoutes = 1000
@@ -85,7 +100,7 @@ func check(rs []Route) ([]Route, error) {
 	seen := map[string]bool{}
 	for i := range rs {
 		r := &rs[i]
-		if r.Host != "" && !hostRE().MatchString(r.Host) {
+		if r.Host != "" && !dnsName(r.Host) {
 			return nil, fmt.Errorf("route %s: host %q is not a DNS name", r.Prefix, r.Host)
 		}
 		r.Host = strings.ToLower(r.Host)
@@ -110,7 +125,7 @@ func check(rs []Route) ([]Route, error) {
 }
 
 func checkPrefix(p string) error {
-	if !prefixRE().MatchString(p) {
+	if !charclass.Word(p, prefixSlash, prefixRest, -1) {
 		return errors.New("path must begin with / and hold only letters, digits and . _ ~ / -")
 	}
 	if strings.Contains(p, "//") {
@@ -147,7 +162,7 @@ func Upstream(v string) (string, error) {
 	if err != nil || perr != nil || n < 1 || n > 65535 {
 		return "", errors.New("needs host:port")
 	}
-	if net.ParseIP(host) == nil && !hostRE().MatchString(host) {
+	if net.ParseIP(host) == nil && !dnsName(host) {
 		return "", errors.New("host is neither an IP address nor a DNS name")
 	}
 	return u.Scheme + "://" + net.JoinHostPort(host, port), nil
