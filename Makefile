@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzOneLine$$' -fuzztime $(FUZZTIME) ./ocf
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitWords$$' -fuzztime $(FUZZTIME) ./ocf
+	$(GO) test -run '^$$' -fuzz '^FuzzWordMatchesRegexp$$' -fuzztime $(FUZZTIME) ./internal/charclass
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
 	$(GO) test -run '^$$' -fuzz '^FuzzConsulAnswers$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $(FUZZTIME) ./agents/directory-registration/registration
