@@ -15,6 +15,7 @@ import (
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/acl"
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/routes"
+	"github.com/ha-framework/ha-framework/internal/charclass"
 )
 
 // HealthPath answers 200 without a token, for the monitor.
@@ -62,8 +63,7 @@ var (
 	safeListen = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$`)
 	})
-	headerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`) })
-	safeUser   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$`) })
+	safeUser = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$`) })
 )
 
 func (s *Settings) check() error {
@@ -84,7 +84,7 @@ func (s *Settings) check() error {
 		}
 	}
 	for _, h := range []string{s.IdentityPrefix, s.SubjectHeader, s.IssuerHeader} {
-		if !headerName().MatchString(h) {
+		if !validHeaderName(h) {
 			return fmt.Errorf("header name %q must be letters, digits and -", h)
 		}
 	}
@@ -132,11 +132,18 @@ type ClaimHeader struct {
 // MaxClaimHeaders bounds the claims passed in headers.
 const MaxClaimHeaders = 16
 
-// claimName is the syntax of a claim name passed in a header: what
-// token issuers use (also namespaced URLs such as
-// https://example.com/roles), nothing that needs quoting. Compiled on
-// first use, like the expressions above.
-var claimName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:/~+-]{1,128}$`) })
+// Header and claim names, matched without regular expressions (see
+// package charclass): claim_headers is checked on every monitor. A claim
+// name passed in a header is what token issuers use (also namespaced URLs
+// such as https://example.com/roles), nothing that needs quoting.
+var (
+	headerChars = charclass.Of("A-Za-z0-9-")
+	claimChars  = charclass.Of("A-Za-z0-9_.:/~+-")
+)
+
+func validHeaderName(s string) bool { return charclass.Word(s, headerChars, headerChars, 64) }
+
+func validClaimName(s string) bool { return charclass.Word(s, claimChars, claimChars, 128) }
 
 // ParseClaimHeaders reads CLAIM=HEADER pairs separated by commas or white
 // space, e.g. "email=X-Auth-Email,groups=X-Auth-Groups".
@@ -168,10 +175,10 @@ func CheckClaimHeaders(hs []ClaimHeader, prefix string, reserved []string) error
 		seen[strings.ToLower(r)] = true
 	}
 	for _, h := range hs {
-		if !claimName().MatchString(h.Claim) {
+		if !validClaimName(h.Claim) {
 			return fmt.Errorf("claim %q must be 1 to 128 letters, digits and _ . : / ~ + -", h.Claim)
 		}
-		if !headerName().MatchString(h.Header) {
+		if !validHeaderName(h.Header) {
 			return fmt.Errorf("header %q of claim %s must be 1 to 64 letters, digits and -", h.Header, h.Claim)
 		}
 		if prefix != "" && !strings.HasPrefix(strings.ToLower(h.Header), strings.ToLower(prefix)) {
