@@ -16,13 +16,16 @@ import (
 // node, each registered in Consul), reached through haproxy-dynamic. A node
 // loss needs no Pacemaker action to stay hidden from clients: a request the
 // proxy sends to the lost instance fails to connect within timeout_connect
-// and is sent to another instance (retries with option redispatch), until
-// Consul's failure detection takes the instance out of the backend.
+// and is sent to another instance (retries with option redispatch). The
+// route is checked ("check"): that failed connection also marks the
+// instance down in the proxy at once (observe layer4), so the next
+// requests avoid it, until Consul's failure detection takes it out of the
+// backend.
 const (
 	webAACfg  = "/tmp/webaa.cfg"
 	webAAPort = "8090"
 	aaURL     = "http://127.0.0.1:8082/"
-	aaRoutes  = "web=127.0.0.1:8081/http,webaa=127.0.0.1:8082/http"
+	aaRoutes  = "web=127.0.0.1:8081/http,webaa=127.0.0.1:8082/http/check"
 	// aaConnect is haproxy-dynamic's timeout_connect for this service: on
 	// a LAN a connection is set up in well under a millisecond, so 200 ms
 	// means the instance is gone, and is all a client waits for it.
