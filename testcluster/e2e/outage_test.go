@@ -28,6 +28,10 @@ type outage struct {
 	requests  int
 	gap       time.Duration // longest time without an answer, around the fault
 	slowest   time.Duration // longest request
+	// calm is the longest request that ended before the fault: what the
+	// client waits on this machine with nothing failing (set by
+	// waitsAfter's callers).
+	calm time.Duration
 }
 
 func (o outage) sinceFault() time.Duration {
@@ -65,11 +69,13 @@ func measure(ss []sample, fault int64, avoid string) outage {
 
 // waitsAfter returns, of the requests in flight at or started after the
 // fault (unix ms), the longest, and the longest time between two answers
-// (from the fault for the first), failures not being answers.
-func waitsAfter(ss []sample, fault int64) (slowest, gap time.Duration) {
+// (from the fault for the first), failures not being answers; and the
+// longest request that ended before the fault.
+func waitsAfter(ss []sample, fault int64) (slowest, gap, calm time.Duration) {
 	prev := fault
 	for _, s := range ss {
 		if s.end < fault {
+			calm = max(calm, time.Duration(s.end-s.start)*time.Millisecond)
 			continue
 		}
 		slowest = max(slowest, time.Duration(s.end-s.start)*time.Millisecond)
@@ -79,7 +85,7 @@ func waitsAfter(ss []sample, fault int64) (slowest, gap time.Duration) {
 		gap = max(gap, time.Duration(s.end-prev)*time.Millisecond)
 		prev = s.end
 	}
-	return slowest, gap
+	return slowest, gap, calm
 }
 
 // slowRequest is what slowRequests lists: a request that went to the lost
@@ -164,9 +170,9 @@ func TestWaitsAfter(t *testing.T) {
 		{10_800, 11_900, "n3"}, // the first answer 1.5 s after the last
 		{12_000, 12_010, "n2"},
 	}
-	slowest, gap := waitsAfter(ss, fault)
-	if slowest != 1_100*time.Millisecond || gap != 1_500*time.Millisecond {
-		t.Errorf("waitsAfter = %s, %s; want 1.1s, 1.5s", slowest, gap)
+	slowest, gap, calm := waitsAfter(ss, fault)
+	if slowest != 1_100*time.Millisecond || gap != 1_500*time.Millisecond || calm != 1_500*time.Millisecond {
+		t.Errorf("waitsAfter = %s, %s, %s; want 1.1s, 1.5s, 1.5s", slowest, gap, calm)
 	}
 	if got, want := slowRequests(ss, fault), "-100+350=n1 +500+200=FAIL +800+1100=n3"; got != want {
 		t.Errorf("slowRequests:\n got %s\nwant %s", got, want)

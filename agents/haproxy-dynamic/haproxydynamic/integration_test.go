@@ -125,6 +125,26 @@ func (f *fixture) awaitMonitor(code ocf.Code, reason string, within time.Duratio
 	}
 }
 
+// awaitKept waits until the watcher's status shows service's route kept
+// by none_passing=keep (since a known time), or no longer kept.
+func (f *fixture) awaitKept(service string, kept bool, within time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		paths, _ := filepath.Glob(filepath.Join(f.dir, "*", "status.json"))
+		if len(paths) == 1 {
+			st, err := watcher.ReadStatus(paths[0])
+			if err == nil && (len(st.Routes[service].Kept) > 0 && !st.Routes[service].KeptSince.IsZero()) == kept {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the watcher's status %v: route %s kept is not %v after %s", paths, service, kept, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (f *fixture) deregister(id string) {
 	f.t.Helper()
 	if err := f.api.Agent().ServiceDeregister(id); err != nil {
@@ -219,18 +239,26 @@ func TestRouting(t *testing.T) {
 
 	// The last passing instance fails too: with none_passing=keep (the
 	// default) HAProxy goes on routing to it rather than refusing every
-	// request, and the monitor says so.
+	// request, and the monitor says so once that lasted
+	// keep_degraded_after (default 60s; at once with 0).
 	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test fails it", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	f.awaitMonitor(ocf.Degraded, "none_passing=keep", 10*time.Second)
+	f.awaitKept("web", true, 10*time.Second)
+	f.run(ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}, ocf.Success)
+	now := map[string]string{"OCF_RESKEY_keep_degraded_after": "0"}
+	if res := f.run(ocf.ActionMonitor, withParam(now, "OCF_RESKEY_CRM_meta_interval", "10000"), ocf.Degraded); !strings.Contains(res.Reason, "none_passing=keep") {
+		t.Errorf("monitor with keep_degraded_after=0: %q, want it to name none_passing=keep", res.Reason)
+	}
 	if got := f.hits(30); keys(got) != "3" {
 		t.Fatalf("with no instance passing, requests reach %v, want the last one, 3", got)
 	}
-	f.run(ocf.ActionMonitor, deep, ocf.Degraded)
+	f.run(ocf.ActionMonitor, deep, ocf.Success)
+	f.run(ocf.ActionMonitor, withParam(deep, "OCF_RESKEY_keep_degraded_after", "0"), ocf.Degraded)
 	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test heals it", api.HealthPassing); err != nil {
 		t.Fatal(err)
 	}
+	f.awaitKept("web", false, 10*time.Second)
 	f.awaitMonitor(ocf.Success, "", 10*time.Second)
 
 	// Consul goes away: traffic keeps flowing to the last known instances.
