@@ -161,6 +161,13 @@ func (b *Backend) Create(ctx context.Context, spec harness.Spec) ([]harness.Node
 		// again must not find its agents' state files (probes would
 		// report resources still active there).
 		"--tmpfs", "/run:rw,nosuid,nodev,mode=755"}
+	if v := os.Getenv("HAFW_PCMK_DEBUG"); v != "" {
+		// Pacemaker's own debug switch (PCMK_debug: "yes" or daemon
+		// names), as /etc/default/pacemaker would set it: the daemons
+		// inherit the entrypoint's environment. It shows, for instance,
+		// the controller's waits before it runs the scheduler.
+		b.common = append(b.common, "-e", "PCMK_debug="+v)
+	}
 	caps := capabilityArgs()
 	b.common = append(b.common, caps...)
 	b.common = append(b.common, fenceArgs...)

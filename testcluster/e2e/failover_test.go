@@ -77,12 +77,23 @@ while [ $n -lt ` + clientReq + ` ] && [ $(date +%s) -lt $end ]; do
 done
 `
 
+// The proxies hold a request for the lost instance (none_passing=keep)
+// by retrying its connection, each try ending after lbConnect. Once the
+// new instance is routable, the next try goes there: a held request waits
+// up to lbConnect (plus HAProxy's turn-around, min(lbConnect, 1s), when
+// the try was refused) for it. lbRetries tries hold a request about 30 s
+// (a node loss here takes 10-15 s), 60 s when the tries are refused.
+const (
+	lbConnect = "300ms"
+	lbRetries = "100"
+)
+
 // createLB creates the haproxy-dynamic clone lb, routing web on
 // 127.0.0.1:8081 of every node, after and with the consul clone.
 func createLB(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	for _, args := range [][]string{
-		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http", "timeout_connect=1s", "retries=20",
+		{"pcs", "resource", "create", "lb", "ocf:ha-framework:haproxy-dynamic", "routes=web=127.0.0.1:8081/http", "timeout_connect=" + lbConnect, "retries=" + lbRetries,
 			"clone", "interleave=true"},
 		{"pcs", "constraint", "order", "start", "consul-clone", "then", "lb-clone"},
 		{"pcs", "constraint", "colocation", "add", "lb-clone", "with", "consul-clone"},
@@ -414,7 +425,7 @@ func survivorLogs(t *testing.T, c *harness.Cluster, nodes []string) []string {
 	t.Helper()
 	var lines []string
 	for _, n := range nodes {
-		out, err := c.Exec(n, "grep", "-h", "-E", "processor failed|new membership|state is now lost|S_ELECTION -> S_INTEGRATION|fenc|terminated|Result of start operation",
+		out, err := c.Exec(n, "grep", "-h", "-E", "processor failed|new membership|state is now lost|S_ELECTION -> S_INTEGRATION|S_FINALIZE_JOIN -> S_POLICY_ENGINE|Calculated transition|Re-asking for the CIB|fenc|terminated|Result of start operation",
 			"/var/log/corosync/corosync.log", "/var/log/pacemaker/pacemaker.log")
 		if err != nil && out == "" {
 			t.Logf("logs of %s: %v", n, err)

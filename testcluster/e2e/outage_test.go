@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type outage struct {
 	requests  int
 	gap       time.Duration // longest time without an answer, around the fault
 	slowest   time.Duration // longest request
+	// calm is the longest request that ended before the fault: what the
+	// client waits on this machine with nothing failing (set by
+	// waitsAfter's callers).
+	calm time.Duration
 }
 
 func (o outage) sinceFault() time.Duration {
@@ -60,6 +65,52 @@ func measure(ss []sample, fault int64, avoid string) outage {
 		o.recovered = m.Recovered.UnixMilli()
 	}
 	return o
+}
+
+// waitsAfter returns, of the requests in flight at or started after the
+// fault (unix ms), the longest, and the longest time between two answers
+// (from the fault for the first), failures not being answers; and the
+// longest request that ended before the fault.
+func waitsAfter(ss []sample, fault int64) (slowest, gap, calm time.Duration) {
+	prev := fault
+	for _, s := range ss {
+		if s.end < fault {
+			calm = max(calm, time.Duration(s.end-s.start)*time.Millisecond)
+			continue
+		}
+		slowest = max(slowest, time.Duration(s.end-s.start)*time.Millisecond)
+		if s.res == "FAIL" {
+			continue
+		}
+		gap = max(gap, time.Duration(s.end-prev)*time.Millisecond)
+		prev = s.end
+	}
+	return slowest, gap, calm
+}
+
+// slowRequest is what slowRequests lists: a request that went to the lost
+// instance first costs timeout_connect (aaConnect) before its retry on
+// another one; longer ones waited for something else.
+const slowRequest = 300 * time.Millisecond
+
+// slowRequests lists the requests in flight at or started after the
+// fault that took slowRequest or more, or failed, as "start+duration=result" in ms relative to the fault: where
+// in the failover (corosync's membership, fencing, Consul's detection)
+// the client waited.
+func slowRequests(ss []sample, fault int64) string {
+	var out []string
+	for _, s := range ss {
+		if s.end < fault {
+			continue
+		}
+		if d := time.Duration(s.end-s.start) * time.Millisecond; d >= slowRequest || s.res == "FAIL" {
+			out = append(out, fmt.Sprintf("%+d+%d=%s", s.start-fault, s.end-s.start, s.res))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, " ")
 }
 
 func TestMeasure(t *testing.T) {
@@ -106,5 +157,27 @@ func TestMeasure(t *testing.T) {
 				t.Errorf("measure (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestWaitsAfter(t *testing.T) {
+	const fault = 10_000
+	ss := []sample{
+		{8_000, 9_500, "n1"},  // before the fault: neither the slowest nor a wait
+		{9_900, 10_250, "n1"}, // in flight at the fault
+		{10_150, 10_400, "n2"},
+		{10_500, 10_700, "FAIL"},
+		{10_800, 11_900, "n3"}, // the first answer 1.5 s after the last
+		{12_000, 12_010, "n2"},
+	}
+	slowest, gap, calm := waitsAfter(ss, fault)
+	if slowest != 1_100*time.Millisecond || gap != 1_500*time.Millisecond || calm != 1_500*time.Millisecond {
+		t.Errorf("waitsAfter = %s, %s, %s; want 1.1s, 1.5s, 1.5s", slowest, gap, calm)
+	}
+	if got, want := slowRequests(ss, fault), "-100+350=n1 +500+200=FAIL +800+1100=n3"; got != want {
+		t.Errorf("slowRequests:\n got %s\nwant %s", got, want)
+	}
+	if got := slowRequests(ss[5:], fault); got != "none" {
+		t.Errorf("slowRequests of fast requests = %q, want none", got)
 	}
 }

@@ -11,15 +11,25 @@ import (
 // A node-loss failover, step by step, from the survivors' corosync and
 // pacemaker logs (both with millisecond time stamps): what the client's
 // outage is made of, and which parts are the cluster's and which ours.
+//
+// Between node-lost and scheduled the DC runs no scheduler while any CIB
+// update of its own is in flight: it asks for the CIB again a second later
+// (Pacemaker 2.1's controller sleeps that second, blocked), and its own
+// updates for the lost node are always in flight then. With PCMK_debug on
+// the controller (HAFW_PCMK_DEBUG=pacemaker-controld), its "Re-asking for
+// the CIB" lines are counted as retries.
 type steps struct {
 	tokenLost  time.Time // corosync: the token was lost ("A processor failed")
 	membership time.Time // corosync: the new membership without the victim
 	lost       time.Time // controller: the victim's state is now lost
 	dc         time.Time // controller: a new DC took over (only when the DC was lost)
+	joined     time.Time // the new DC's join round is over (only when the DC was lost)
+	scheduled  time.Time // the DC's scheduler calculated a transition, after lost
 	fenceAsked time.Time // controller: fencing of the victim requested
 	fenced     time.Time // fencing of the victim confirmed
 	started    time.Time // the service's start succeeded on its new node
 	registered time.Time // its registration's start succeeded
+	retries    int       // the DC's CIB re-asks between lost and scheduled (debug logs only)
 }
 
 var (
@@ -27,6 +37,9 @@ var (
 	tokenLostRe   = regexp.MustCompile(`A processor failed, forming new configuration`)
 	membershipRe  = regexp.MustCompile(`A new membership \(.*\) was formed\. Members left:`)
 	electedRe     = regexp.MustCompile(`State transition S_ELECTION -> S_INTEGRATION`)
+	joinedRe      = regexp.MustCompile(`State transition S_FINALIZE_JOIN -> S_POLICY_ENGINE`)
+	scheduledRe   = regexp.MustCompile(`pacemaker-schedulerd.*Calculated transition \d+`)
+	reaskRe       = regexp.MustCompile(`Re-asking for the CIB`)
 	fenceAskedFmt = `(?:Requesting fencing \([a-z]+\) (?:of|targeting) (?:node )?%[1]s\b|Client .* wants to fence \([a-z]+\) '?%[1]s'?)`
 	fencedFmt     = `(?:Peer %[1]s was terminated \([a-z]+\) by .*: OK|Operation '?[a-z]+'? targeting %[1]s (?:on|by) .*: OK)`
 	lostFmt       = `Node %[1]s state is now lost`
@@ -68,6 +81,10 @@ func readSteps(logs []string, fault time.Time, victim, service, registration str
 	// A log's time stamps have milliseconds at best: a line of the
 	// fault's own millisecond counts.
 	from := fault.Truncate(time.Millisecond)
+	// The scheduler, a join round and the DC's re-asks count only once
+	// the node is lost (the scheduler runs for other reasons before):
+	// collected first, kept after the pass.
+	var scheduled, joined, reasks []time.Time
 	for _, line := range logs {
 		t, ok := logTime(line, fault)
 		if !ok || t.Before(from) {
@@ -82,6 +99,12 @@ func readSteps(logs []string, fault time.Time, victim, service, registration str
 			first(&s.lost, t)
 		case electedRe.MatchString(line):
 			first(&s.dc, t)
+		case joinedRe.MatchString(line):
+			joined = append(joined, t)
+		case scheduledRe.MatchString(line):
+			scheduled = append(scheduled, t)
+		case reaskRe.MatchString(line):
+			reasks = append(reasks, t)
 		case fenceAsked.MatchString(line):
 			first(&s.fenceAsked, t)
 		case fenced.MatchString(line):
@@ -90,6 +113,24 @@ func readSteps(logs []string, fault time.Time, victim, service, registration str
 			first(&s.started, t)
 		case registered.MatchString(line):
 			first(&s.registered, t)
+		}
+	}
+	if s.lost.IsZero() {
+		return s
+	}
+	for _, t := range joined {
+		if !s.dc.IsZero() && !t.Before(s.dc) {
+			first(&s.joined, t)
+		}
+	}
+	for _, t := range scheduled {
+		if !t.Before(s.lost) {
+			first(&s.scheduled, t)
+		}
+	}
+	for _, t := range reasks {
+		if !t.Before(s.lost) && (s.scheduled.IsZero() || !t.After(s.scheduled)) {
+			s.retries++
 		}
 	}
 	return s
@@ -119,6 +160,11 @@ func (s steps) breakdown(fault, served time.Time) string {
 	add("node-lost", s.lost)
 	if !s.dc.IsZero() {
 		add("dc-elected", s.dc)
+		add("joined", s.joined)
+	}
+	add("scheduled", s.scheduled)
+	if s.retries > 0 {
+		fmt.Fprintf(&b, " (dc-cib-retries %d)", s.retries)
 	}
 	add("fence-asked", s.fenceAsked)
 	add("fenced", s.fenced)
@@ -139,7 +185,15 @@ func TestReadSteps(t *testing.T) {
 		"Dec 03 19:30:06.650 [35] n1 corosync notice  [TOTEM ] A new membership (1.12) was formed. Members left: 2",
 		"Dec 03 19:30:06.660 [35] n3 corosync notice  [TOTEM ] A new membership (1.12) was formed. Members left: 2",
 		"Dec 03 19:30:06.700 n1 pacemaker-controld  [85] (peer_update_callback) 	notice: Node n2 state is now lost | nodeid=2",
+		// Before the node is lost: neither a scheduler run nor a re-ask counts.
+		"Dec 03 19:30:05.000 n1 pacemaker-schedulerd[84] (pcmk__log_transition_summary) 	notice: Calculated transition 2, saving inputs in /var/lib/pacemaker/pengine/pe-input-2.bz2",
+		"Dec 03 19:30:05.100 n1 pacemaker-controld  [85] (do_pe_invoke_callback) 	debug: Re-asking for the CIB: 1 other peer updates still pending",
 		"Dec 03 19:30:06.720 n1 pacemaker-controld  [85] (do_state_transition) 	notice: State transition S_ELECTION -> S_INTEGRATION | input=I_ELECTION_DC",
+		"Dec 03 19:30:06.750 n1 pacemaker-controld  [85] (do_pe_invoke_callback) 	debug: Re-asking for the CIB: 2 other peer updates still pending",
+		"Dec 03 19:30:06.800 n1 pacemaker-controld  [85] (do_state_transition) 	info: State transition S_FINALIZE_JOIN -> S_POLICY_ENGINE | input=I_FINALIZED",
+		"Dec 03 19:30:06.880 n1 pacemaker-schedulerd[84] (pcmk__log_transition_summary) 	warning: Calculated transition 3 (with warnings), saving inputs in /var/lib/pacemaker/pengine/pe-warn-0.bz2",
+		// After the scheduler ran: not a re-ask before it.
+		"Dec 03 19:30:07.900 n1 pacemaker-controld  [85] (do_pe_invoke_callback) 	debug: Re-asking for the CIB: 1 other peer updates still pending",
 		"Dec 03 19:30:06.900 n1 pacemaker-controld  [85] (controld_execute_fence_action) 	notice: Requesting fencing (off) of node n2 | action=3 timeout=60000",
 		"Dec 03 19:30:07.800 n3 pacemaker-controld  [61] (handle_fence_notification) 	notice: Peer n2 was terminated (off) by n1 on behalf of pacemaker-controld.85@n1: OK | event=1",
 		"Dec 03 19:30:07.750 n1 pacemaker-controld  [85] (handle_fence_notification) 	notice: Peer n2 was terminated (off) by n1 on behalf of pacemaker-controld.85@n1: OK | event=1",
@@ -153,20 +207,21 @@ func TestReadSteps(t *testing.T) {
 	}
 	s := readSteps(logs, fault, "n2", "web", "web-reg")
 	at := func(sec, ms int) time.Time { return time.Date(2026, 12, 3, 19, 30, sec, ms*1e6, time.UTC) }
-	want := steps{tokenLost: at(3, 12), membership: at(6, 650), lost: at(6, 700), dc: at(6, 720),
-		fenceAsked: at(6, 900), fenced: at(7, 750), started: at(8, 100), registered: at(8, 400)}
+	want := steps{tokenLost: at(3, 12), membership: at(6, 650), lost: at(6, 700), dc: at(6, 720), joined: at(6, 800),
+		scheduled: at(6, 880), fenceAsked: at(6, 900), fenced: at(7, 750), started: at(8, 100), registered: at(8, 400), retries: 1}
 	if s != want {
 		t.Errorf("readSteps:\n got %+v\nwant %+v", s, want)
 	}
 	got := s.breakdown(fault, at(8, 600))
-	const line = "token-lost +3012ms membership +3638ms node-lost +50ms dc-elected +20ms fence-asked +180ms fenced +850ms service-started +350ms registered +300ms served +200ms"
+	const line = "token-lost +3012ms membership +3638ms node-lost +50ms dc-elected +20ms joined +80ms scheduled +80ms (dc-cib-retries 1) fence-asked +20ms fenced +850ms service-started +350ms registered +300ms served +200ms"
 	if got != line {
 		t.Errorf("breakdown:\n got %s\nwant %s", got, line)
 	}
 	// A step missing from the logs: the next one is measured from the fault.
 	s.fenceAsked = time.Time{}
 	s.dc = time.Time{}
-	if got, want := s.breakdown(fault, time.Time{}), "token-lost +3012ms membership +3638ms node-lost +50ms fence-asked ? fenced @7750ms service-started +350ms registered +300ms"; got != want {
+	s.retries = 0
+	if got, want := s.breakdown(fault, time.Time{}), "token-lost +3012ms membership +3638ms node-lost +50ms scheduled +180ms fence-asked ? fenced @7750ms service-started +350ms registered +300ms"; got != want {
 		t.Errorf("breakdown with a gap:\n got %s\nwant %s", got, want)
 	}
 }

@@ -140,7 +140,13 @@ func Render(s Settings, backends map[string]Backend) []byte {
 		}
 		check := ""
 		if r.Check {
-			check = " check"
+			// Besides the periodic checks, every connection a request
+			// makes counts: one that fails (refused, or not set up
+			// within timeout connect) takes the server out at once
+			// until its checks pass again (rise), so that a lost
+			// instance costs one request its connect timeout, not one
+			// request in n until the checks or Consul notice.
+			check = " check observe layer4 error-limit 1 on-error mark-down"
 		}
 		for i := 1; i <= slots; i++ {
 			if a, ok := placed[i]; ok {

@@ -356,7 +356,7 @@ func monitor(ctx context.Context, r *request) (ocf.State, error) {
 	case st.ApplyError != "":
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "the watcher cannot apply changes to HAProxy: %s; see %s", st.ApplyError, p.watcherLog)
 	}
-	if kept := keptRoutes(st); kept != "" {
+	if kept := keptRoutes(st, c.KeepDegradedAfter, time.Now()); kept != "" {
 		return ocf.Running, ocf.Errorf(ocf.Degraded, "none_passing=keep: no instance passes in Consul, HAProxy keeps the last ones: %s", kept)
 	}
 	if p := st.Problems(); p != "" {
@@ -376,12 +376,13 @@ func leftOut(st *watcher.Status) bool {
 	return false
 }
 
-// keptRoutes describes the routes whose last instances are kept although
-// none passes, "" when there are none.
-func keptRoutes(st *watcher.Status) string {
+// keptRoutes describes the routes whose last instances have been kept
+// although none passes for after or longer at now, "" when there are
+// none. A route whose watcher did not say since when counts at once.
+func keptRoutes(st *watcher.Status, after time.Duration, now time.Time) string {
 	var kept []string
 	for svc, rs := range st.Routes {
-		if len(rs.Kept) > 0 {
+		if len(rs.Kept) > 0 && (rs.KeptSince.IsZero() || now.Sub(rs.KeptSince) >= after) {
 			kept = append(kept, svc+" ("+strings.Join(rs.Kept, " ")+")")
 		}
 	}
@@ -465,7 +466,7 @@ func deepCheck(ctx context.Context, r *request, st *watcher.Status, hc haproxyap
 	if age := time.Since(st.LastSync); !st.LastSync.IsZero() && age > fresh && st.ConsulError == "" {
 		return ocf.Errorf(ocf.GenericFailure, "the watcher's last sync with Consul is %s old, though it reports no error: it looks stuck; see %s", age.Round(time.Second), pathsOf(r).watcherLog)
 	}
-	if keptRoutes(st) != "" || leftOut(st) {
+	if keptRoutes(st, 0, time.Now()) != "" || leftOut(st) {
 		return nil // not Consul's passing set, by design: reported below
 	}
 	wc, err := watcherConfig(ctx, r)

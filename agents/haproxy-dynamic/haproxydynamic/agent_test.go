@@ -7,7 +7,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
@@ -118,4 +120,32 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// A route kept by none_passing=keep is reported once it has been kept
+// for keep_degraded_after: a failover that ends sooner changes no
+// monitor result, so Pacemaker's DC does not recalculate its transition
+// twice in the middle of it.
+func TestKeptRoutesAfter(t *testing.T) {
+	now := time.Date(2026, 12, 3, 22, 0, 0, 0, time.UTC)
+	st := &watcher.Status{Routes: map[string]watcher.RouteStatus{
+		"web":   {Kept: []string{"10.0.0.2:80"}, KeptSince: now.Add(-10 * time.Second)},
+		"db":    {Kept: []string{"10.0.0.3:5432"}, KeptSince: now.Add(-2 * time.Minute)},
+		"old":   {Kept: []string{"10.0.0.4:80"}}, // a watcher that does not say since when
+		"fine":  {Instances: []string{"10.0.0.5:80"}},
+		"empty": {},
+	}}
+	for _, tt := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{0, "db (10.0.0.3:5432), old (10.0.0.4:80), web (10.0.0.2:80)"},
+		{10 * time.Second, "db (10.0.0.3:5432), old (10.0.0.4:80), web (10.0.0.2:80)"},
+		{time.Minute, "db (10.0.0.3:5432), old (10.0.0.4:80)"},
+		{time.Hour, "old (10.0.0.4:80)"},
+	} {
+		if got := keptRoutes(st, tt.after, now); got != tt.want {
+			t.Errorf("keptRoutes(after %s) = %q, want %q", tt.after, got, tt.want)
+		}
+	}
 }

@@ -3,6 +3,7 @@
 package haproxydynamic
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/haproxyapi"
 	"github.com/ha-framework/ha-framework/agents/haproxy-dynamic/watcher"
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
@@ -61,6 +63,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, extra map[string]string) *fixture {
 	t.Helper()
+	return newFixtureRoute(t, "/http", extra)
+}
+
+// newFixtureRoute is newFixture with the route web's options (after its
+// listen address) given.
+func newFixtureRoute(t *testing.T, options string, extra map[string]string) *fixture {
+	t.Helper()
 	needHAProxy(t)
 	cl := consultest.StartServer(t, &consultest.Options{Dev: true})
 	cfg := api.DefaultConfig()
@@ -72,7 +81,7 @@ func newFixture(t *testing.T, extra map[string]string) *fixture {
 	port := consultest.FreePorts(t, 1)[0]
 	f := &fixture{t: t, consul: cl, api: client, listen: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir()}
 	f.params = map[string]string{
-		"routes": "web=" + f.listen + "/http", "consul_address": cl.HTTPAddr(0),
+		"routes": "web=" + f.listen + options, "consul_address": cl.HTTPAddr(0),
 		"slots": "3", "drain_period": "1s", "hard_stop_after": "5s",
 	}
 	for k, v := range extra {
@@ -111,6 +120,26 @@ func (f *fixture) awaitMonitor(code ocf.Code, reason string, within time.Duratio
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("monitor = %v (%q) after %s, want %v with %q", res.Code, res.Reason, within, code, reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// awaitKept waits until the watcher's status shows service's route kept
+// by none_passing=keep (since a known time), or no longer kept.
+func (f *fixture) awaitKept(service string, kept bool, within time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		paths, _ := filepath.Glob(filepath.Join(f.dir, "*", "status.json"))
+		if len(paths) == 1 {
+			st, err := watcher.ReadStatus(paths[0])
+			if err == nil && (len(st.Routes[service].Kept) > 0 && !st.Routes[service].KeptSince.IsZero()) == kept {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the watcher's status %v: route %s kept is not %v after %s", paths, service, kept, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -210,18 +239,26 @@ func TestRouting(t *testing.T) {
 
 	// The last passing instance fails too: with none_passing=keep (the
 	// default) HAProxy goes on routing to it rather than refusing every
-	// request, and the monitor says so.
+	// request, and the monitor says so once that lasted
+	// keep_degraded_after (default 60s; at once with 0).
 	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test fails it", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	f.awaitMonitor(ocf.Degraded, "none_passing=keep", 10*time.Second)
+	f.awaitKept("web", true, 10*time.Second)
+	f.run(ocf.ActionMonitor, map[string]string{"OCF_RESKEY_CRM_meta_interval": "10000"}, ocf.Success)
+	now := map[string]string{"OCF_RESKEY_keep_degraded_after": "0"}
+	if res := f.run(ocf.ActionMonitor, withParam(now, "OCF_RESKEY_CRM_meta_interval", "10000"), ocf.Degraded); !strings.Contains(res.Reason, "none_passing=keep") {
+		t.Errorf("monitor with keep_degraded_after=0: %q, want it to name none_passing=keep", res.Reason)
+	}
 	if got := f.hits(30); keys(got) != "3" {
 		t.Fatalf("with no instance passing, requests reach %v, want the last one, 3", got)
 	}
-	f.run(ocf.ActionMonitor, deep, ocf.Degraded)
+	f.run(ocf.ActionMonitor, deep, ocf.Success)
+	f.run(ocf.ActionMonitor, withParam(deep, "OCF_RESKEY_keep_degraded_after", "0"), ocf.Degraded)
 	if err := f.api.Agent().UpdateTTL("web-3-ttl", "test heals it", api.HealthPassing); err != nil {
 		t.Fatal(err)
 	}
+	f.awaitKept("web", false, 10*time.Second)
 	f.awaitMonitor(ocf.Success, "", 10*time.Second)
 
 	// Consul goes away: traffic keeps flowing to the last known instances.
@@ -407,4 +444,74 @@ func TestMonitorReportsOwnListenerSkipped(t *testing.T) {
 	f.register("web-loop", n, false)
 	f.awaitMonitor(ocf.Degraded, "one of this resource's own listeners", 10*time.Second)
 	f.await("b1", 5*time.Second)
+}
+
+// A checked route takes an instance out at its first failed connection
+// (observe layer4, error-limit 1), not after its periodic checks fail
+// (fall 3 × inter 2 s): a lost instance of a clone costs one request its
+// connect timeout, instead of every request the balancer sends it until
+// the checks or Consul notice.
+func TestCheckedRouteMarksFailedInstanceDown(t *testing.T) {
+	f := newFixtureRoute(t, "/http/check", nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "2") })}
+	go doomed.Serve(l)
+	t.Cleanup(func() { doomed.Close() })
+	f.register("web-1", backend(t, "1"), false)
+	f.register("web-2", l.Addr().(*net.TCPAddr).Port, false)
+	f.run(ocf.ActionStart, nil, ocf.Success)
+	f.await("1,2", 10*time.Second)
+	socks, _ := filepath.Glob(filepath.Join(f.dir, "*", "admin.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("runtime sockets under %s: %v, want one", f.dir, socks)
+	}
+	hc := haproxyapi.Client{Socket: socks[0], Timeout: 3 * time.Second}
+	// Both instances up by their checks before the fault, so that only
+	// a request's failure can take one out right after it.
+	waitServers(t, hc, 10*time.Second, func(ss []haproxyapi.ServerState) bool {
+		up := 0
+		for _, s := range ss {
+			if s.Serving() && s.OpState == 2 {
+				up++
+			}
+		}
+		return up == 2
+	})
+	doomed.Close() // connections to it are refused from now on
+	// Round robin sends one of two requests to the closed instance; each
+	// is retried on the other one (redispatch), so every request passes.
+	if got := f.hits(4); got["1"] != 4 {
+		t.Fatalf("requests after the close reached %v, want all 4 on instance 1", got)
+	}
+	// Right after those requests: the periodic checks (fall 3, inter 2s)
+	// cannot have marked it down yet; the failed connection did.
+	ss, err := hc.ServersState(context.Background(), "be_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	for _, s := range ss {
+		if s.Addr.Port() == port && s.OpState != 0 {
+			t.Errorf("closed instance %s has op state %d right after a failed connection, want 0 (down)", s.Addr, s.OpState)
+		}
+	}
+}
+
+// waitServers polls be_web's servers until ok.
+func waitServers(t *testing.T, hc haproxyapi.Client, within time.Duration, ok func([]haproxyapi.ServerState) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ss, err := hc.ServersState(context.Background(), "be_web")
+		if err == nil && ok(ss) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("be_web servers after %s: %+v (%v)", within, ss, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -32,6 +32,9 @@ type Config struct {
 	TimeoutIdle    time.Duration
 	Retries        int
 	NonePassing    string
+	// KeepDegradedAfter is how long none_passing=keep holds a route
+	// before the monitor reports it.
+	KeepDegradedAfter time.Duration
 }
 
 func params(c *Config) []ocf.Param {
@@ -83,11 +86,16 @@ func params(c *Config) []ocf.Param {
 		ocf.Select(&c.NonePassing, "none_passing", "What a backend does when no instance passes", []string{nonePassingKeep, nonePassingReject},
 			ocf.Default(nonePassingKeep), re,
 			ocf.Long("keep: go on routing to the last passing instances, so that requests are retried (see retries) and reach the first instance "+
-				"that passes again; the monitor reports degraded meanwhile. In http mode, an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) "+
+				"that passes again; the monitor reports degraded once this lasts keep_degraded_after. In http mode, an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) "+
 				"sent meanwhile, or in flight when its instance crashed, succeeds if an instance passes within the retries window "+
 				"(HAProxy opens a server connection per request for this). Other methods in flight fail; in tcp mode only new connections wait, "+
 				"and connections established to the lost instance are cut. "+
 				"reject: take the instances out at once, so requests fail fast (HTTP 503, or a closed TCP connection).")),
+		ocf.Duration(&c.KeepDegradedAfter, "keep_degraded_after", "How long none_passing=keep may last before the monitor reports it",
+			ocf.Default("60s"), re,
+			ocf.Long("A node loss keeps the route of a service with one instance until Pacemaker has started it elsewhere. Pacemaker records every change "+
+				"of a monitor's result, and its DC recalculates the transition under way at each, a second or more in the middle of that failover, "+
+				"so the monitor reports degraded only once no instance has passed for this long (0: at once).")),
 		ocf.Duration(&c.TimeoutIdle, "timeout_idle", "HAProxy client and server inactivity timeout", ocf.Default("5m"), re, ocf.MinDuration(time.Second),
 			ocf.Long("Raise it for long-lived idle connections such as database pools.")),
 	}

@@ -126,10 +126,14 @@ type RouteStatus struct {
 	LeftOut int `json:"left_out,omitempty"`
 	// Kept lists the instances HAProxy keeps routing to although none
 	// passes (Config.KeepLast); empty while some instance passes.
-	Kept     []string  `json:"kept,omitempty"`
-	Index    uint64    `json:"index"`
-	LastSync time.Time `json:"last_sync"`
-	Error    string    `json:"error,omitempty"`
+	Kept []string `json:"kept,omitempty"`
+	// KeptSince is when the route began keeping them: zero while some
+	// instance passes. A failover keeps a single instance's route for
+	// its whole length; the monitor tells that apart from an outage.
+	KeptSince time.Time `json:"kept_since,omitempty"`
+	Index     uint64    `json:"index"`
+	LastSync  time.Time `json:"last_sync"`
+	Error     string    `json:"error,omitempty"`
 	// TooManyQueries is set while the last query failed with
 	// ErrTooManyQueries.
 	TooManyQueries bool `json:"too_many_queries,omitempty"`

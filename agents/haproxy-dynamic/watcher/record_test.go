@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -27,7 +28,9 @@ func TestRecordNonePassing(t *testing.T) {
 	}
 	for _, keep := range []bool{true, false} {
 		w := newWatcher(&Config{KeepLast: keep}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		var firstKept time.Time
 		for i, st := range steps {
+			time.Sleep(time.Millisecond) // each step at a time of its own
 			w.record(update{service: "web", index: uint64(i + 1), instances: st.passing})
 			want, kept := st.dropWant, []string(nil)
 			if keep {
@@ -38,6 +41,18 @@ func TestRecordNonePassing(t *testing.T) {
 			}
 			if diff := cmp.Diff(kept, w.status.Routes["web"].Kept, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("keep=%v step %d: status kept (-want +got):\n%s", keep, i, diff)
+			}
+			// Kept since the first step that kept, unchanged after.
+			since := w.status.Routes["web"].KeptSince
+			switch {
+			case len(kept) == 0 && !since.IsZero():
+				t.Errorf("keep=%v step %d: kept since %v, want zero while nothing is kept", keep, i, since)
+			case len(kept) > 0 && since.IsZero():
+				t.Errorf("keep=%v step %d: nothing kept since, want the time keeping began", keep, i)
+			case len(kept) > 0 && !firstKept.IsZero() && !since.Equal(firstKept):
+				t.Errorf("keep=%v step %d: kept since %v, want %v (when keeping began)", keep, i, since, firstKept)
+			case len(kept) > 0:
+				firstKept = since
 			}
 			if got := len(w.status.Routes["web"].Instances); got != len(st.passing) {
 				t.Errorf("keep=%v step %d: status reports %d passing instances, want %d", keep, i, got, len(st.passing))

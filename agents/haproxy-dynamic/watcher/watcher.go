@@ -269,7 +269,8 @@ func (w *watcher) record(u update) {
 		rs.Skipped = nil
 	}
 	old := w.want[u.service]
-	rs.Kept = nil
+	keptSince := rs.KeptSince
+	rs.Kept, rs.KeptSince = nil, time.Time{}
 	switch {
 	case len(routable) == 0 && len(old) > 0 && w.cfg.KeepLast:
 		// A lost node takes its instance with it: until Pacemaker starts
@@ -282,6 +283,10 @@ func (w *watcher) record(u update) {
 		rs.Kept = make([]string, min(len(old), maxListed))
 		for i := range rs.Kept {
 			rs.Kept[i] = old[i].String()
+		}
+		rs.KeptSince = keptSince
+		if rs.KeptSince.IsZero() {
+			rs.KeptSince = time.Now().UTC()
 		}
 	default:
 		w.want[u.service] = routable
