@@ -34,32 +34,45 @@ const maxAnswer = 16 << 20
 
 // Do sends one command and returns HAProxy's answer.
 func (c Client) Do(ctx context.Context, cmd string) (string, error) {
+	conn, done, err := c.send(ctx, cmd)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	out, err := io.ReadAll(io.LimitReader(conn, maxAnswer))
+	if err != nil {
+		return "", fmt.Errorf("runtime API %q: %w", cmd, err)
+	}
+	return string(out), nil
+}
+
+// send connects to the runtime API and sends cmd, under the client's
+// timeout; the caller reads the answer from the connection and calls
+// done, which closes it.
+func (c Client) send(ctx context.Context, cmd string) (conn net.Conn, done func(), err error) {
 	if strings.ContainsAny(cmd, "\n;") {
-		return "", fmt.Errorf("runtime API command %q holds a newline or ';'", cmd)
+		return nil, nil, fmt.Errorf("runtime API command %q holds a newline or ';'", cmd)
 	}
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	conn, err = d.DialContext(ctx, "unix", c.Socket)
 	if err != nil {
-		return "", fmt.Errorf("runtime API socket %s: %w", c.Socket, err)
+		cancel()
+		return nil, nil, fmt.Errorf("runtime API socket %s: %w", c.Socket, err)
 	}
-	defer conn.Close()
+	done = func() { conn.Close(); cancel() }
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
 	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return "", fmt.Errorf("runtime API %q: %w", cmd, err)
+		done()
+		return nil, nil, fmt.Errorf("runtime API %q: %w", cmd, err)
 	}
-	out, err := io.ReadAll(io.LimitReader(conn, maxAnswer))
-	if err != nil {
-		return "", fmt.Errorf("runtime API %q: %w", cmd, err)
-	}
-	return string(out), nil
+	return conn, done, nil
 }
 
 // Info returns "show info" as a map (Pid, Version, Uptime_sec, ...).
@@ -185,27 +198,11 @@ func readServersState(r *bufio.Reader) ([]ServerState, error) {
 // stream sends one command and hands HAProxy's answer, at most maxAnswer
 // bytes, to read as it arrives.
 func (c Client) stream(ctx context.Context, cmd string, read func(*bufio.Reader) error) error {
-	if strings.ContainsAny(cmd, "\n;") {
-		return fmt.Errorf("runtime API command %q holds a newline or ';'", cmd)
-	}
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	conn, done, err := c.send(ctx, cmd)
 	if err != nil {
-		return fmt.Errorf("runtime API socket %s: %w", c.Socket, err)
+		return err
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return fmt.Errorf("runtime API %q: %w", cmd, err)
-	}
+	defer done()
 	lr := &io.LimitedReader{R: conn, N: maxAnswer + 1}
 	if err := read(bufio.NewReaderSize(lr, 32<<10)); err != nil {
 		return fmt.Errorf("runtime API %q: %w", cmd, err)
