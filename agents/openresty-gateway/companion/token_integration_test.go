@@ -40,20 +40,8 @@ acl {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := func(name, rules string) string {
-		t.Helper()
-		p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.SecretID
-	}
-	reader := token("gateway-reader", `key_prefix "acl/" { policy = "read" }`)
-	blind := token("gateway-blind", `node_prefix "" { policy = "read" }`)
+	reader := consultest.Token(t, admin, "gateway-reader", `key_prefix "acl/" { policy = "read" }`)
+	blind := consultest.Token(t, admin, "gateway-blind", `node_prefix "" { policy = "read" }`)
 	if _, err := admin.KV().Put(&api.KVPair{Key: "acl/orders", Value: []byte(`{"version": 1, "rules": [{"action": "allow", "subjects": ["alice"]}]}`)}, nil); err != nil {
 		t.Fatal(err)
 	}

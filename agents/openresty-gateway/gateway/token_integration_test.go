@@ -38,21 +38,9 @@ acl {
 		t.Fatal(err)
 	}
 	f.kv = admin
-	token := func(name, rules string) string {
-		t.Helper()
-		p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.SecretID
-	}
-	reader := token("gateway-reader", `key_prefix "acl/" { policy = "read" }
+	reader := consultest.Token(t, admin, "gateway-reader", `key_prefix "acl/" { policy = "read" }
 key_prefix "jwt/" { policy = "read" }`)
-	blind := token("gateway-blind", `node_prefix "" { policy = "read" }`)
+	blind := consultest.Token(t, admin, "gateway-blind", `node_prefix "" { policy = "read" }`)
 	// A short path: the reason names it within 128 bytes.
 	dir, err := os.MkdirTemp("/tmp", "tok")
 	if err != nil {
