@@ -28,18 +28,7 @@ import (
 // may not read. A token Consul does not know is refused with 403, which
 // the status marks as a refusal, not an outage.
 func TestCompanionTokenRefused(t *testing.T) {
-	const management = "5e3f1c1a-7b8d-4c6e-9f0a-1b2c3d4e5f60"
-	cl := consultest.StartServer(t, &consultest.Options{Dev: true, ExtraHCL: `
-acl {
-  enabled = true
-  default_policy = "deny"
-  tokens { initial_management = "` + management + `" }
-}
-`})
-	admin, err := api.NewClient(&api.Config{Address: cl.HTTPAddr(0), Token: management})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, admin := consultest.StartACLServer(t)
 	reader := consultest.Token(t, admin, "gateway-reader", `key_prefix "acl/" { policy = "read" }`)
 	blind := consultest.Token(t, admin, "gateway-blind", `node_prefix "" { policy = "read" }`)
 	if _, err := admin.KV().Put(&api.KVPair{Key: "acl/orders", Value: []byte(`{"version": 1, "rules": [{"action": "allow", "subjects": ["alice"]}]}`)}, nil); err != nil {

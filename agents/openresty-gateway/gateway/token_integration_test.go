@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
@@ -23,20 +21,9 @@ import (
 // made its companion delete every ACL and key from Consul (all callers
 // denied) with a healthy monitor.
 func TestTokenRefused(t *testing.T) {
-	const management = "8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 	f := newFixture(t, 90*24*time.Hour)
 	// The fixture's Consul has no ACLs: this test's has.
-	cl := consultest.StartServer(t, &consultest.Options{Dev: true, ExtraHCL: `
-acl {
-  enabled = true
-  default_policy = "deny"
-  tokens { initial_management = "` + management + `" }
-}
-`})
-	admin, err := api.NewClient(&api.Config{Address: cl.HTTPAddr(0), Token: management})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, admin := consultest.StartACLServer(t)
 	f.kv = admin
 	reader := consultest.Token(t, admin, "gateway-reader", `key_prefix "acl/" { policy = "read" }
 key_prefix "jwt/" { policy = "read" }`)
