@@ -346,6 +346,19 @@ type healthEntry struct {
 	}
 }
 
+// entry is what the watcher takes of e: the service's address, else its
+// node's; ok is false when e lacks its Node or its Service.
+func (e *healthEntry) entry() (_ Entry, ok bool) {
+	if e.Node == nil || e.Service == nil {
+		return Entry{}, false
+	}
+	addr := e.Service.Address
+	if addr == "" {
+		addr = e.Node.Address
+	}
+	return Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port}, true
+}
+
 // ParseHealth reads a /v1/health/service answer: a JSON array of entries.
 // An entry that is not an object with a Node and a Service (null, a wrong
 // type, a port that is not a number) is skipped, and described in
@@ -388,15 +401,12 @@ func parseHealth(r io.Reader) (entries []Entry, skipped []string, err error) {
 			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
 			continue
 		}
-		if e.Node == nil || e.Service == nil {
+		entry, ok := e.entry()
+		if !ok {
 			skipped = append(skipped, fmt.Sprintf("entry %d: no Node or no Service", i))
 			continue
 		}
-		addr := e.Service.Address
-		if addr == "" {
-			addr = e.Node.Address
-		}
-		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
+		entries = append(entries, entry)
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
 		return notArray(err)

@@ -89,15 +89,12 @@ func parseHealthWhole(data []byte) (entries []Entry, skipped []string, err error
 			skipped = append(skipped, fmt.Sprintf("entry %d: malformed: %v", i, err))
 			continue
 		}
-		if e.Node == nil || e.Service == nil {
+		entry, ok := e.entry()
+		if !ok {
 			skipped = append(skipped, fmt.Sprintf("entry %d: no Node or no Service", i))
 			continue
 		}
-		addr := e.Service.Address
-		if addr == "" {
-			addr = e.Node.Address
-		}
-		entries = append(entries, Entry{ID: e.Service.ID, Addr: addr, Port: e.Service.Port})
+		entries = append(entries, entry)
 	}
 	return entries, skipped, nil
 }
