@@ -4,16 +4,8 @@ package testcluster
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"math"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -27,9 +19,9 @@ import (
 	"time"
 
 	"github.com/ha-framework/ha-framework/agents/openresty-gateway/nginxtest"
-	"github.com/ha-framework/ha-framework/agents/openresty-gateway/policy"
 	"github.com/ha-framework/ha-framework/testcluster/harness"
 	"github.com/ha-framework/ha-framework/testcluster/nofork"
+	"github.com/ha-framework/ha-framework/testcluster/stackfiles"
 )
 
 // heartbeatDir holds resource-agents' shell agents.
@@ -114,10 +106,15 @@ func monitorFixture(t testing.TB) []monitored {
 	// openresty-gateway against heartbeat/nginx running a plain TLS nginx
 	// with the same certificate.
 	nginx := nginxtest.Binary(t)
-	cert, key := selfSigned(t, dir)
+	// A certificate for 127.0.0.1, its key (0600) and a JWT policy.
+	files, err := stackfiles.Write(dir, dir, nil, "orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := files.Cert, files.Key
 	add(monitored{Name: "openresty-gateway", Path: filepath.Join(ocfDir, "openresty-gateway"), Ours: true, Peer: "heartbeat/nginx"},
 		map[string]string{"routes": "/orders/=orders=" + echo.URL, "listen": nginxtest.FreePort(t), "tls_cert_file": cert,
-			"tls_key_file": key, "jwt_policy_file": jwtPolicy(t, dir), "consul_address": consulAddr,
+			"tls_key_file": key, "jwt_policy_file": files.Policy, "consul_address": consulAddr,
 			"state_dir": filepath.Join(state, "gw"), "workers": "1"})
 	add(monitored{Name: "heartbeat/nginx", Path: filepath.Join(heartbeatDir, "nginx")},
 		map[string]string{"httpd": nginx, "configfile": plainNginx(t, dir, cert, key)})
@@ -167,55 +164,6 @@ func ocfAction(t testing.TB, m monitored, action string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", m.Name, action, err, out)
 	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key (0600).
-func selfSigned(t testing.TB, dir string) (string, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-// jwtPolicy writes a gateway policy trusting one ES256 issuer.
-func jwtPolicy(t testing.TB, dir string) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	pub := filepath.Join(dir, "idp.pem")
-	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(policy.File{Issuers: []policy.Issuer{{Issuer: "https://idp.test", Audiences: []string{"api"},
-		Algorithms: []string{"ES256"}, Keys: []policy.Key{{KID: "k1", File: pub}}}}})
-	path := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // plainNginx writes the configuration heartbeat/nginx runs: a TLS server
