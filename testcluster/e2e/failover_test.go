@@ -292,13 +292,7 @@ func TestProxyFailover(t *testing.T) {
 	cl.fault(t, fault)
 	o, ss := cl.wait(t, fault, at)
 	t.Logf("node loss: %s", o)
-	if testing.Verbose() {
-		var b strings.Builder
-		for _, s := range ss {
-			fmt.Fprintf(&b, "%+7dms %+7dms %s\n", s.start-fault, s.end-fault, s.res)
-		}
-		t.Logf("client log (start, end; ms relative to the kill):\n%s", b.String())
-	}
+	logSamples(t, ss, fault)
 	if o.before != at {
 		t.Errorf("before the kill the client was served by %q, want %s", o.before, at)
 	}

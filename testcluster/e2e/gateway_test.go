@@ -43,6 +43,16 @@ type gatewayFiles struct {
 	secret string
 }
 
+// withConsul is the files a node needs for the gateway and the Consul
+// binary, as harness.Options.Files takes them.
+func (g *gatewayFiles) withConsul(t *testing.T) map[string]string {
+	files := map[string]string{consulBinary(t): consulInNode}
+	for h, n := range g.mounts {
+		files[h] = n
+	}
+	return files
+}
+
 func newGatewayFiles(t *testing.T) *gatewayFiles {
 	t.Helper()
 	dir := t.TempDir()

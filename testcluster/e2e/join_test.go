@@ -126,10 +126,7 @@ func joinNode(t *testing.T, c *harness.Cluster) string {
 
 func TestNodeJoin(t *testing.T) {
 	g := newGatewayFiles(t)
-	files := map[string]string{consulBinary(t): consulInNode}
-	for h, n := range g.mounts {
-		files[h] = n
-	}
+	files := g.withConsul(t)
 	start := time.Now()
 	// ReadyTimeout: a loaded machine starts Pacemaker slowly.
 	c := up(t, &harness.Options{Files: files, ReadyTimeout: 6 * time.Minute})

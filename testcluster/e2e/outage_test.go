@@ -18,6 +18,20 @@ type sample struct {
 	res        string
 }
 
+// logSamples logs, in verbose runs, each request of a client: its start
+// and end in ms relative to the fault at unix ms fault, and its result.
+func logSamples(t *testing.T, ss []sample, fault int64) {
+	t.Helper()
+	if !testing.Verbose() {
+		return
+	}
+	var b strings.Builder
+	for _, s := range ss {
+		fmt.Fprintf(&b, "%+7dms %+7dms %s\n", s.start-fault, s.end-fault, s.res)
+	}
+	t.Logf("client log (start, end; ms relative to the kill):\n%s", b.String())
+}
+
 // outage is what one client saw around one fault.
 type outage struct {
 	fault     int64  // unix ms just before the fault was injected

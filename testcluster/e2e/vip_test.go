@@ -118,10 +118,7 @@ func hostClient(ctx context.Context, addr, token string, pool *x509.CertPool, fa
 
 func TestFloatingIP(t *testing.T) {
 	g := newGatewayFiles(t)
-	files := map[string]string{consulBinary(t): consulInNode}
-	for h, n := range g.mounts {
-		files[h] = n
-	}
+	files := g.withConsul(t)
 	start := time.Now()
 	// ReadyTimeout: a loaded machine starts Pacemaker slowly.
 	c := up(t, &harness.Options{Fencing: true, Files: files, ReadyTimeout: 6 * time.Minute})
@@ -180,13 +177,7 @@ func TestFloatingIP(t *testing.T) {
 	ss := <-done
 	o := measure(ss, killed, "")
 	t.Logf("timing: client on this host through %s: %s", vip.Addr(), o)
-	if testing.Verbose() {
-		var b strings.Builder
-		for _, s := range ss {
-			fmt.Fprintf(&b, "%+7dms %+7dms %s\n", s.start-killed, s.end-killed, s.res)
-		}
-		t.Logf("client log (start, end; ms relative to the kill):\n%s", b.String())
-	}
+	logSamples(t, ss, killed)
 	if o.before != web {
 		t.Errorf("before the kill the client was served by %q, want %s", o.before, web)
 	}
