@@ -433,6 +433,14 @@ func TestDaemonDown(t *testing.T) {
 				t.Errorf("container process %d survived the stop", proc.PID)
 			}
 			d.Thaw()
+			// dockerd learns of the exit of the process the stop killed
+			// while it was frozen only after the thaw, from its shim:
+			// until then it still calls the container running.
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				if got := s.Run("monitor", recurring); got.Code == ocf.NotRunning || time.Now().After(deadline) {
+					break
+				}
+			}
 			s.must(t, "monitor", recurring, ocf.NotRunning)
 			s.must(t, "stop", nil, ocf.Success)
 		})
