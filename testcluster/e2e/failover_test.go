@@ -355,9 +355,18 @@ func TestBenchFailover(t *testing.T) {
 		clientNode := others(c, at)[0]
 		cl := startClient(t, c, clientNode, "")
 		time.Sleep(2 * time.Second)
-		o, _ := cl.wait(t, crashWeb(t, c, cl, at), "")
+		fault := crashWeb(t, c, cl, at)
+		o, _ := cl.wait(t, fault, "")
 		t.Logf("crash %d/%d of web on %s (client %s): %s", i+1, crashes, at, clientNode, o)
 		crash = append(crash, o)
+		var served time.Time
+		if o.recovered > 0 {
+			served = time.UnixMilli(o.recovered)
+		}
+		line := fmt.Sprintf("BENCH-STEPS crash %d/%d: %s", i+1, crashes,
+			readCrashSteps(survivorLogs(t, c, c.Nodes), time.UnixMilli(fault), served, "web", "web-reg"))
+		t.Log(line)
+		fmt.Println(line)
 		// Clean up only once the recovery's transition is over, and let
 		// the re-probes the cleanup starts finish too.
 		settle(t, c, c.Nodes[0], 2*time.Minute)
@@ -414,12 +423,12 @@ func TestBenchFailover(t *testing.T) {
 }
 
 // survivorLogs is the lines of nodes' corosync and pacemaker logs that
-// readSteps looks for.
+// readSteps and readCrashSteps look for.
 func survivorLogs(t *testing.T, c *harness.Cluster, nodes []string) []string {
 	t.Helper()
 	var lines []string
 	for _, n := range nodes {
-		out, err := c.Exec(n, "grep", "-h", "-E", "processor failed|new membership|state is now lost|S_ELECTION -> S_INTEGRATION|S_FINALIZE_JOIN -> S_POLICY_ENGINE|Calculated transition|Re-asking for the CIB|fenc|terminated|Result of start operation",
+		out, err := c.Exec(n, "grep", "-h", "-E", "processor failed|new membership|state is now lost|S_ELECTION -> S_INTEGRATION|S_FINALIZE_JOIN -> S_POLICY_ENGINE|Calculated transition|Re-asking for the CIB|fenc|terminated|Result of (start|stop|monitor) operation",
 			"/var/log/corosync/corosync.log", "/var/log/pacemaker/pacemaker.log")
 		if err != nil && out == "" {
 			t.Logf("logs of %s: %v", n, err)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +14,16 @@ import (
 // outage is made of, and which parts are the cluster's and which ours.
 //
 // Between node-lost and scheduled the DC runs no scheduler while any CIB
-// update of its own is in flight: it asks for the CIB again a second later
-// (Pacemaker 2.1's controller sleeps that second, blocked), and its own
-// updates for the lost node are always in flight then. With PCMK_debug on
-// the controller (HAFW_PCMK_DEBUG=pacemaker-controld), its "Re-asking for
-// the CIB" lines are counted as retries.
+// update of its own is in flight: it asks for the CIB again a second later,
+// and its own updates for the lost node (transient attributes deleted,
+// node_state offline) are always in flight then: they go to every node
+// through corosync, about 0.2 s while the new membership settles. Up to
+// Pacemaker 3.0.1 (Debian 12 has 2.1.5) the controller sleeps that second
+// blocked, so corosync's membership event, queued behind the sleep, makes
+// updates of its own and a second re-ask when the DC survives: 2 s. From
+// 3.0.2 the wait is a timer, and 1 s. With PCMK_debug on the controller
+// (HAFW_PCMK_DEBUG=pacemaker-controld), its "Re-asking for the CIB" lines
+// are counted as retries.
 type steps struct {
 	tokenLost  time.Time // corosync: the token was lost ("A processor failed")
 	membership time.Time // corosync: the new membership without the victim
@@ -44,6 +50,8 @@ var (
 	fencedFmt     = `(?:Peer %[1]s was terminated \([a-z]+\) by .*: OK|Operation '?[a-z]+'? targeting %[1]s (?:on|by) .*: OK)`
 	lostFmt       = `Node %[1]s state is now lost`
 	startedFmt    = `Result of start operation for %[1]s on \S+: ok`
+	stoppedFmt    = `Result of stop operation for %[1]s on \S+: ok`
+	failedFmt     = `Result of monitor operation for %[1]s on \S+: (?:error|not running)`
 )
 
 // logTime reads a log line's time stamp ("Dec 03 19:01:46.108", the
@@ -140,40 +148,111 @@ func readSteps(logs []string, fault time.Time, victim, service, registration str
 // served (the client's first answer again); a step the logs did not show
 // reads "?".
 func (s steps) breakdown(fault, served time.Time) string {
+	seq := []step{{"token-lost", s.tokenLost, ""}, {"membership", s.membership, ""}, {"node-lost", s.lost, ""}}
+	if !s.dc.IsZero() {
+		seq = append(seq, step{"dc-elected", s.dc, ""}, step{"joined", s.joined, ""})
+	}
+	retries := ""
+	if s.retries > 0 {
+		retries = fmt.Sprintf("dc-cib-retries %d", s.retries)
+	}
+	seq = append(seq, step{"scheduled", s.scheduled, retries}, step{"fence-asked", s.fenceAsked, ""},
+		step{"fenced", s.fenced, ""}, step{"service-started", s.started, ""}, step{"registered", s.registered, ""})
+	if !served.IsZero() {
+		seq = append(seq, step{"served", served, ""})
+	}
+	return formatSteps(fault, seq)
+}
+
+// A step of a recovery: when the logs show it (zero: they do not), and a
+// note printed after it.
+type step struct {
+	name string
+	at   time.Time
+	note string
+}
+
+// formatSteps prints each step's time after the one before it ("+120ms",
+// "-10ms"),
+// after the fault for a step following one the logs did not show
+// ("@7750ms"), and "?" for a step they did not show.
+func formatSteps(fault time.Time, seq []step) string {
 	var b strings.Builder
 	prev, prevOK := fault, true
-	add := func(name string, at time.Time) {
+	for _, st := range seq {
 		switch {
-		case at.IsZero():
-			fmt.Fprintf(&b, " %s ?", name)
+		case st.at.IsZero():
+			fmt.Fprintf(&b, " %s ?", st.name)
 			prevOK = false
-			return
+			continue
 		case !prevOK:
-			fmt.Fprintf(&b, " %s @%dms", name, at.Sub(fault).Milliseconds())
+			fmt.Fprintf(&b, " %s @%dms", st.name, st.at.Sub(fault).Milliseconds())
 		default:
-			fmt.Fprintf(&b, " %s +%dms", name, at.Sub(prev).Milliseconds())
+			// Signed: a step may come before the one listed ahead of
+			// it (a held request served by the restarted service
+			// before its registration's start returned).
+			fmt.Fprintf(&b, " %s %+dms", st.name, st.at.Sub(prev).Milliseconds())
 		}
-		prev, prevOK = at, true
-	}
-	add("token-lost", s.tokenLost)
-	add("membership", s.membership)
-	add("node-lost", s.lost)
-	if !s.dc.IsZero() {
-		add("dc-elected", s.dc)
-		add("joined", s.joined)
-	}
-	add("scheduled", s.scheduled)
-	if s.retries > 0 {
-		fmt.Fprintf(&b, " (dc-cib-retries %d)", s.retries)
-	}
-	add("fence-asked", s.fenceAsked)
-	add("fenced", s.fenced)
-	add("service-started", s.started)
-	add("registered", s.registered)
-	if !served.IsZero() {
-		add("served", served)
+		if st.note != "" {
+			fmt.Fprintf(&b, " (%s)", st.note)
+		}
+		prev, prevOK = st.at, true
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// readCrashSteps reads, in logs (lines of every node's logs, in any
+// order), the recovery of service after its process was killed, as
+// Pacemaker runs it when the registration is grouped after the service:
+// each step is the first line of it at or after the step before. The
+// service's monitor fails at its next run (up to one monitor interval
+// after the fault), the DC schedules a recovery, the registration stops
+// (its instance leaves the directory), the service stops and starts
+// again, and the registration starts (the instance is back). served, when
+// not zero, is added as the last step.
+func readCrashSteps(logs []string, fault, served time.Time, service, registration string) string {
+	result := func(format, rsc string) *regexp.Regexp {
+		return regexp.MustCompile(fmt.Sprintf(format, regexp.QuoteMeta(rsc)))
+	}
+	order := []struct {
+		name string
+		re   *regexp.Regexp
+	}{
+		{"detected", result(failedFmt, service)},
+		{"scheduled", scheduledRe},
+		{"registration-stopped", result(stoppedFmt, registration)},
+		{"service-stopped", result(stoppedFmt, service)},
+		{"service-started", result(startedFmt, service)},
+		{"registered", result(startedFmt, registration)},
+	}
+	type stamped struct {
+		at   time.Time
+		line string
+	}
+	var lines []stamped
+	from := fault.Truncate(time.Millisecond)
+	for _, line := range logs {
+		if t, ok := logTime(line, fault); ok && !t.Before(from) {
+			lines = append(lines, stamped{t, line})
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b stamped) int { return a.at.Compare(b.at) })
+	var seq []step
+	next := 0
+	for _, o := range order {
+		st := step{name: o.name}
+		for i := next; i < len(lines); i++ {
+			if o.re.MatchString(lines[i].line) {
+				st.at, next = lines[i].at, i+1
+				break
+			}
+		}
+		seq = append(seq, st)
+	}
+	if !served.IsZero() {
+		seq = append(seq, step{"served", served, ""})
+	}
+	return formatSteps(fault, seq)
 }
 
 func TestReadSteps(t *testing.T) {
@@ -223,5 +302,47 @@ func TestReadSteps(t *testing.T) {
 	s.retries = 0
 	if got, want := s.breakdown(fault, time.Time{}), "token-lost +3012ms membership +3638ms node-lost +50ms scheduled +180ms fence-asked ? fenced @7750ms service-started +350ms registered +300ms"; got != want {
 		t.Errorf("breakdown with a gap:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestReadCrashSteps(t *testing.T) {
+	fault := time.Date(2026, 12, 3, 19, 30, 0, 0, time.UTC)
+	logs := []string{
+		// Before the fault: ignored.
+		"Dec 03 19:29:59.900 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of monitor operation for web on n2: error | call=27",
+		// Not the service's failure; a scheduler run before the failure.
+		"Dec 03 19:30:00.100 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of monitor operation for web-reg on n2: error | call=29",
+		"Dec 03 19:30:00.200 n3 pacemaker-schedulerd[58] (pcmk__log_transition_summary) 	notice: Calculated transition 11, saving inputs in /var/lib/pacemaker/pengine/pe-input-11.bz2",
+		// From another node's log, out of order.
+		"Dec 03 19:30:00.820 n3 pacemaker-schedulerd[58] (pcmk__log_transition_summary) 	notice: Calculated transition 12, saving inputs in /var/lib/pacemaker/pengine/pe-input-12.bz2",
+		"Dec 03 19:30:00.788 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of monitor operation for web on n2: not running | call=27",
+		"Dec 03 19:30:00.830 n3 pacemaker-schedulerd[58] (pcmk__log_transition_summary) 	notice: Calculated transition 13, saving inputs in /var/lib/pacemaker/pengine/pe-input-13.bz2",
+		"Dec 03 19:30:00.872 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of stop operation for web-reg on n2: ok | call=37",
+		"Dec 03 19:30:00.912 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of stop operation for web on n2: ok | call=39",
+		// A start of the registration before the service's is not the step.
+		"Dec 03 19:30:00.950 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of start operation for web-reg on n2: ok | call=38",
+		"Dec 03 19:30:01.056 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of start operation for web on n2: ok | call=40",
+		"Dec 03 19:30:01.164 n2 pacemaker-controld  [58] (log_executor_event) 	notice: Result of start operation for web-reg on n2: ok | call=42",
+		"garbage",
+		"",
+	}
+	served := time.Date(2026, 12, 3, 19, 30, 1, 290e6, time.UTC)
+	got := readCrashSteps(logs, fault, served, "web", "web-reg")
+	const want = "detected +788ms scheduled +32ms registration-stopped +52ms service-stopped +40ms service-started +144ms registered +108ms served +126ms"
+	if got != want {
+		t.Errorf("readCrashSteps:\n got %s\nwant %s", got, want)
+	}
+	// Served before the registration's start returned: the held
+	// request reached the restarted service at its old address.
+	if got, want := readCrashSteps(logs, fault, served.Add(-200*time.Millisecond), "web", "web-reg"),
+		"detected +788ms scheduled +32ms registration-stopped +52ms service-stopped +40ms service-started +144ms registered +108ms served -74ms"; got != want {
+		t.Errorf("readCrashSteps served early:\n got %s\nwant %s", got, want)
+	}
+	// The service never failed in the logs: every later step is still
+	// looked for, and measured from the fault.
+	got = readCrashSteps(logs[5:], fault, time.Time{}, "web", "web-reg")
+	const gap = "detected ? scheduled @830ms registration-stopped +42ms service-stopped +40ms service-started +144ms registered +108ms"
+	if got != gap {
+		t.Errorf("readCrashSteps without the failure:\n got %s\nwant %s", got, gap)
 	}
 }

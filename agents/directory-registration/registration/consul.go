@@ -309,6 +309,12 @@ func (c *consul) node(ctx context.Context, want *api.AgentServiceRegistration) (
 // withdraw takes the registrations out of discovery, waits for clients to
 // drain, and deregisters them.
 func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService) error {
+	if c.r.Config.DrainPeriod <= 0 {
+		// Maintenance only tells clients to leave before the
+		// deregistration; without a drain it is one more write to the
+		// agent (a check it persists) on a recovery's path.
+		return c.deregister(ctx, mine)
+	}
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	reason := "Pacemaker is stopping resource " + c.r.Config.rt.key
 	// Clients only need a drain if they could reach the instance: not

@@ -62,7 +62,24 @@ func TestRecurringMonitorRequests(t *testing.T) {
 	if c := checks["service:count-node1"]; c == nil || c.Status != api.HealthPassing {
 		t.Errorf("TTL check after the monitor: %+v, want passing", c)
 	}
-	must(t, r, "stop", nil, ocf.Success)
+	// The default stop drains: maintenance first, the deregistration
+	// after drain_period.
+	proxy.Reset()
+	must(t, r, "stop", map[string]string{"OCF_RESKEY_drain_period": "1ms"}, ocf.Success)
+	maint := "PUT /v1/agent/service/maintenance/count-node1"
+	if got := proxy.Requests(); count(got, maint) != 1 || !slices.Contains(got, "PUT /v1/agent/service/deregister/count-node1") {
+		t.Errorf("a stop with drain_period=1ms sent %v to Consul, want %s and the deregistration", got, maint)
+	}
+	// Without a drain, a stop deregisters at once: no maintenance (the
+	// two reads after it are the SDK's check that the stop took).
+	must(t, r, "start", nil, ocf.Success)
+	proxy.Reset()
+	must(t, r, "stop", map[string]string{"OCF_RESKEY_drain_period": "0"}, ocf.Success)
+	want = []string{"GET /v1/agent/services", "GET /v1/agent/checks", "PUT /v1/agent/service/deregister/count-node1",
+		"GET /v1/agent/services", "GET /v1/agent/checks"}
+	if got := proxy.Requests(); !slices.Equal(got, want) {
+		t.Errorf("a stop with drain_period=0 sent %v to Consul, want %v", got, want)
+	}
 }
 
 func count(list []string, s string) int {

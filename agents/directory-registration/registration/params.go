@@ -124,7 +124,7 @@ func params(c *Config) []ocf.Param {
 				"catalog: the catalog shows it. passing: the catalog shows it passing every check, so clients can use it.")),
 		ocf.Duration(&c.DrainPeriod, "drain_period", "Time between maintenance and deregistration on stop", ocf.Default("5s"), def,
 			ocf.Long("Stop first puts the instance in maintenance (out of discovery), waits this long for clients such as haproxy-dynamic "+
-				"to finish their requests, then deregisters. Bounded by the stop timeout.")),
+				"to finish their requests, then deregisters. Bounded by the stop timeout. 0 deregisters at once, without maintenance.")),
 	}
 }
 
