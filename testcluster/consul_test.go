@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/ha-framework/ha-framework/agents/consul/consulagent"
 	"github.com/ha-framework/ha-framework/ocf"
@@ -76,6 +79,12 @@ func TestConsulThreeServers(t *testing.T) {
 	serf := make([]string, 3)
 	for i, n := range names {
 		params[i], serf[i] = consulServer(t, n, 3, nil)
+		// Autopilot would remove the stopped server from the raft
+		// peers seconds after calling it unhealthy: kept, so that the
+		// deep monitors' answer to an unhealthy peer can be seen.
+		if err := os.WriteFile(params[i]["extra_config"], []byte("performance { raft_multiplier = 1 }\nautopilot { cleanup_dead_servers = false }\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runners := make([]*ocftest.Runner, 3)
 	state := t.TempDir()
@@ -126,11 +135,48 @@ func TestConsulThreeServers(t *testing.T) {
 		if got := runners[i].Run("monitor", recurring); got.Code != ocf.Success {
 			t.Errorf("monitor %s after s3 stopped: %v %q", names[i], got.Code, got.Reason)
 		}
-		// Depth 10 still finds a leader; autopilot may call s3 unhealthy,
-		// which is degraded, never a failure that would restart it.
-		waitFor(t, 30*time.Second, "survivor sees a leader", func() (bool, string) {
-			got := runners[i].Run("monitor", deep)
-			return got.Code == ocf.Success || got.Code == ocf.Degraded, got.Code.String() + " " + got.Reason
+	}
+	// Autopilot calls s3 unhealthy within a second or two. The survivors'
+	// deep monitors keep succeeding for peers_degraded_after, so that a
+	// node loss does not change their result in the middle of a failover,
+	// then report degraded, never a failure that would restart them.
+	const grace = 20 * time.Second
+	withGrace := map[string]string{"OCF_RESKEY_peers_degraded_after": grace.String()}
+	maps.Copy(withGrace, deep)
+	ap, err := api.NewClient(&api.Config{Address: "127.0.0.1:" + params[0]["http_port"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var since time.Time
+	waitFor(t, 30*time.Second, "autopilot calls s3 unhealthy", func() (bool, string) {
+		h, err := ap.Operator().AutopilotServerHealth(nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, srv := range h.Servers {
+			if srv.Name == "s3" && !srv.Healthy {
+				since = srv.StableSince
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", h.Servers)
+	})
+	// StableSince lags: autopilot refreshes what the API shows every few
+	// seconds.
+	t.Logf("autopilot: s3 unhealthy since %v ago", time.Since(since).Round(time.Millisecond))
+	for i := range 2 {
+		got := runners[i].Run("monitor", withGrace)
+		if left := grace - time.Since(since); left < time.Second {
+			t.Logf("deep monitor of %s not checked within peers_degraded_after: too late (%v left)", names[i], left)
+		} else if got.Code != ocf.Success {
+			t.Errorf("deep monitor of %s with s3 unhealthy for %v, under peers_degraded_after=%v: %v %q, want success",
+				names[i], time.Since(since).Round(time.Millisecond), grace, got.Code, got.Reason)
+		}
+	}
+	for i := range 2 {
+		waitFor(t, grace+30*time.Second, "deep monitor of "+names[i]+" reports s3 after peers_degraded_after", func() (bool, string) {
+			got := runners[i].Run("monitor", withGrace)
+			return got.Code == ocf.Degraded && strings.Contains(got.Reason, "s3"), got.Code.String() + " " + got.Reason
 		})
 	}
 }

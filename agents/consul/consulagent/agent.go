@@ -107,6 +107,11 @@ func params(c *Config) []ocf.Param {
 				"Off, start returns once the agent answers, and the depth 10 monitor reports degraded while there is no leader.")),
 		ocf.Select(&c.LogLevel, "log_level", "Consul log level", []string{"trace", "debug", "info", "warn", "error"},
 			ocf.Default("info"), ocf.Reloadable()),
+		ocf.Duration(&c.PeersDegradedAfter, "peers_degraded_after", "How long a raft peer may be unhealthy before the deep monitor reports it",
+			ocf.Default("30s"), ocf.Reloadable(),
+			ocf.Long("Servers: the depth 10 monitor reports degraded once autopilot has called a server unhealthy for this long (0: at once). "+
+				"A node loss makes its server unhealthy at once, and Pacemaker's DC recalculates the transition under way (the fencing, "+
+				"the failed-over services' starts) at every change of a monitor's result, a second or more each time; a node back within this time is never reported.")),
 		ocf.String(&c.LogFile, "log_file", "Consul output file", ocf.Printable(),
 			ocf.Long("Where the agent's output goes. Default: /var/log/ha-framework/consul-INSTANCE.log.")),
 	}
@@ -387,16 +392,30 @@ func deepCheck(ctx context.Context, r *request, p daemon.Process) error {
 		}
 		return ocf.Errorf(ocf.Degraded, "autopilot health: %v", err)
 	}
-	if !health.Healthy {
-		var bad []string
-		for _, s := range health.Servers {
-			if !s.Healthy {
-				bad = append(bad, s.Name)
-			}
-		}
+	if bad, recent := unhealthyPeers(health, time.Now(), r.Config.PeersDegradedAfter); len(bad) > 0 {
 		return ocf.Errorf(ocf.Degraded, "raft peers unhealthy: %s (failure tolerance %d)", strings.Join(bad, ", "), health.FailureTolerance)
+	} else if len(recent) > 0 {
+		r.Log.Info("raft peers unhealthy for less than peers_degraded_after", "servers", strings.Join(recent, ","),
+			"peers_degraded_after", r.Config.PeersDegradedAfter)
 	}
 	return nil
+}
+
+// unhealthyPeers splits the servers autopilot calls unhealthy into those
+// unhealthy for at least after at now (bad: reported) and those unhealthy
+// for less (recent: not yet). StableSince is when a server's health last
+// changed, by the leader's clock; a server without it counts as bad.
+func unhealthyPeers(h *api.OperatorHealthReply, now time.Time, after time.Duration) (bad, recent []string) {
+	for _, s := range h.Servers {
+		switch {
+		case s.Healthy:
+		case s.StableSince.IsZero() || now.Sub(s.StableSince) >= after:
+			bad = append(bad, s.Name)
+		default:
+			recent = append(recent, s.Name)
+		}
+	}
+	return bad, recent
 }
 
 // leave makes a client (or, with leave_on_stop=true, a server) leave the

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/consul/api"
 
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
@@ -226,5 +229,33 @@ func TestValidNodeID(t *testing.T) {
 		if got := validNodeID(s); got != want {
 			t.Errorf("validNodeID(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestUnhealthyPeers(t *testing.T) {
+	now := time.Date(2026, 12, 4, 4, 0, 0, 0, time.UTC)
+	h := &api.OperatorHealthReply{Servers: []api.ServerHealth{
+		{Name: "s1", Healthy: true, StableSince: now.Add(-time.Hour)},
+		{Name: "s2", Healthy: false, StableSince: now.Add(-40 * time.Second)},
+		{Name: "s3", Healthy: false, StableSince: now.Add(-5 * time.Second)},
+		{Name: "s4", Healthy: false},                                          // no time: reported
+		{Name: "s5", Healthy: false, StableSince: now.Add(time.Second)},       // the leader's clock ahead: not yet
+		{Name: "s6", Healthy: false, StableSince: now.Add(-30 * time.Second)}, // exactly the grace: reported
+	}}
+	for _, c := range []struct {
+		after       time.Duration
+		bad, recent []string
+	}{
+		{30 * time.Second, []string{"s2", "s4", "s6"}, []string{"s3", "s5"}},
+		{0, []string{"s2", "s3", "s4", "s6"}, []string{"s5"}},
+		{time.Minute, []string{"s4"}, []string{"s2", "s3", "s5", "s6"}},
+	} {
+		bad, recent := unhealthyPeers(h, now, c.after)
+		if !slices.Equal(bad, c.bad) || !slices.Equal(recent, c.recent) {
+			t.Errorf("after %v: bad %v recent %v, want %v and %v", c.after, bad, recent, c.bad, c.recent)
+		}
+	}
+	if bad, recent := unhealthyPeers(&api.OperatorHealthReply{Healthy: true}, now, 0); bad != nil || recent != nil {
+		t.Errorf("no servers: %v %v", bad, recent)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Config is the decoded instance parameters.
@@ -37,6 +38,9 @@ type Config struct {
 	WaitForLeader  bool
 	LogLevel       string
 	LogFile        string
+	// PeersDegradedAfter is how long a raft peer must have been
+	// unhealthy before the depth-10 monitor reports it.
+	PeersDegradedAfter time.Duration
 }
 
 // leaves reports whether stop makes the agent leave the cluster, server
