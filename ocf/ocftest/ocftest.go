@@ -8,9 +8,11 @@
 // agent. It works from any module: nothing in it assumes this
 // repository's layout or provider name.
 //
-// Every run gets its own state directory (HA_RSCTMP) under the test's
-// temporary directory, so lock, state and log files never reach
-// /run/resource-agents and vanish with the test.
+// Every Runner (and every Conformance, OCFTester and CrmValidate call) gets
+// its own state directory (HA_RSCTMP) under the test's temporary
+// directory, so lock, state and log files never reach /run/resource-agents
+// and vanish with the test. Runners that stand for resources of one node,
+// as Churn's do, share one: set HA_RSCTMP in their Config.Env.
 package ocftest
 
 import (
@@ -43,8 +45,9 @@ type Config struct {
 	// Params are the instance parameters (ocf-tester's -o name=value).
 	Params map[string]string
 	// Env adds or overrides variables, such as HA_RSCTMP (by default a
-	// fresh t.TempDir()) and OCF_RESOURCE_PROVIDER (by default
-	// Provider).
+	// fresh t.TempDir()), OCF_RESOURCE_INSTANCE (by default "ocftest"),
+	// OCF_RESKEY_CRM_meta_timeout (by default 20000, in milliseconds) and
+	// OCF_RESOURCE_PROVIDER (by default Provider).
 	Env map[string]string
 	// Provider is the agent's provider, as in ocf:PROVIDER:NAME (default
 	// "ocftest").
