@@ -12,7 +12,10 @@
 //   - A probe is a monitor without an interval (OCF_RESKEY_CRM_meta_interval
 //     unset or 0). Software or configuration missing on this node
 //     (NotInstalled, InvalidArgs) reads as "not running" to a probe, as success to
-//     a stop, and as an error to a recurring monitor, a start and validate-all.
+//     a stop, and as an error to a recurring monitor, a start and validate-all;
+//     but a monitor (probe or recurring) first asks Monitor, and a resource
+//     that still runs (a daemon outlives the removal of its binary) is
+//     reported running.
 //   - Parameters that are invalid in themselves give Misconfigured with a
 //     one-line exit reason naming the parameter, its value, and what is
 //     allowed; except on stop, which runs with what it could decode (a

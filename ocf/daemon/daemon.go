@@ -36,7 +36,9 @@ type Daemon[C any] struct {
 	Command func(ctx context.Context, r *ocf.Request[C]) (Command, error)
 	// Prepare, when set, runs in Start before the daemon is spawned: write
 	// its configuration, check it with the daemon's own check mode, free
-	// or check ports. It does not run when the daemon already runs.
+	// or check ports. It does not run when the daemon already runs. cmd
+	// is the command line as Resolve returns it (Path absolute, PIDFile
+	// and LogFile filled in).
 	Prepare func(ctx context.Context, r *ocf.Request[C], cmd Command) error
 	// Ready, when set, tells whether the started daemon serves: Start
 	// returns once it succeeds, and Monitor fails while it does not. nil
@@ -95,7 +97,10 @@ type Command struct {
 
 // Process is a running daemon, handed to checks.
 type Process struct {
-	PID     int
+	PID int
+	// Command is the command line of this request's parameters, as
+	// Resolve returns it (in Reload: the new parameters'), not
+	// necessarily the one the daemon was started with.
 	Command Command
 }
 
