@@ -486,6 +486,32 @@ func TestCompanion(t *testing.T) {
 	}
 }
 
+// A test binary without a TestMain that calls Main, started as the
+// companion, runs the agent's tests instead: each start there would start
+// the test binary again, without end. Command refuses in a process started
+// as the companion, so the start fails at once and says what to add.
+func TestCompanionStartedByItself(t *testing.T) {
+	args := os.Args
+	t.Cleanup(func() { os.Args = args })
+	os.Args = []string{args[0], testCompanion.Arg, "/etc/other.json"}
+	d := &daemon.Daemon[config]{
+		Name: "companion",
+		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
+			return testCompanion.Command("/etc/some.json")
+		},
+	}
+	a := d.Agent(&ocf.Agent[config]{Name: "companion", Version: "1", ShortDesc: "companion"})
+	r := ocftest.NewRunner(t, a, ocftest.Config{Name: "companion"})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	got := must(t, r, ocf.ActionStart, nil, ocf.GenericFailure)
+	if !strings.Contains(got.Reason, "started as the companion but runs the agent") || !strings.Contains(got.Reason, "TestMain") {
+		t.Errorf("start reason %q, want it to say the process runs the agent and to call Main from TestMain", got.Reason)
+	}
+	if _, err := os.Stat(filepath.Join(r.StateDir(), "companion-ocftest.pid")); err == nil {
+		t.Errorf("a companion was started")
+	}
+}
+
 func TestConfigRoundTrip(t *testing.T) {
 	type conf struct {
 		Routes []string
