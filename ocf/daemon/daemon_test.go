@@ -1,12 +1,16 @@
 package daemon_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,8 +29,8 @@ import (
 
 // TestMain makes the test binary a tiny TCP daemon when started with
 // DAEMON_TEST_ADDR in its environment: it listens there (or exits 1 with
-// the bind error, as a real daemon does on a busy port), answers HUP by
-// logging "reloaded", and exits on TERM.
+// the bind error, as a real daemon does on a busy port), answers an HTTP
+// request with 200, answers HUP by logging "reloaded", and exits on TERM.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == testCompanion.Arg {
 		os.Exit(daemon.Main(newAgent(), testCompanion))
@@ -70,7 +74,14 @@ func serve(addr string) int {
 			if err != nil {
 				return
 			}
-			c.Close()
+			// An HTTP client gets 200; a TCP check only connects.
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+				}
+			}()
 		}
 	}()
 	for s := range sig {
@@ -281,6 +292,35 @@ func TestStrangerHoldsThePID(t *testing.T) {
 }
 
 // The ready check's own errors name the daemon and the address.
+// An HTTP readiness check on a local port passes only when the daemon
+// itself listens there: another server answering on the port (the daemon
+// failing to bind meanwhile) does not make it ready or running.
+func TestHTTPReadyNeedsTheDaemonListening(t *testing.T) {
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(foreign.Close)
+	a := newAgentReady(daemon.HTTP(func(c *config) string { return "http://" + c.Listen + "/" }, 0))
+	dir := t.TempDir()
+	runner := func(listen string) *ocftest.Runner {
+		return ocftest.NewRunner(t, a, ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": listen},
+			Env: map[string]string{"HA_RSCTMP": dir}})
+	}
+	r := runner(freeAddr(t))
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	must(t, r, ocf.ActionMonitor, recurring, ocf.Success)
+	// The same daemon checked at the foreign server's address.
+	got := must(t, runner(foreign.Listener.Addr().String()), ocf.ActionMonitor, recurring, ocf.GenericFailure)
+	if !strings.Contains(got.Reason, "another process") {
+		t.Errorf("reason %q, want another process named as the listener", got.Reason)
+	}
+	// A Process without a PID, as docker-service's check of a container's
+	// published port: the answer alone decides.
+	check := daemon.HTTP(func(c *config) string { return foreign.URL + "/" }, 0)
+	if err := check(context.Background(), &ocf.Request[config]{Config: &config{}}, daemon.Process{}); err != nil {
+		t.Errorf("check without a pid: %v", err)
+	}
+}
+
 func TestMonitorNotServing(t *testing.T) {
 	bin := testBinary(t)
 	addr := freeAddr(t)
