@@ -102,6 +102,9 @@ type Agent[C any] struct {
 	// ReloadAgent applies changed Reloadable parameters in place. When
 	// unset but the agent only has the SDK's own reloadable parameters
 	// (trace_ra, trace_file), reload-agent succeeds without doing anything.
+	// Unlike start, reload-agent does not poll Monitor afterwards: its
+	// result is ReloadAgent's, so a service that applies a change in the
+	// background is waited for here.
 	ReloadAgent Func[C]
 	// Promote and Demote switch roles; the SDK then polls Monitor until
 	// the new role shows. Set both or neither.

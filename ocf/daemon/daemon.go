@@ -51,6 +51,9 @@ type Daemon[C any] struct {
 	// Reload, when set, applies changed reloadable parameters to the
 	// running daemon (reload-agent); see Signal. It is not called when
 	// the daemon is not running: the next start uses the new parameters.
+	// reload-agent returns when Reload does, without polling Monitor: a
+	// daemon that reloads in the background after a signal (nginx
+	// replaces its workers) is waited for in Reload, after Signal.
 	Reload Check[C]
 	// BeforeStop, when set, runs before the stop signal, with at most
 	// half of the time left (a cluster leave, a drain). Its error is
