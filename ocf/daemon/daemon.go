@@ -213,8 +213,9 @@ func (d *Daemon[C]) status(cmd Command) (process.State, int, error) {
 }
 
 // Start starts the daemon unless it runs, and returns once Ready succeeds.
-// It fails at once, with the last line the daemon wrote, when the daemon
-// exits first.
+// What is left of a daemon that died (its workers, which may hold its
+// ports) is ended first, as Stop does. It fails at once, with the last
+// line the daemon wrote, when the daemon exits first.
 func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	cmd, err := d.command(ctx, r)
 	if err != nil {
@@ -227,6 +228,13 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	if st == process.Running {
 		r.Log.Info("already running", "pid", pid)
 		return d.awaitReady(ctx, r, Process{PID: pid, Command: cmd}, -1)
+	}
+	// A daemon killed with SIGKILL may leave workers holding its ports,
+	// and a start may come without a stop first (a probe after a cleanup
+	// reports the daemon stopped): end them while the pid file still
+	// names their group, which the new daemon's replaces.
+	if err := d.endLeftovers(ctx, r, cmd, pid); err != nil {
+		return err
 	}
 	if d.Prepare != nil {
 		if err := d.Prepare(ctx, r, cmd); err != nil {

@@ -488,6 +488,45 @@ func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
 	}
 }
 
+// A start that comes without a stop after the daemon was killed (a probe
+// after a cleanup reports it stopped) ends the dead daemon's workers first:
+// they may hold its ports, so that the new daemon cannot bind, and once
+// the new daemon's pid file replaces the old one nothing names their
+// group any more, and no stop can end them.
+func TestStartEndsWorkersOfDeadDaemon(t *testing.T) {
+	worker := filepath.Join(t.TempDir(), "worker.pid")
+	state := t.TempDir()
+	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": freeAddr(t), "worker": worker},
+		Env: map[string]string{"HA_RSCTMP": state}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	pid, err := process.ReadPIDFile(filepath.Join(state, "testd-ocftest.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wpid, err := process.ReadPIDFile(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(wpid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for alive, _ := process.Alive(pid); alive && ctx.Err() == nil; alive, _ = process.Alive(pid) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, r, ocf.ActionMonitor, probe, ocf.NotRunning)
+	if alive, _ := process.Alive(wpid); !alive {
+		t.Fatal("the worker died with the daemon; the test proves nothing")
+	}
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	if alive, _ := process.Alive(wpid); alive {
+		t.Error("start left the dead daemon's worker running")
+	}
+}
+
 // testCompanion writes its config argument to stdout (its log file) and
 // runs until told to stop.
 var testCompanion = daemon.Companion{Arg: "test-companion", Run: func(ctx context.Context, config string, log *slog.Logger) error {
