@@ -34,7 +34,9 @@ type Companion struct {
 	// Run runs the companion until ctx ends, which SIGTERM or SIGINT
 	// does. config is argv[2], usually the path of the configuration
 	// file the agent wrote for it. Its error is logged and makes the
-	// process exit with status 1.
+	// process exit with status 1. Main handles no other signal: a
+	// companion reloaded by a signal (Signal in the Daemon's Reload)
+	// catches it itself with signal.Notify, or the signal ends it.
 	Run func(ctx context.Context, config string, log *slog.Logger) error
 }
 
