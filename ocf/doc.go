@@ -28,7 +28,9 @@
 //   - Exit reasons go to stderr as ${OCF_EXIT_REASON_PREFIX}<one line>; logs
 //     go where HA_LOGFACILITY, HA_LOGFILE, HA_DEBUGLOG and HA_debug say;
 //     trace_ra and trace_file (reloadable on every agent) write a debug
-//     trace of each action.
+//     trace of each action: to trace_file (or OCF_TRACE_FILE), else to a
+//     new file per action under $HA_VARLIB/trace_ra/AGENT/
+//     (/var/lib/heartbeat/trace_ra/AGENT/ when HA_VARLIB is unset).
 //   - meta-data always prints XML and exits 0, as any user.
 //
 // # Stability
