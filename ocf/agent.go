@@ -102,6 +102,9 @@ type Agent[C any] struct {
 	// ReloadAgent applies changed Reloadable parameters in place. When
 	// unset but the agent only has the SDK's own reloadable parameters
 	// (trace_ra, trace_file), reload-agent succeeds without doing anything.
+	// Unlike start, reload-agent does not poll Monitor afterwards: its
+	// result is ReloadAgent's, so a service that applies a change in the
+	// background is waited for here.
 	ReloadAgent Func[C]
 	// Promote and Demote switch roles; the SDK then polls Monitor until
 	// the new role shows. Set both or neither.
@@ -152,7 +155,10 @@ func (r *Request[C]) CheckLevel() int { return r.checkLevel }
 
 // StatePath returns a per-resource path under the state directory
 // (HA_RSCTMP), such as "/run/resource-agents/example-db.state" for suffix
-// ".state". Clone instances get their own.
+// ".state". Clone instances get their own. The directory is cleared at
+// boot; the SDK creates it before start, stop, promote, demote,
+// reload-agent and the migrations, but not before a monitor, which must
+// read a missing directory as no state.
 func (r *Request[C]) StatePath(suffix string) string {
 	return filepath.Join(r.Env.StateDir(), r.agent+"-"+safeName(r.Env.Instance())+suffix)
 }

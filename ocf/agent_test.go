@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -513,5 +515,47 @@ func TestStopSeesNoInvalidValue(t *testing.T) {
 	}
 	if seen.Name != "" || seen.Count != 3 || seen.Port != 0 {
 		t.Errorf("Stop saw name=%q count=%d port=%d; want \"\" (no default), 3 (the default), 0", seen.Name, seen.Count, seen.Port)
+	}
+}
+
+// The state directory is cleared at boot and nothing else need create
+// it: an agent that is not Exclusive (so takes no lock there) and writes
+// its state file in Start finds it, while a probe before that reads its
+// absence as "stopped" and creates nothing.
+func TestStateDirectoryAfterBoot(t *testing.T) {
+	type C = struct{}
+	a := &Agent[C]{
+		Name: "state", Version: "1", ShortDesc: "state file",
+		Start: func(ctx context.Context, r *Request[C]) error {
+			return os.WriteFile(r.StatePath(".state"), nil, 0o644)
+		},
+		Stop: func(ctx context.Context, r *Request[C]) error {
+			if err := os.Remove(r.StatePath(".state")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		},
+		Monitor: func(ctx context.Context, r *Request[C]) (State, error) {
+			if _, err := os.Stat(r.StatePath(".state")); errors.Is(err, fs.ErrNotExist) {
+				return Stopped, nil
+			} else if err != nil {
+				return Stopped, err
+			}
+			return Running, nil
+		},
+	}
+	dir := filepath.Join(t.TempDir(), "resource-agents")
+	env := map[string]string{"HA_RSCTMP": dir}
+	if got, _ := run(t, a, ActionMonitor, env); got.Code != NotRunning {
+		t.Fatalf("probe = %v %q, want not running", got.Code, got.Reason)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a probe created the state directory: %v", err)
+	}
+	if got, _ := run(t, a, ActionStart, env); got.Code != Success {
+		t.Fatalf("start = %v %q, want success", got.Code, got.Reason)
+	}
+	if got, _ := run(t, a, ActionStop, env); got.Code != Success {
+		t.Errorf("stop = %v %q", got.Code, got.Reason)
 	}
 }

@@ -3,6 +3,7 @@ package ocf
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -29,6 +30,16 @@ func (a *Agent[C]) dispatch(ctx context.Context, r *Request[C], params []Param) 
 		// Level 0 asks for syntax only: decoding above was all of it.
 		if level, set := r.Env.CheckLevel(); set && level == 0 {
 			return Success, nil
+		}
+	}
+	if changesState(r.Action) {
+		// The state directory (DefaultStateDir is cleared at boot, and
+		// nothing else need create it) exists for every action that may
+		// write state, whether or not the agent is Exclusive. An agent
+		// that needs it fails later with its own words; one that does not
+		// must not fail here.
+		if err := os.MkdirAll(r.Env.StateDir(), 0o755); err != nil {
+			r.Log.Warn("cannot create the state directory", "dir", r.Env.StateDir(), "err", err)
 		}
 	}
 	if a.Exclusive && changesState(r.Action) {

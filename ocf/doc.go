@@ -12,7 +12,10 @@
 //   - A probe is a monitor without an interval (OCF_RESKEY_CRM_meta_interval
 //     unset or 0). Software or configuration missing on this node
 //     (NotInstalled, InvalidArgs) reads as "not running" to a probe, as success to
-//     a stop, and as an error to a recurring monitor, a start and validate-all.
+//     a stop, and as an error to a recurring monitor, a start and validate-all;
+//     but a monitor (probe or recurring) first asks Monitor, and a resource
+//     that still runs (a daemon outlives the removal of its binary) is
+//     reported running.
 //   - Parameters that are invalid in themselves give Misconfigured with a
 //     one-line exit reason naming the parameter, its value, and what is
 //     allowed; except on stop, which runs with what it could decode (a
@@ -25,7 +28,9 @@
 //   - Exit reasons go to stderr as ${OCF_EXIT_REASON_PREFIX}<one line>; logs
 //     go where HA_LOGFACILITY, HA_LOGFILE, HA_DEBUGLOG and HA_debug say;
 //     trace_ra and trace_file (reloadable on every agent) write a debug
-//     trace of each action.
+//     trace of each action: to trace_file (or OCF_TRACE_FILE), else to a
+//     new file per action under $HA_VARLIB/trace_ra/AGENT/
+//     (/var/lib/heartbeat/trace_ra/AGENT/ when HA_VARLIB is unset).
 //   - meta-data always prints XML and exits 0, as any user.
 //
 // # Stability

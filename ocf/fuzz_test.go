@@ -17,7 +17,8 @@ func FuzzDecodeParams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		a := testAgent(&fakeService{})
 		for _, name := range []string{"name", "old_name", "count", "on", "mode", "port", "wait", "hosts", "trace_ra"} {
-			env := map[string]string{"OCF_RESKEY_name": "x", "OCF_RESKEY_" + name: value, "HA_RSCTMP": t.TempDir()}
+			// trace_ra=yes writes a trace under HA_VARLIB.
+			env := map[string]string{"OCF_RESKEY_name": "x", "OCF_RESKEY_" + name: value, "HA_RSCTMP": t.TempDir(), "HA_VARLIB": t.TempDir()}
 			var stderr strings.Builder
 			code := a.Run(context.Background(), Invocation{Args: []string{"t", "validate-all"}, Env: MapEnv(env), Stderr: &stderr})
 			if code == Success {

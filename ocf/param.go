@@ -196,7 +196,7 @@ func Range(min, max int) Option {
 		p.checks = append(p.checks, func(v string) error {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			if n < min || n > max {
-				return fmt.Errorf("must be from %d to %d", min, max)
+				return saysAllowed{fmt.Errorf("must be from %d to %d", min, max)}
 			}
 			return nil
 		})
@@ -265,7 +265,7 @@ func Port(dst *int, name, short string, opts ...Option) Param {
 	return newParam(dst, name, "integer", "a port from 1 to 65535", short, func(v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("not a port; use a number from 1 to 65535")
+			return saysAllowed{errors.New("not a port; use a number from 1 to 65535")}
 		}
 		*dst = n
 		return nil
@@ -389,11 +389,16 @@ func invalidReason(p Param, v string, err error) string {
 		shown = "(hidden)"
 	}
 	reason := fmt.Sprintf("parameter %s=%s is invalid: %v", p.name, shown, err)
-	if p.format != "" && !strings.Contains(err.Error(), p.format) {
+	if p.format != "" && !strings.Contains(err.Error(), p.format) && !errors.As(err, new(saysAllowed)) {
 		reason += "; expected " + p.format
 	}
 	return reason
 }
+
+// saysAllowed marks a validation error whose text already says which
+// values are allowed, so that the exit reason, at most MaxReason bytes,
+// does not say it twice in other words.
+type saysAllowed struct{ error }
 
 // resourceID strips a clone instance suffix, giving the id an
 // administrator types in pcs.

@@ -97,3 +97,31 @@ func TestTextOptionsFit(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidReasonSaysAllowedOnce: a Port or Range refusal already says
+// which values are allowed; the reason must not repeat it in other words
+// (Pacemaker keeps 128 bytes), while a refusal that does not say it gets
+// the parameter's format appended.
+func TestInvalidReasonSaysAllowedOnce(t *testing.T) {
+	var port, n, m int
+	params := []Param{
+		Port(&port, "port", "TCP port"),
+		Int(&n, "workers", "Workers", Range(1, 64)),
+		Int(&m, "count", "Count", Range(1, 5)),
+	}
+	tests := []struct {
+		name, value, want string
+	}{
+		{"port", "70000", `parameter port="70000" is invalid: not a port; use a number from 1 to 65535`},
+		{"workers", "0", `parameter workers="0" is invalid: must be from 1 to 64`},
+		{"count", "many", `parameter count="many" is invalid: not an integer; expected an integer from 1 to 5`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeParams(params, MapEnv(map[string]string{"OCF_RESKEY_" + tt.name: tt.value}), "rsc")
+			if CodeOf(err) != Misconfigured || ReasonOf(err) != tt.want {
+				t.Errorf("got %v %q, want Misconfigured %q", CodeOf(err), ReasonOf(err), tt.want)
+			}
+		})
+	}
+}

@@ -88,24 +88,15 @@ func TestOCFTester(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent")
 	}
-	// ocf-tester runs meta-data as the user nobody, who must reach the
-	// binary: not under t.TempDir(), which is private.
-	dir, err := os.MkdirTemp("/tmp", "memcached-agent-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "memcached")
+	// Built anywhere: OCFTester copies it where ocf-tester's user nobody
+	// can run meta-data.
+	bin := filepath.Join(t.TempDir(), "memcached")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	ocftest.OCFTester(t, bin, ocftest.Config{Name: "memcached", Params: map[string]string{"port": freePort(t), "memory": "16"},
-		Env: map[string]string{"HA_RSCTMP": t.TempDir()}})
+	ocftest.OCFTester(t, bin, ocftest.Config{Name: "memcached", Params: map[string]string{"port": freePort(t), "memory": "16"}})
 }
 
 // Several memcached resources on one node started and stopped at once,

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ha-framework/ha-framework/ocf"
@@ -60,9 +62,14 @@ func Unix[C any](path func(c *C) string) Check[C] {
 	}
 }
 
-// HTTP returns a Check that succeeds when a GET of the URL url gives
-// answers with status want (200 when 0). Redirects are not followed, and
-// no proxy from the environment is used.
+// HTTP returns a Check that succeeds when a GET of the URL that url gives
+// is answered with status want (200 when 0) and, when the URL's host is
+// this machine's loopback (127.0.0.0/8, ::1, localhost) or unspecified
+// (0.0.0.0, ::), the daemon (or a member of its process group) is the one
+// listening on its port, as for TCP: another server holding the port does
+// not make the daemon ready while it fails to bind. A Process without a
+// PID (a check run outside a Daemon) skips that part. Redirects are not
+// followed, and no proxy from the environment is used.
 func HTTP[C any](url func(c *C) string, want int) Check[C] {
 	if want == 0 {
 		want = http.StatusOK
@@ -87,8 +94,28 @@ func HTTP[C any](url func(c *C) string, want int) Check[C] {
 		if resp.StatusCode != want {
 			return fmt.Errorf("GET %s: status %d, want %d", u, resp.StatusCode, want)
 		}
+		if port := localPort(req.URL); port != 0 && p.PID > 0 {
+			if ours, err := listening(p.PID, port); err == nil && !ours {
+				return fmt.Errorf("GET %s: another process, not pid %d, listens on port %d", u, p.PID, port)
+			}
+		}
 		return nil
 	}
+}
+
+// localPort returns the port of u when its host is this machine's loopback
+// or unspecified address, where the daemon itself must listen; 0 otherwise.
+func localPort(u *neturl.URL) int {
+	host := u.Hostname()
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback() && !ip.IsUnspecified()) {
+		return 0
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // loopbackFor turns a listen address into one to connect to.

@@ -18,6 +18,15 @@ import (
 // sees to the service: the agent ships as one static file, and the
 // companion is started, found and stopped like any other daemon (give a
 // Daemon a Command from Companion.Command).
+//
+// The binary's main must hand argv to Main, which runs the companion when
+// argv asks for it. In the agent's go test, actions run in-process
+// (ocftest.Conformance, Churn, Runner) start the test binary itself as the
+// companion: give the test a TestMain that calls Main when os.Args[1] is
+// the companion's Arg, as the package's own tests do. Without it the test
+// binary would run every test again instead of the companion; Command
+// refuses to start the companion from such a process, so that this fails
+// at the first start instead of starting test binaries without end.
 type Companion struct {
 	// Arg is argv[1] that selects the companion. Pacemaker never passes
 	// it, and the agent answers it "unimplemented" otherwise.
@@ -25,7 +34,9 @@ type Companion struct {
 	// Run runs the companion until ctx ends, which SIGTERM or SIGINT
 	// does. config is argv[2], usually the path of the configuration
 	// file the agent wrote for it. Its error is logged and makes the
-	// process exit with status 1.
+	// process exit with status 1. Main handles no other signal: a
+	// companion reloaded by a signal (Signal in the Daemon's Reload)
+	// catches it itself with signal.Notify, or the signal ends it.
 	Run func(ctx context.Context, config string, log *slog.Logger) error
 }
 
@@ -36,8 +47,16 @@ type Companion struct {
 //   - (cmd, nil): Path is this binary, Args are Arg and config.
 //   - (cmd, err) with an *ocf.Error (NotInstalled): the binary cannot
 //     name its own file; cmd still holds Args.
+//   - (cmd, err) with an *ocf.Error (GenericFailure): this process was
+//     itself started as the companion (os.Args[1] is Arg) but runs the
+//     agent, because its main (a test's TestMain) does not call Main;
+//     cmd still holds Args.
 func (c Companion) Command(config string) (Command, error) {
 	cmd := Command{Args: []string{c.Arg, config}}
+	if len(os.Args) > 1 && os.Args[1] == c.Arg {
+		return cmd, ocf.Errorf(ocf.GenericFailure,
+			"%s: started as the companion but runs the agent; call daemon.Main from main (in a go test, from TestMain)", c.Arg)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return cmd, ocf.Errorf(ocf.NotInstalled, "%s: the agent cannot find its own binary: %w", c.Arg, err)

@@ -36,7 +36,9 @@ type Daemon[C any] struct {
 	Command func(ctx context.Context, r *ocf.Request[C]) (Command, error)
 	// Prepare, when set, runs in Start before the daemon is spawned: write
 	// its configuration, check it with the daemon's own check mode, free
-	// or check ports. It does not run when the daemon already runs.
+	// or check ports. It does not run when the daemon already runs. cmd
+	// is the command line as Resolve returns it (Path absolute, PIDFile
+	// and LogFile filled in).
 	Prepare func(ctx context.Context, r *ocf.Request[C], cmd Command) error
 	// Ready, when set, tells whether the started daemon serves: Start
 	// returns once it succeeds, and Monitor fails while it does not. nil
@@ -49,6 +51,9 @@ type Daemon[C any] struct {
 	// Reload, when set, applies changed reloadable parameters to the
 	// running daemon (reload-agent); see Signal. It is not called when
 	// the daemon is not running: the next start uses the new parameters.
+	// reload-agent returns when Reload does, without polling Monitor: a
+	// daemon that reloads in the background after a signal (nginx
+	// replaces its workers) is waited for in Reload, after Signal.
 	Reload Check[C]
 	// BeforeStop, when set, runs before the stop signal, with at most
 	// half of the time left (a cluster leave, a drain). Its error is
@@ -95,7 +100,10 @@ type Command struct {
 
 // Process is a running daemon, handed to checks.
 type Process struct {
-	PID     int
+	PID int
+	// Command is the command line of this request's parameters, as
+	// Resolve returns it (in Reload: the new parameters'), not
+	// necessarily the one the daemon was started with.
 	Command Command
 }
 
@@ -205,8 +213,9 @@ func (d *Daemon[C]) status(cmd Command) (process.State, int, error) {
 }
 
 // Start starts the daemon unless it runs, and returns once Ready succeeds.
-// It fails at once, with the last line the daemon wrote, when the daemon
-// exits first.
+// What is left of a daemon that died (its workers, which may hold its
+// ports) is ended first, as Stop does. It fails at once, with the last
+// line the daemon wrote, when the daemon exits first.
 func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	cmd, err := d.command(ctx, r)
 	if err != nil {
@@ -219,6 +228,13 @@ func (d *Daemon[C]) Start(ctx context.Context, r *ocf.Request[C]) error {
 	if st == process.Running {
 		r.Log.Info("already running", "pid", pid)
 		return d.awaitReady(ctx, r, Process{PID: pid, Command: cmd}, -1)
+	}
+	// A daemon killed with SIGKILL may leave workers holding its ports,
+	// and a start may come without a stop first (a probe after a cleanup
+	// reports the daemon stopped): end them while the pid file still
+	// names their group, which the new daemon's replaces.
+	if err := d.endLeftovers(ctx, r, cmd, pid); err != nil {
+		return err
 	}
 	if d.Prepare != nil {
 		if err := d.Prepare(ctx, r, cmd); err != nil {

@@ -1,12 +1,16 @@
 package daemon_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,8 +29,8 @@ import (
 
 // TestMain makes the test binary a tiny TCP daemon when started with
 // DAEMON_TEST_ADDR in its environment: it listens there (or exits 1 with
-// the bind error, as a real daemon does on a busy port), answers HUP by
-// logging "reloaded", and exits on TERM.
+// the bind error, as a real daemon does on a busy port), answers an HTTP
+// request with 200, answers HUP by logging "reloaded", and exits on TERM.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == testCompanion.Arg {
 		os.Exit(daemon.Main(newAgent(), testCompanion))
@@ -70,7 +74,14 @@ func serve(addr string) int {
 			if err != nil {
 				return
 			}
-			c.Close()
+			// An HTTP client gets 200; a TCP check only connects.
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+				}
+			}()
 		}
 	}()
 	for s := range sig {
@@ -281,6 +292,35 @@ func TestStrangerHoldsThePID(t *testing.T) {
 }
 
 // The ready check's own errors name the daemon and the address.
+// An HTTP readiness check on a local port passes only when the daemon
+// itself listens there: another server answering on the port (the daemon
+// failing to bind meanwhile) does not make it ready or running.
+func TestHTTPReadyNeedsTheDaemonListening(t *testing.T) {
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(foreign.Close)
+	a := newAgentReady(daemon.HTTP(func(c *config) string { return "http://" + c.Listen + "/" }, 0))
+	dir := t.TempDir()
+	runner := func(listen string) *ocftest.Runner {
+		return ocftest.NewRunner(t, a, ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": listen},
+			Env: map[string]string{"HA_RSCTMP": dir}})
+	}
+	r := runner(freeAddr(t))
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	must(t, r, ocf.ActionMonitor, recurring, ocf.Success)
+	// The same daemon checked at the foreign server's address.
+	got := must(t, runner(foreign.Listener.Addr().String()), ocf.ActionMonitor, recurring, ocf.GenericFailure)
+	if !strings.Contains(got.Reason, "another process") {
+		t.Errorf("reason %q, want another process named as the listener", got.Reason)
+	}
+	// A Process without a PID, as docker-service's check of a container's
+	// published port: the answer alone decides.
+	check := daemon.HTTP(func(c *config) string { return foreign.URL + "/" }, 0)
+	if err := check(context.Background(), &ocf.Request[config]{Config: &config{}}, daemon.Process{}); err != nil {
+		t.Errorf("check without a pid: %v", err)
+	}
+}
+
 func TestMonitorNotServing(t *testing.T) {
 	bin := testBinary(t)
 	addr := freeAddr(t)
@@ -448,6 +488,45 @@ func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
 	}
 }
 
+// A start that comes without a stop after the daemon was killed (a probe
+// after a cleanup reports it stopped) ends the dead daemon's workers first:
+// they may hold its ports, so that the new daemon cannot bind, and once
+// the new daemon's pid file replaces the old one nothing names their
+// group any more, and no stop can end them.
+func TestStartEndsWorkersOfDeadDaemon(t *testing.T) {
+	worker := filepath.Join(t.TempDir(), "worker.pid")
+	state := t.TempDir()
+	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": freeAddr(t), "worker": worker},
+		Env: map[string]string{"HA_RSCTMP": state}})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	pid, err := process.ReadPIDFile(filepath.Join(state, "testd-ocftest.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wpid, err := process.ReadPIDFile(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(wpid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for alive, _ := process.Alive(pid); alive && ctx.Err() == nil; alive, _ = process.Alive(pid) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, r, ocf.ActionMonitor, probe, ocf.NotRunning)
+	if alive, _ := process.Alive(wpid); !alive {
+		t.Fatal("the worker died with the daemon; the test proves nothing")
+	}
+	must(t, r, ocf.ActionStart, nil, ocf.Success)
+	if alive, _ := process.Alive(wpid); alive {
+		t.Error("start left the dead daemon's worker running")
+	}
+}
+
 // testCompanion writes its config argument to stdout (its log file) and
 // runs until told to stop.
 var testCompanion = daemon.Companion{Arg: "test-companion", Run: func(ctx context.Context, config string, log *slog.Logger) error {
@@ -483,6 +562,32 @@ func TestCompanion(t *testing.T) {
 	data, _ := os.ReadFile(logFile)
 	if !strings.Contains(string(data), "msg=stopped") {
 		t.Errorf("the companion did not stop through its context:\n%s", data)
+	}
+}
+
+// A test binary without a TestMain that calls Main, started as the
+// companion, runs the agent's tests instead: each start there would start
+// the test binary again, without end. Command refuses in a process started
+// as the companion, so the start fails at once and says what to add.
+func TestCompanionStartedByItself(t *testing.T) {
+	args := os.Args
+	t.Cleanup(func() { os.Args = args })
+	os.Args = []string{args[0], testCompanion.Arg, "/etc/other.json"}
+	d := &daemon.Daemon[config]{
+		Name: "companion",
+		Command: func(ctx context.Context, r *ocf.Request[config]) (daemon.Command, error) {
+			return testCompanion.Command("/etc/some.json")
+		},
+	}
+	a := d.Agent(&ocf.Agent[config]{Name: "companion", Version: "1", ShortDesc: "companion"})
+	r := ocftest.NewRunner(t, a, ocftest.Config{Name: "companion"})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	got := must(t, r, ocf.ActionStart, nil, ocf.GenericFailure)
+	if !strings.Contains(got.Reason, "started as the companion but runs the agent") || !strings.Contains(got.Reason, "TestMain") {
+		t.Errorf("start reason %q, want it to say the process runs the agent and to call Main from TestMain", got.Reason)
+	}
+	if _, err := os.Stat(filepath.Join(r.StateDir(), "companion-ocftest.pid")); err == nil {
+		t.Errorf("a companion was started")
 	}
 }
 

@@ -45,13 +45,23 @@ var churnLife = []churnStep{
 // steady must be started, and every runner of churning stopped, when
 // Churn is called; each runner is a resource of its own (its own
 // OCF_RESOURCE_INSTANCE, and whatever the agent's instances must not
-// share: ports, names). Churn reports on t every action that returned
-// another code than Conformance expects of it (a churning resource stops
-// at its first) and every monitor of steady that did not succeed.
+// share: ports, names), and all of them share one state directory, as
+// the resources of one node share HA_RSCTMP: give each the same
+// HA_RSCTMP in Config.Env (NewRunner otherwise gives every runner a fresh
+// one, where instances that collide in their state files never meet).
+// Churn reports on t every action that returned another code than
+// Conformance expects of it (a churning resource stops at its first) and
+// every monitor of steady that did not succeed.
 //
-// It returns how many times steady was monitored meanwhile.
+// It returns how many times steady was monitored meanwhile: 0, having run
+// nothing, when two runners name the same instance or have different state
+// directories (reported on t, saying which).
 func Churn(t testing.TB, steady *Runner, churning []*Runner, cycles int) int {
 	t.Helper()
+	if err := churnSetup(steady, churning); err != nil {
+		t.Errorf("ocftest.Churn: %v", err)
+		return 0
+	}
 	var (
 		mu       sync.Mutex
 		failures []string
@@ -105,4 +115,24 @@ func Churn(t testing.TB, steady *Runner, churning []*Runner, cycles int) int {
 		t.Errorf("the steady resource was never monitored during the churn")
 	}
 	return n
+}
+
+// churnSetup says what in the runners' configuration would keep Churn from
+// showing instances that collide: two runners with one instance name are
+// one resource, and runners with state directories of their own never
+// meet in their state files.
+func churnSetup(steady *Runner, churning []*Runner) error {
+	seen := map[string]bool{}
+	for _, r := range append([]*Runner{steady}, churning...) {
+		name := r.env["OCF_RESOURCE_INSTANCE"]
+		if seen[name] {
+			return fmt.Errorf("two runners are resource %q; give each its own OCF_RESOURCE_INSTANCE in Config.Env", name)
+		}
+		seen[name] = true
+		if r.StateDir() != steady.StateDir() {
+			return fmt.Errorf("runner %q has state directory %s and steady runner %q has %s; give every runner the same HA_RSCTMP in Config.Env, as resources of one node share it",
+				name, r.StateDir(), steady.env["OCF_RESOURCE_INSTANCE"], steady.StateDir())
+		}
+	}
+	return nil
 }

@@ -15,11 +15,14 @@ import (
 	"time"
 )
 
-// TestFromAnotherModule builds the agent in testdata/tinyagent as a module
-// of its own under t.TempDir(), whose go.mod replaces this repository with
-// its checkout, and runs its go test: the harness as a third party uses
-// it, ocf-tester and crm_resource included where installed. Nothing may
-// be left in the default state directory.
+// TestFromAnotherModule builds the agents in testdata/tinyagent as a
+// module of its own under t.TempDir(), whose go.mod replaces this
+// repository with its checkout, and runs its go test: the harness as a
+// third party uses it, ocf-tester and crm_resource included where
+// installed, on a plain agent (tiny) and a daemon agent whose daemon is
+// its own binary run as a companion (tinyd: HTTP readiness, a deep check,
+// reload-agent, Churn). Nothing may be left in the default state
+// directory, and no companion may be left running.
 func TestFromAnotherModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests a separate module")
@@ -67,13 +70,17 @@ func TestFromAnotherModule(t *testing.T) {
 		t.Fatalf("go test in a separate module: %v\n%s", err, out)
 	}
 	t.Logf("go test in a separate module:\n%s", out)
-	for _, name := range []string{"TestConformance", "TestRunnerStateDir", "TestOCFTester", "TestCrmValidate"} {
+	for _, name := range []string{"TestConformance", "TestRunnerStateDir", "TestOCFTester", "TestCrmValidate",
+		"TestDaemonConformance", "TestDaemonReload", "TestDaemonChurn", "TestDaemonOCFTester"} {
 		if !regexp.MustCompile(`--- (PASS|SKIP): ` + name + ` `).Match(out) {
 			t.Errorf("%s did not run", name)
 		}
 	}
-	if os.Geteuid() == 0 && hasTool("ocf-tester") && strings.Contains(string(out), "--- SKIP: TestOCFTester") {
-		t.Errorf("TestOCFTester skipped although ocf-tester is installed and this is root")
+	if os.Geteuid() == 0 && hasTool("ocf-tester") && regexp.MustCompile(`--- SKIP: Test(Daemon)?OCFTester `).Match(out) {
+		t.Errorf("an OCFTester test skipped although ocf-tester is installed and this is root")
+	}
+	if left := companions(t); len(left) > 0 {
+		t.Errorf("tinyd companions left running: %v", left)
 	}
 	if after := stateFiles(t); len(after) > len(before) {
 		t.Errorf("files left in %s: before %v, after %v", "/run/resource-agents", before, after)
@@ -83,14 +90,40 @@ func TestFromAnotherModule(t *testing.T) {
 	}
 }
 
-// stateFiles lists the tiny agent's files in the default state directory.
+// stateFiles lists the tiny agents' files in the default state directory.
 func stateFiles(t *testing.T) []string {
 	t.Helper()
-	m, err := filepath.Glob("/run/resource-agents/tiny-*")
+	var all []string
+	for _, pattern := range []string{"/run/resource-agents/tiny-*", "/run/resource-agents/tinyd-*"} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m...)
+	}
+	return all
+}
+
+// companions lists the processes running tinyd's companion (argv: serve
+// .../tinyd-INSTANCE.json), which every test must have stopped.
+func companions(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	var left []string
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		argv := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if len(argv) == 3 && argv[1] == "serve" && strings.HasPrefix(filepath.Base(argv[2]), "tinyd-") {
+			left = append(left, filepath.Base(d)+" "+strings.Join(argv, " "))
+		}
+	}
+	return left
 }
 
 func hasTool(name string) bool {

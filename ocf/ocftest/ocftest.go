@@ -8,9 +8,12 @@
 // agent. It works from any module: nothing in it assumes this
 // repository's layout or provider name.
 //
-// Every run gets its own state directory (HA_RSCTMP) under the test's
-// temporary directory, so lock, state and log files never reach
-// /run/resource-agents and vanish with the test.
+// Every Runner (and every Conformance and OCFTester call) gets its own
+// state directory (HA_RSCTMP) and HA_VARLIB under the test's temporary
+// directory, so lock, state, log and trace_ra files never reach
+// /run/resource-agents or /var/lib/heartbeat and vanish with the test.
+// Runners that stand for resources of one node, as Churn's do, share one
+// state directory: set HA_RSCTMP in their Config.Env.
 package ocftest
 
 import (
@@ -42,9 +45,11 @@ type Config struct {
 	Name string
 	// Params are the instance parameters (ocf-tester's -o name=value).
 	Params map[string]string
-	// Env adds or overrides variables, such as HA_RSCTMP (by default a
-	// fresh t.TempDir()) and OCF_RESOURCE_PROVIDER (by default
-	// Provider).
+	// Env adds or overrides variables, such as HA_RSCTMP and HA_VARLIB
+	// (by default a fresh t.TempDir() each), OCF_RESOURCE_INSTANCE (by
+	// default "ocftest"),
+	// OCF_RESKEY_CRM_meta_timeout (by default 20000, in milliseconds) and
+	// OCF_RESOURCE_PROVIDER (by default Provider).
 	Env map[string]string
 	// Provider is the agent's provider, as in ocf:PROVIDER:NAME (default
 	// "ocftest").
@@ -93,6 +98,8 @@ func environment(t testing.TB, cfg Config) map[string]string {
 		"OCF_RESOURCE_PROVIDER":       provider,
 		"OCF_RESKEY_CRM_meta_timeout": "20000",
 		"HA_RSCTMP":                   t.TempDir(),
+		// trace_ra's files, which go to HA_VARLIB/trace_ra/AGENT/.
+		"HA_VARLIB": t.TempDir(),
 	}
 	for k, v := range cfg.Params {
 		env["OCF_RESKEY_"+k] = v

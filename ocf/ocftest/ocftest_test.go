@@ -79,6 +79,32 @@ func agent() *ocf.Agent[struct{ Word string }] {
 	}
 }
 
+// With trace_ra=1 (an agent's test of tracing, or of reload-agent of
+// trace_ra), the trace files stay in the test's HA_VARLIB, not in the
+// system's /var/lib/heartbeat/trace_ra, where they would pile up.
+func TestRunnerKeepsTracesInTheTest(t *testing.T) {
+	instance := "trace-" + randomHex(t)
+	system, _ := filepath.Glob("/var/lib/heartbeat/trace_ra/*/" + instance + ".*")
+	t.Cleanup(func() {
+		m, _ := filepath.Glob("/var/lib/heartbeat/trace_ra/*/" + instance + ".*")
+		for _, f := range m {
+			os.Remove(f)
+		}
+	})
+	r := NewRunner(t, agent(), Config{Name: "harness", Params: map[string]string{"word": "w", "trace_ra": "1"},
+		Env: map[string]string{"OCF_RESOURCE_INSTANCE": instance}})
+	if got := r.Run(ocf.ActionValidateAll, nil); got.Code != ocf.Success {
+		t.Fatalf("validate-all: %+v", got)
+	}
+	if after, _ := filepath.Glob("/var/lib/heartbeat/trace_ra/*/" + instance + ".*"); len(after) > len(system) {
+		t.Errorf("trace written outside the test: %v", after)
+	}
+	varlib := r.Env()["HA_VARLIB"]
+	if m, _ := filepath.Glob(filepath.Join(varlib, "trace_ra", "*", instance+".validate-all.*")); varlib == "" || !strings.HasPrefix(varlib, os.TempDir()) || len(m) != 1 {
+		t.Errorf("HA_VARLIB = %q holds traces %v; want one directory of the test with the action's trace", varlib, m)
+	}
+}
+
 func TestRunner(t *testing.T) {
 	r := NewRunner(t, agent(), Config{Name: "harness", Params: map[string]string{"word": "w"}})
 	env := r.Env()

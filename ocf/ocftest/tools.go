@@ -146,9 +146,15 @@ func TesterFailures(out string) []string {
 
 // CrmValidate runs Pacemaker's crm_resource --validate for the installed
 // agent ocf:PROVIDER:NAME with params, and returns its exit code and
-// combined output. The agent runs with HA_RSCTMP set to a fresh directory
-// of the test. It skips without crm_resource, and fails the test when
-// crm_resource cannot be run at all.
+// combined output. Installed means an executable at
+// /usr/lib/ocf/resource.d/PROVIDER/NAME: crm_resource looks for OCF agents
+// only in the directories Pacemaker was built with, whatever OCF_ROOT or
+// OCF_RA_PATH say, so a test installs the agent there (as root, under a
+// provider of its own) and removes it afterwards. An agent it does not
+// find gives exit code 64 (CRM_EX_USAGE, "not a known resource"). The
+// agent runs with HA_RSCTMP set to a fresh directory of the test. It skips
+// without crm_resource, and fails the test when crm_resource cannot be run
+// at all.
 func CrmValidate(t testing.TB, provider, name string, params map[string]string) (int, string) {
 	t.Helper()
 	crm, err := exec.LookPath("crm_resource")

@@ -23,13 +23,14 @@ func TestChurn(t *testing.T) {
 		return map[string]string{"consul_address": d.addr, "service_name": name, "service_port": "8080",
 			"check_tcp": check, "check_interval": "1s", "wait_for": "passing", "drain_period": "0"}
 	}
-	steady := runner(t, "steady-reg", params("steady"))
+	state := t.TempDir() // one HA_RSCTMP, as on one node
+	steady := runnerIn(t, state, "steady-reg", params("steady"))
 	must(t, steady, "start", nil, ocf.Success)
 	t.Cleanup(func() { steady.Run("stop", nil) })
 	var churning []*ocftest.Runner
 	for i := range churners {
 		name := "churn" + strconv.Itoa(i)
-		r := runner(t, name+"-reg", params(name))
+		r := runnerIn(t, state, name+"-reg", params(name))
 		t.Cleanup(func() { r.Run("stop", nil) })
 		churning = append(churning, r)
 	}

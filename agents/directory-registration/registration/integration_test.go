@@ -156,8 +156,15 @@ func listener(t *testing.T) string {
 
 func runner(t *testing.T, resource string, params map[string]string) *ocftest.Runner {
 	t.Helper()
+	return runnerIn(t, t.TempDir(), resource, params)
+}
+
+// runnerIn is runner with the state directory (HA_RSCTMP) given, for
+// resources that share one, as on one node.
+func runnerIn(t *testing.T, stateDir, resource string, params map[string]string) *ocftest.Runner {
+	t.Helper()
 	return ocftest.NewRunner(t, New(), ocftest.Config{Name: "directory-registration", Params: params,
-		Env: map[string]string{"OCF_RESOURCE_INSTANCE": resource, "OCF_RESKEY_CRM_meta_on_node": "node1"}})
+		Env: map[string]string{"OCF_RESOURCE_INSTANCE": resource, "OCF_RESKEY_CRM_meta_on_node": "node1", "HA_RSCTMP": stateDir}})
 }
 
 var (

@@ -18,13 +18,14 @@ func TestChurn(t *testing.T) { forEachEngine(t, testChurn) }
 func testChurn(t *testing.T, kind string) {
 	const churners, cycles = 4, 3
 	d := sharedEngine(t, kind)
-	steady := newNamedService(t, d, "hafw-churn-steady-"+kind, imagePlain, nil)
+	state := t.TempDir() // one HA_RSCTMP, as on one node
+	steady := newServiceIn(t, d, state, "hafw-churn-steady-"+kind, imagePlain, nil)
 	steady.must(t, "start", nil, ocf.Success)
 	t.Cleanup(func() { steady.Run("stop", nil) })
 	var churning []*service
 	var runners []*ocftest.Runner
 	for i := range churners {
-		s := newNamedService(t, d, "hafw-churn-"+strconv.Itoa(i)+"-"+kind, imagePlain, nil)
+		s := newServiceIn(t, d, state, "hafw-churn-"+strconv.Itoa(i)+"-"+kind, imagePlain, nil)
 		t.Cleanup(func() { s.Run("stop", nil) })
 		churning, runners = append(churning, s), append(runners, s.Runner)
 	}

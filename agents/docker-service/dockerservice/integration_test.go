@@ -52,13 +52,19 @@ func newService(t *testing.T, d *testDaemon, image string, params map[string]str
 // the test's choosing, for tests that run several.
 func newNamedService(t *testing.T, d *testDaemon, name, image string, params map[string]string, envLines ...string) *service {
 	t.Helper()
+	return newServiceIn(t, d, t.TempDir(), name, image, params, envLines...)
+}
+
+// newServiceIn is newNamedService with the state directory (HA_RSCTMP)
+// given, for resources that share one, as on one node.
+func newServiceIn(t *testing.T, d *testDaemon, state, name, image string, params map[string]string, envLines ...string) *service {
+	t.Helper()
 	env, port := serviceEnv(t, envLines...)
 	p := map[string]string{"image": image, "docker_host": d.Host, "network": "host", "env_file": env, "pull": "never",
 		"check_tcp": "127.0.0.1:" + strconv.Itoa(port)}
 	for k, v := range params {
 		p[k] = v
 	}
-	state := t.TempDir()
 	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "docker-service", Params: p,
 		Env: map[string]string{"OCF_RESOURCE_INSTANCE": name, "HA_RSCTMP": state}})
 	return &service{Runner: r, d: d, name: name, port: port, envFile: env,
