@@ -69,10 +69,15 @@ type Result struct {
 	Stderr string
 }
 
-// Runner runs actions of one agent under one configuration.
+// Runner runs actions of one agent under one configuration, in-process
+// (NewRunner) or as a process of its own (NewExecRunner, NewSelfRunner).
 type Runner struct {
 	agent ocf.AnyAgent
 	env   map[string]string
+	// path is the agent's executable when actions run as processes;
+	// self says it is the test binary, serving through ServeAgent.
+	path string
+	self bool
 }
 
 // NewRunner prepares in-process invocations of a with cfg.
@@ -119,8 +124,23 @@ func (r *Runner) Env() map[string]string { return maps.Clone(r.env) }
 func (r *Runner) StateDir() string { return r.env["HA_RSCTMP"] }
 
 // Run performs action with extra variables on top of the configuration;
-// an extra value of "" unsets the variable.
+// an extra value of "" unsets the variable. A runner of NewExecRunner or
+// NewSelfRunner runs the agent's executable as described there.
 func (r *Runner) Run(action string, extra map[string]string) Result {
+	env := r.actionEnv(extra)
+	if r.path != "" {
+		return r.runProcess(env, action)
+	}
+	var stdout, stderr bytes.Buffer
+	code := r.agent.Run(context.Background(), ocf.Invocation{
+		Args: []string{"agent", action}, Env: ocf.MapEnv(env), Stdout: &stdout, Stderr: &stderr,
+	})
+	return result(env, code, stdout.String(), stderr.String())
+}
+
+// actionEnv is r's environment with extra on top; an extra value of ""
+// unsets the variable.
+func (r *Runner) actionEnv(extra map[string]string) map[string]string {
 	env := make(map[string]string, len(r.env)+len(extra))
 	for k, v := range r.env {
 		env[k] = v
@@ -132,11 +152,14 @@ func (r *Runner) Run(action string, extra map[string]string) Result {
 			env[k] = v
 		}
 	}
-	var stdout, stderr bytes.Buffer
-	code := r.agent.Run(context.Background(), ocf.Invocation{
-		Args: []string{"agent", action}, Env: ocf.MapEnv(env), Stdout: &stdout, Stderr: &stderr,
-	})
-	res := Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+	return env
+}
+
+// result is the Result of a run with env that ended with code and
+// printed stdout and stderr: the exit reason is the last line of stderr
+// with the prefix env chose (Pacemaker's own by default).
+func result(env map[string]string, code ocf.Code, stdout, stderr string) Result {
+	res := Result{Code: code, Stdout: stdout, Stderr: stderr}
 	prefix := env["OCF_EXIT_REASON_PREFIX"]
 	if prefix == "" {
 		prefix = "ocf-exit-reason:"
