@@ -104,6 +104,17 @@ func helperPID(t *testing.T, dir string) int {
 	return pid
 }
 
+// gone reports whether pid has exited within 5 s: a SIGKILL sent to a
+// group takes effect on each of its processes in its own time.
+func gone(pid int) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if alive, err := process.Alive(pid); err == nil && !alive {
+			return true
+		}
+	}
+	return false
+}
+
 // The runner of the test binary gives the same codes and reasons as an
 // in-process one, and kills the agent's group at the operation timeout
 // as execd does.
@@ -129,7 +140,7 @@ func TestSelfRunner(t *testing.T) {
 	if got.Code != ocf.GenericFailure {
 		t.Errorf("start past its timeout = %v %q, want %v", got.Code, got.Reason, ocf.GenericFailure)
 	}
-	if alive, _ := process.Alive(helperPID(t, dir)); alive {
+	if !gone(helperPID(t, dir)) {
 		t.Errorf("the helper in the agent's group survived the timeout")
 	}
 
@@ -149,7 +160,7 @@ func TestInterrupt(t *testing.T) {
 		if err != nil || got.Code != ocf.GenericFailure {
 			t.Fatalf("Interrupt = %v %q, %v; want %v, nil", got.Code, got.Reason, err, ocf.GenericFailure)
 		}
-		if alive, _ := process.Alive(helperPID(t, dir)); alive {
+		if !gone(helperPID(t, dir)) {
 			t.Errorf("the helper in the agent's group survived its kill")
 		}
 		// What Pacemaker runs next, in-process on the same state.
@@ -189,7 +200,7 @@ func TestInterrupt(t *testing.T) {
 			t.Errorf("Interrupt past its context = %v, want DeadlineExceeded", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "helper.pid")); err == nil {
-			if alive, _ := process.Alive(helperPID(t, dir)); alive {
+			if !gone(helperPID(t, dir)) {
 				t.Errorf("the agent's group survived the end of the context")
 			}
 		}
