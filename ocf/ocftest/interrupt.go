@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -285,4 +286,44 @@ func (a *agentProcess) result(env map[string]string) Result {
 		code = ocf.GenericFailure
 	}
 	return result(env, code, a.stdout.String(), a.stderr.String())
+}
+
+// Recover runs, with r, what Pacemaker runs after an interrupted action
+// (or a node crash in the middle of one), and reports on t every step
+// that would cost the resource or the node:
+//
+//   - a probe, which must return one of probeWant (Success or NotRunning
+//     when the agent can tell a whole start or stop from a partial one;
+//     GenericFailure, which makes Pacemaker stop the resource, for what
+//     it left half done);
+//   - stop, which must succeed (a failed stop fences the node), and a
+//     probe after it, which must return NotRunning;
+//   - stopped, when not nil, which checks that the stop left nothing
+//     behind that the next start could trip on (processes, containers,
+//     registrations, sockets, files);
+//   - start, which must succeed, and a recurring monitor, which must
+//     return Success.
+//
+// It stops at the first failed step, with t.Fatalf, and leaves the
+// resource started otherwise.
+func Recover(t testing.TB, r *Runner, probeWant []ocf.Code, stopped func()) {
+	t.Helper()
+	step := func(name, action string, extra map[string]string, want ...ocf.Code) {
+		t.Helper()
+		got := r.Run(action, extra)
+		if !slices.Contains(want, got.Code) {
+			t.Fatalf("after the interruption, %s = %v %q, want %v\n%s", name, got.Code, got.Reason, want, got.Stderr)
+		}
+	}
+	step("probe", ocf.ActionMonitor, probe, probeWant...)
+	step("stop", ocf.ActionStop, nil, ocf.Success)
+	step("probe after stop", ocf.ActionMonitor, probe, ocf.NotRunning)
+	if stopped != nil {
+		stopped()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	step("start", ocf.ActionStart, nil, ocf.Success)
+	step("monitor after start", ocf.ActionMonitor, recurring, ocf.Success)
 }

@@ -164,11 +164,16 @@ func TestInterrupt(t *testing.T) {
 			t.Errorf("the helper in the agent's group survived its kill")
 		}
 		// What Pacemaker runs next, in-process on the same state.
-		if got := inProcess.Run(ocf.ActionMonitor, nil); got.Code != ocf.NotRunning {
-			t.Errorf("probe after the kill = %v", got.Code)
+		if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if got := inProcess.Run(ocf.ActionStop, nil); got.Code != ocf.Success {
-			t.Errorf("stop after the kill = %v", got.Code)
+		stopped := false
+		Recover(t, inProcess, []ocf.Code{ocf.NotRunning}, func() { stopped = true })
+		if !stopped {
+			t.Errorf("Recover did not call its check after the stop")
+		}
+		if got := inProcess.Run(ocf.ActionMonitor, nil); got.Code != ocf.Success {
+			t.Errorf("probe after Recover = %v, want the resource left started", got.Code)
 		}
 	})
 
