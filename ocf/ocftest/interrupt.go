@@ -38,8 +38,9 @@ const serveVar = "OCFTEST_SERVE_AGENT"
 
 // NewExecRunner prepares invocations of the agent executable at path with
 // cfg, each in a process of its own as pacemaker-execd runs agents: argv
-// is path and the action, the environment is exactly the one NewRunner
-// gives (Runner.Env, with the extra variables of each run), the working
+// is path and the action, the environment is the one NewRunner gives
+// (Runner.Env, with the extra variables of each run) and the test's PATH
+// unless that sets one (execd's children inherit its PATH), the working
 // directory is /, and the process leads a new process group. Run returns
 // the exit status as the Code (NotInstalled when path does not exist,
 // InsufficientPrivileges when it may not be executed) and, like execd, kills
@@ -236,6 +237,12 @@ func (r *Runner) startProcess(env map[string]string, action string) (*agentProce
 	a := &agentProcess{done: make(chan struct{})}
 	a.cmd = exec.Command(r.path, action)
 	a.cmd.Env = envList(env)
+	if _, ok := env["PATH"]; !ok {
+		// execd's children inherit its environment, PATH included, and
+		// agents look their tools up in it (an in-process agent uses the
+		// test's own).
+		a.cmd.Env = append(a.cmd.Env, "PATH="+os.Getenv("PATH"))
+	}
 	if r.self {
 		a.cmd.Env = append(a.cmd.Env, serveVar+"=1")
 	}
@@ -311,6 +318,7 @@ func Recover(t testing.TB, r *Runner, probeWant []ocf.Code, stopped func()) {
 	step := func(name, action string, extra map[string]string, want ...ocf.Code) {
 		t.Helper()
 		got := r.Run(action, extra)
+		t.Logf("after the interruption, %s = %v %q", name, got.Code, got.Reason)
 		if !slices.Contains(want, got.Code) {
 			t.Fatalf("after the interruption, %s = %v %q, want %v\n%s", name, got.Code, got.Reason, want, got.Stderr)
 		}

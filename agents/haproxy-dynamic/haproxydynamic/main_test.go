@@ -7,11 +7,14 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"testing"
+
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
 )
 
 // TestMain lets the test binary serve as the watcher: the agent starts
 // the watcher by executing its own binary (os.Executable) with "watch",
-// which in a test is this binary.
+// which in a test is this binary. It also serves as the agent itself for
+// the runners of ocftest.NewSelfRunner (the interruption tests).
 //
 // A benchmark profiles that watcher by creating profileTrigger beside the
 // watcher's configuration: the watcher then writes its CPU profile to
@@ -19,6 +22,9 @@ import (
 // watcher.heap.pprof and a summary of its memory to watcher.memstats.txt,
 // in the same folder.
 func TestMain(m *testing.M) {
+	if code, ok := ocftest.ServeAgent(New()); ok {
+		os.Exit(code)
+	}
 	if len(os.Args) == 3 && os.Args[1] == WatchCommand {
 		os.Exit(profiled(filepath.Dir(os.Args[2]), Main))
 	}
