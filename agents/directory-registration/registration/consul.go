@@ -316,7 +316,7 @@ func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService
 		return c.deregister(ctx, mine)
 	}
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	reason := "Pacemaker is stopping resource " + c.r.Config.rt.key
+	reason := c.stoppingNote()
 	// Clients only need a drain if they could reach the instance: not
 	// if every instance was critical or in maintenance already.
 	serving := false
@@ -333,6 +333,12 @@ func (c *consul) withdraw(ctx context.Context, v *view, mine []*api.AgentService
 		c.drain(ctx)
 	}
 	return c.deregister(ctx, mine)
+}
+
+// stoppingNote is the maintenance note of this resource's stop, by which
+// a monitor knows a maintenance its stop left unfinished.
+func (c *consul) stoppingNote() string {
+	return "Pacemaker is stopping resource " + c.r.Config.rt.key
 }
 
 // deregister removes the registrations from the local agent at once.
@@ -396,6 +402,14 @@ func (c *consul) verdict(v *view, ids []string, want *api.AgentServiceRegistrati
 	case api.HealthWarning:
 		return ocf.Errorf(ocf.Degraded, "service %s: %s", strings.Join(ids, ", "), h.detail)
 	case api.HealthMaint:
+		if h.detail == c.stoppingNote() && r.Action == ocf.ActionMonitor {
+			// This resource's own stop put it there and never
+			// finished (killed at its timeout, or the node went down
+			// meanwhile): as degraded, the instance would stay out of
+			// discovery for good. A failure makes Pacemaker stop and
+			// start it, which ends the maintenance.
+			return ocf.Errorf(ocf.GenericFailure, "service %s is still in maintenance from an unfinished stop of this resource", strings.Join(ids, ", "))
+		}
 		return ocf.Errorf(ocf.Degraded, "service %s is in maintenance: %s", strings.Join(ids, ", "), h.detail)
 	case api.HealthCritical:
 		// Start's and stop's own polls ask whether the registration
