@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
 	"io"
 	"net"
 	"os"
@@ -116,6 +117,11 @@ func sharedEngine(t *testing.T, kind string) *testDaemon {
 }
 
 func TestMain(m *testing.M) {
+	// The test binary serves as the agent for the runners of
+	// ocftest.NewSelfRunner (the interruption tests).
+	if code, ok := ocftest.ServeAgent(New()); ok {
+		os.Exit(code)
+	}
 	code := m.Run()
 	for _, d := range shared.engines {
 		d.shutdown()

@@ -1,0 +1,119 @@
+//go:build integration
+
+package dockerservice
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/ha-framework/ha-framework/ocf"
+	"github.com/ha-framework/ha-framework/ocf/ocftest"
+)
+
+// TestInterrupted kills the agent's start and stop as pacemaker-execd
+// kills them at their timeout (SIGKILL to the agent's process group), on
+// dockerd and on Podman, and then runs what Pacemaker runs next
+// (ocftest.Recover): start as soon as the container exists, start once
+// the container runs but before it is ready, and stop while it waits for
+// the container to end. The killed actions run the test binary as the
+// agent (see TestMain); the recovery runs in-process on the same state.
+func TestInterrupted(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		d := sharedEngine(t, kind)
+		s := newService(t, d, imagePlain, nil)
+		t.Cleanup(func() { s.Run(ocf.ActionStop, nil) })
+		killed := ocftest.NewSelfRunner(t, ocftest.Config{Name: "docker-service", Env: s.Env()})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cli := d.Client(t)
+		state := func() (exists, running bool, pid int) {
+			res, err := cli.ContainerInspect(ctx, s.name, client.ContainerInspectOptions{})
+			if err != nil {
+				return false, false, 0
+			}
+			st := res.Container.State
+			return true, st != nil && st.Running, func() int {
+				if st == nil {
+					return 0
+				}
+				return st.Pid
+			}()
+		}
+		interrupt := func(t *testing.T, action string, extra map[string]string, at func() bool) {
+			t.Helper()
+			if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, Extra: extra, At: at}); err != nil {
+				t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
+			}
+		}
+		removed := func(t *testing.T) func() {
+			return func() {
+				if exists, _, _ := state(); exists {
+					t.Errorf("container %s left after stop", s.name)
+				}
+				if _, err := os.Stat(s.record); err == nil {
+					t.Errorf("the container's record %s left after stop", s.record)
+				}
+			}
+		}
+
+		t.Run("start, container created", func(t *testing.T) {
+			interrupt(t, ocf.ActionStart, nil, func() bool { exists, _, _ := state(); return exists })
+			// Created, perhaps started: not running, or running (and
+			// perhaps not ready yet).
+			ocftest.Recover(t, s.Runner, []ocf.Code{ocf.NotRunning, ocf.Success, ocf.GenericFailure}, removed(t))
+		})
+
+		t.Run("start, container running, not ready", func(t *testing.T) {
+			s.must(t, ocf.ActionStop, nil, ocf.Success)
+			// A readiness check that cannot pass holds the start.
+			never := map[string]string{"OCF_RESKEY_check_tcp": "127.0.0.1:" + strconv.Itoa(freePort(t))}
+			interrupt(t, ocf.ActionStart, never, func() bool { _, running, _ := state(); return running })
+			// It serves; its configuration is the killed start's.
+			ocftest.Recover(t, s.Runner, []ocf.Code{ocf.Success, ocf.GenericFailure}, removed(t))
+		})
+
+		t.Run("stop, waiting for the container to end", func(t *testing.T) {
+			_, _, pid := state()
+			if pid <= 0 {
+				t.Fatal("no container process")
+			}
+			// Stopped, the container's process keeps the engine's stop
+			// signal pending: the stop waits for it, and is killed then.
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			interrupt(t, ocf.ActionStop, nil, func() bool { return pending(pid, syscall.SIGTERM) })
+			// The service ends on its own, after the agent.
+			syscall.Kill(pid, syscall.SIGCONT)
+			ocftest.Recover(t, s.Runner, []ocf.Code{ocf.NotRunning, ocf.Success, ocf.GenericFailure}, removed(t))
+		})
+	})
+}
+
+// pending reports whether signal sig is pending for process pid, as
+// /proc/PID/status shows it (ShdPnd, shared by its threads, or SigPnd).
+func pending(pid int, sig syscall.Signal) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || (name != "ShdPnd" && name != "SigPnd") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64)
+		if err == nil && mask&(1<<(uint(sig)-1)) != 0 {
+			return true
+		}
+	}
+	return false
+}
