@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/moby/moby/client"
 
 	"github.com/ha-framework/ha-framework/ocf"
 	"github.com/ha-framework/ha-framework/ocf/ocftest"
+	"github.com/ha-framework/ha-framework/testcluster/consultest"
 )
 
 // TestInterrupted kills the agent's start and stop as pacemaker-execd
@@ -116,4 +118,91 @@ func pending(pid int, sig syscall.Signal) bool {
 		}
 	}
 	return false
+}
+
+// TestInterruptedRegistration kills, with register=true, the start once
+// the container runs but before its registration, and the stop once the
+// registration is withdrawn but before the container stops, then runs
+// what Pacemaker runs next (ocftest.Recover): the stop must leave no
+// registration, and the start must register again.
+func TestInterruptedRegistration(t *testing.T) {
+	consul := consultest.StartServer(t, &consultest.Options{Dev: true})
+	cfg := api.DefaultConfig()
+	cfg.Address = consul.HTTPAddr(0)
+	capi, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sharedEngine(t, engineDocker)
+	s := newService(t, d, imageRegistrator, map[string]string{"register": "true", "consul_address": consul.HTTPAddr(0)})
+	env := s.Env()
+	env["OCF_RESKEY_service_port"] = strconv.Itoa(s.port)
+	env["OCF_RESKEY_CRM_meta_on_node"] = "node1"
+	r := ocftest.NewRunner(t, New(), ocftest.Config{Name: "docker-service", Env: env})
+	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
+	killed := ocftest.NewSelfRunner(t, ocftest.Config{Name: "docker-service", Env: env})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli := d.Client(t)
+	running := func() bool {
+		res, err := cli.ContainerInspect(ctx, s.name, client.ContainerInspectOptions{})
+		return err == nil && res.Container.State != nil && res.Container.State.Running
+	}
+	registered := func() bool {
+		services, err := capi.Agent().Services()
+		return err == nil && len(services) > 0
+	}
+	interrupt := func(t *testing.T, action string, at func() bool) {
+		t.Helper()
+		if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, At: at}); err != nil {
+			t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
+		}
+	}
+	clean := func(t *testing.T) func() {
+		return func() {
+			if services, _ := capi.Agent().Services(); len(services) != 0 {
+				t.Errorf("services left after stop: %v", services)
+			}
+			if running() {
+				t.Errorf("container %s still runs after stop", s.name)
+			}
+		}
+	}
+
+	t.Run("start, container running, not registered", func(t *testing.T) {
+		interrupt(t, ocf.ActionStart, running)
+		ocftest.Recover(t, r, []ocf.Code{ocf.Success, ocf.GenericFailure}, clean(t))
+		if !registered() {
+			t.Errorf("not registered after the start")
+		}
+	})
+
+	t.Run("stop, draining, in maintenance", func(t *testing.T) {
+		interrupt(t, ocf.ActionStop, func() bool {
+			checks, err := capi.Agent().Checks()
+			if err != nil {
+				return false
+			}
+			for id := range checks {
+				if strings.HasPrefix(id, api.ServiceMaintPrefix) {
+					return true
+				}
+			}
+			return false
+		})
+		// Registered, in the maintenance of the unfinished stop: failed,
+		// so that Pacemaker stops and starts it.
+		ocftest.Recover(t, r, []ocf.Code{ocf.GenericFailure}, clean(t))
+		if !registered() {
+			t.Errorf("not registered after the start")
+		}
+	})
+
+	t.Run("stop, registration withdrawn, container running", func(t *testing.T) {
+		interrupt(t, ocf.ActionStop, func() bool { return !registered() })
+		ocftest.Recover(t, r, []ocf.Code{ocf.Success, ocf.GenericFailure, ocf.NotRunning}, clean(t))
+		if !registered() {
+			t.Errorf("not registered after the start")
+		}
+	})
 }
