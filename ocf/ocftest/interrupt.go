@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -187,6 +188,30 @@ func Exists(path string) func() bool {
 	return func() bool {
 		_, err := os.Stat(path)
 		return err == nil
+	}
+}
+
+// SignalPending returns a point of interruption that comes when signal
+// sig is pending for process pid (/proc/PID/status, SigPnd or ShdPnd):
+// with the service's process stopped (SIGSTOP), the moment the agent
+// asked it to end and waits for it, whatever the service's own pace.
+func SignalPending(pid int, sig syscall.Signal) func() bool {
+	bit := uint64(1) << (uint(sig) - 1)
+	return func() bool {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok || (name != "ShdPnd" && name != "SigPnd") {
+				continue
+			}
+			if mask, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64); err == nil && mask&bit != 0 {
+				return true
+			}
+		}
+		return false
 	}
 }
 

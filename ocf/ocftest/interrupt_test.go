@@ -218,3 +218,31 @@ func TestInterrupt(t *testing.T) {
 		}
 	})
 }
+
+func TestSignalPending(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	at := SignalPending(pid, syscall.SIGTERM)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if at() {
+		t.Fatal("SIGTERM pending before it was sent")
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !at() {
+		t.Error("SIGTERM sent to a stopped process not seen pending")
+	}
+	if SignalPending(pid, syscall.SIGQUIT)() {
+		t.Error("SIGQUIT seen pending, only SIGTERM was sent")
+	}
+	if SignalPending(1<<30, syscall.SIGTERM)() {
+		t.Error("a signal pending for a process that does not exist")
+	}
+}

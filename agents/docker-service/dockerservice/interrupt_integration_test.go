@@ -4,7 +4,6 @@ package dockerservice
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -92,32 +91,12 @@ func TestInterrupted(t *testing.T) {
 			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
-			interrupt(t, ocf.ActionStop, nil, func() bool { return pending(pid, syscall.SIGTERM) })
+			interrupt(t, ocf.ActionStop, nil, ocftest.SignalPending(pid, syscall.SIGTERM))
 			// The service ends on its own, after the agent.
 			syscall.Kill(pid, syscall.SIGCONT)
 			ocftest.Recover(t, s.Runner, []ocf.Code{ocf.NotRunning, ocf.Success, ocf.GenericFailure}, removed(t))
 		})
 	})
-}
-
-// pending reports whether signal sig is pending for process pid, as
-// /proc/PID/status shows it (ShdPnd, shared by its threads, or SigPnd).
-func pending(pid int, sig syscall.Signal) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || (name != "ShdPnd" && name != "SigPnd") {
-			continue
-		}
-		mask, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64)
-		if err == nil && mask&(1<<(uint(sig)-1)) != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // TestInterruptedRegistration kills, with register=true, the start once

@@ -5,6 +5,7 @@ package gateway
 import (
 	"context"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,20 @@ func TestInterrupted(t *testing.T) {
 		master, comp := pid(t, "master.pid"), pid(t, "companion.pid")
 		interrupt(t, ocf.ActionStop, nil, exited(comp))
 		ocftest.Recover(t, r, []ocf.Code{ocf.GenericFailure, ocf.NotRunning}, gone(t, master, comp))
+		serving(t)
+	})
+
+	t.Run("stop, waiting for nginx to end", func(t *testing.T) {
+		master := pid(t, "master.pid")
+		// Stopped, the master keeps the graceful stop's QUIT pending
+		// (its workers end): the stop waits for it, and is killed then.
+		if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		interrupt(t, ocf.ActionStop, nil, ocftest.SignalPending(master, syscall.SIGQUIT))
+		// nginx ends on its own, after the agent.
+		syscall.Kill(master, syscall.SIGCONT)
+		ocftest.Recover(t, r, []ocf.Code{ocf.GenericFailure, ocf.NotRunning}, gone(t, master))
 		serving(t)
 	})
 
