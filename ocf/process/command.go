@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +52,9 @@ func (e *ExitError) Error() string {
 // only a fixed PATH and LC_ALL=C as its environment, stdin from
 // /dev/null, and its own process group, so that when ctx ends the whole
 // group is killed, not only the command (a shell script's children
-// included). path must be absolute or a name found in that fixed PATH.
+// included); when the agent itself is killed (Pacemaker's SIGKILL at an
+// operation's timeout), the kernel kills the command, though not its
+// children. path must be absolute or a name found in that fixed PATH.
 //
 // Return values:
 //   - (stdout, nil): the command exited with status 0.
@@ -84,7 +87,15 @@ func Run(ctx context.Context, path string, args ...string) ([]byte, error) {
 	}
 	cmd.Env = commandEnv
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: Pacemaker kills an agent that outlives its timeout with
+	// SIGKILL to the agent's process group, which the helper left; the
+	// kernel then kills the helper when the thread that started it dies,
+	// so a hung helper does not outlive its agent. The goroutine keeps
+	// that thread until the helper has exited: an exiting thread would
+	// kill the helper too soon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.Cancel = func() error {
 		// The group is the command's pid, made by Setpgid.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

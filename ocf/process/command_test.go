@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,5 +67,49 @@ func TestRunKillsGroupAtDeadline(t *testing.T) {
 	}
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("Run returned %v after its deadline", took)
+	}
+}
+
+// Pacemaker kills an agent that outlives its timeout with SIGKILL to the
+// agent's process group. A helper command runs in a group of its own (so
+// that Run can kill all of it at its deadline), which that kill does not
+// reach: the helper must die with the agent all the same, or a hung one
+// stays forever, one more at every timeout.
+func TestRunHelperDiesWithKilledAgent(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "helper.pid")
+	agent := exec.Command(self)
+	agent.Env = []string{"PROCESS_TEST_RUN_HELPER=" + pidFile}
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var helper int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if pid, err := ReadPIDFile(pidFile); err == nil {
+			helper = pid
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
+			agent.Wait()
+			t.Fatal("the helper did not start within 10 s")
+		}
+	}
+	t.Cleanup(func() { syscall.Kill(helper, syscall.SIGKILL) })
+	if err := syscall.Kill(-agent.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if alive, err := Alive(helper); err == nil && !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the helper (pid %d) still runs 5 s after its agent was killed", helper)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strconv"
@@ -12,6 +13,13 @@ import (
 const prSetChildSubreaper = 36
 
 func TestMain(m *testing.M) {
+	if file := os.Getenv("PROCESS_TEST_RUN_HELPER"); file != "" {
+		// An agent running a helper command, for
+		// TestRunHelperDiesWithKilledAgent: the helper records its pid
+		// and waits.
+		Run(context.Background(), "/bin/sh", "-c", `echo $$ > "$1"; exec /bin/sleep 60`, "sh", file)
+		os.Exit(0)
+	}
 	// As a subreaper, this binary inherits the processes the tests
 	// orphan (the sleeps a killed shell leaves behind) and reaps them
 	// below, rather than leaving them to an init that, in minimal
