@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // half done, and then runs what Pacemaker runs next (ocftest.Recover):
 // start once Consul runs but before its HTTP API answers, stop once
 // Consul caught its stop signal and shuts down, reload-agent once the new
-// configuration is written but before Consul is told to reload. The
+// configuration is written, while consul validate checks it. The
 // killed actions run the test binary as the agent (see TestMain); the
 // recovery runs in-process on the same state directory.
 func TestConsulInterrupted(t *testing.T) {
@@ -85,14 +86,44 @@ func TestConsulInterrupted(t *testing.T) {
 		ocftest.Recover(t, r, []ocf.Code{ocf.Success, ocf.GenericFailure, ocf.NotRunning}, gone(t, p))
 	})
 
-	t.Run("reload-agent, configuration written, Consul not told", func(t *testing.T) {
+	t.Run("reload-agent, new configuration under validation", func(t *testing.T) {
 		p := pid(t)
 		conf := filepath.Join(state, "consul-ocftest.json")
+		tmp := conf + ".new.json"
+		// Killed while consul validate checks the new configuration,
+		// a helper the agent waits for.
 		interrupt(t, ocf.ActionReloadAgent, map[string]string{"OCF_RESKEY_log_level": "debug"}, func() bool {
-			data, _ := os.ReadFile(conf)
-			return bytes.Contains(data, []byte(`"debug"`))
+			return len(processesNaming(tmp)) > 0
 		})
-		// Consul runs on, with the old level: running.
+		// The helper dies with its agent.
+		for deadline := time.Now().Add(5 * time.Second); len(processesNaming(tmp)) > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("consul validate %v still runs 5 s after its agent was killed", processesNaming(tmp))
+			}
+		}
+		// Consul runs on, with the old configuration: running.
 		ocftest.Recover(t, r, []ocf.Code{ocf.Success}, gone(t, p))
+		if _, err := os.Stat(tmp); err == nil {
+			t.Errorf("the killed reload's configuration %s left after the next start", tmp)
+		}
 	})
+}
+
+// processesNaming lists the processes with text in their command line.
+func processesNaming(text string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte(text)) {
+			if alive, _ := process.Alive(pid); alive {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
