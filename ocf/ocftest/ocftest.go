@@ -5,7 +5,10 @@
 // steady one. Where the tools are
 // installed, OCFTester runs the real ocf-tester against a built binary,
 // and CrmValidate runs crm_resource --validate against an installed
-// agent. It works from any module: nothing in it assumes this
+// agent. Runner.Interrupt kills an action partway, as pacemaker-execd
+// kills one at its timeout, running the agent as a process of its own
+// (NewExecRunner, or NewSelfRunner with ServeAgent for the test binary),
+// and Recover checks what Pacemaker runs next. It works from any module: nothing in it assumes this
 // repository's layout or provider name.
 //
 // Every Runner (and every Conformance and OCFTester call) gets its own
