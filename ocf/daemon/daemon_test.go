@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -41,9 +40,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("DAEMON_TEST_AGENT") == "never-ready" {
 		// The agent as Pacemaker runs it (TestStopAfterStartKilled),
 		// with a readiness check that never passes.
-		os.Exit(newAgentReady(func(ctx context.Context, r *ocf.Request[config], p daemon.Process) error {
+		if code, ok := ocftest.ServeAgent(newAgentReady(func(ctx context.Context, r *ocf.Request[config], p daemon.Process) error {
 			return errors.New("not ready")
-		}).Main())
+		})); ok {
+			os.Exit(code)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -617,47 +618,29 @@ func TestConfigRoundTrip(t *testing.T) {
 // start had launched, in a session of its own, must be found by the
 // stop and ended, so that the next start does not find its port taken.
 func TestStopAfterStartKilled(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin, addr, dir := testBinary(t), freeAddr(t), t.TempDir()
 	params := map[string]string{"binary": bin, "listen": addr}
-	env := []string{"DAEMON_TEST_AGENT=never-ready", "HA_RSCTMP=" + dir, "OCF_ROOT=/usr/lib/ocf",
-		"OCF_RESOURCE_INSTANCE=killed", "OCF_RESOURCE_TYPE=testd", "OCF_RESKEY_CRM_meta_timeout=60000",
-		"OCF_RESKEY_binary=" + bin, "OCF_RESKEY_listen=" + addr}
-	agent := exec.Command(self, "start")
-	agent.Env = env
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
+	killed := ocftest.NewSelfRunner(t, ocftest.Config{Name: "testd", Params: params, Env: map[string]string{
+		"DAEMON_TEST_AGENT": "never-ready", "HA_RSCTMP": dir, "OCF_RESOURCE_INSTANCE": "killed",
+		"OCF_RESKEY_CRM_meta_timeout": "60000"}})
 	// Killed once the daemon serves and its pid file is written, while
 	// the start still waits for its readiness check. (Between the
 	// daemon's exec and the pid file, a few milliseconds, a kill would
 	// leave it untracked; Pacemaker kills at the timeout, long after.)
 	pidfile := filepath.Join(dir, "testd-killed.pid")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	serves := func() bool {
 		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			if _, err := os.Stat(pidfile); err == nil {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
-			agent.Wait()
-			t.Fatalf("the daemon did not listen on %s, with its pid file %s, within 30 s of the start", addr, pidfile)
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		_, err = os.Stat(pidfile)
+		return err == nil
 	}
-	if err := syscall.Kill(-agent.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Wait(); err == nil {
-		t.Fatal("the start returned before it was killed; the test needs it still waiting")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: ocf.ActionStart, At: serves}); err != nil {
+		t.Fatalf("the start was not killed while it waited for readiness: %v\n%s", err, res.Stderr)
 	}
 	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: params,
 		Env: map[string]string{"HA_RSCTMP": dir, "OCF_RESOURCE_INSTANCE": "killed"}})
