@@ -28,9 +28,9 @@ import (
 //   - When an operation outlives its timeout, execd sends SIGKILL, with no
 //     SIGTERM first, to that whole group: kill(-pid, SIGKILL). Only for an
 //     operation with on-fail=block does it kill the agent's process alone,
-//     leaving the rest of the group running. It repeats the kill every 5 s
-//     while the agent has not exited, and records the operation as failed
-//     (OCF_ERR_GENERIC, status "Timed Out").
+//     leaving the rest of the group running. It sends the kill once (5 s
+//     later it only logs an agent that will not die), and records the
+//     operation as failed (OCF_ERR_GENERIC, status "Timed Out").
 
 // serveVar marks the environment of a test binary that NewSelfRunner
 // starts to serve as the agent (ServeAgent). It reaches the agent only:
