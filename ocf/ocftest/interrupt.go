@@ -110,7 +110,8 @@ type Interruption struct {
 	// At reports whether the point of interruption has come. It is
 	// called every 10 ms from the moment the agent is started, and never
 	// after it returned true. A condition the agent's progress makes
-	// true (a pid file written, a port listening: see Exists) makes the
+	// true (a pid file written: Exists; a stop signal pending for the
+	// service: SignalPending; a registration seen) makes the
 	// test deterministic; After is a fixed delay.
 	At func() bool
 	// AgentOnly kills the agent's process alone, as execd does for an
