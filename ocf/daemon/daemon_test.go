@@ -452,10 +452,12 @@ func TestRunsAsUser(t *testing.T) {
 	}
 }
 
-// A daemon killed with SIGKILL leaves its workers (still holding its
-// ports, say): the monitor reports it stopped, and the stop that comes
-// next ends the workers, so the next start is not refused.
-func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
+// deadDaemonWithWorker starts the test daemon with a worker in its
+// process group, kills the daemon alone with SIGKILL and waits for it to
+// be gone, leaving the worker running (still holding its ports, say). It
+// returns the runner and the worker's pid.
+func deadDaemonWithWorker(t *testing.T) (*ocftest.Runner, int) {
+	t.Helper()
 	worker := filepath.Join(t.TempDir(), "worker.pid")
 	state := t.TempDir()
 	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": freeAddr(t), "worker": worker},
@@ -479,10 +481,18 @@ func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
 	for alive, _ := process.Alive(pid); alive && ctx.Err() == nil; alive, _ = process.Alive(pid) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	must(t, r, ocf.ActionMonitor, recurring, ocf.NotRunning)
 	if alive, _ := process.Alive(wpid); !alive {
 		t.Fatal("the worker died with the daemon; the test proves nothing")
 	}
+	return r, wpid
+}
+
+// A daemon killed with SIGKILL leaves its workers: the monitor reports it
+// stopped, and the stop that comes next ends the workers, so the next
+// start is not refused.
+func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
+	r, wpid := deadDaemonWithWorker(t)
+	must(t, r, ocf.ActionMonitor, recurring, ocf.NotRunning)
 	must(t, r, ocf.ActionStop, nil, ocf.Success)
 	if alive, _ := process.Alive(wpid); alive {
 		t.Error("stop left the dead daemon's worker running")
@@ -495,33 +505,8 @@ func TestStopEndsWorkersOfDeadDaemon(t *testing.T) {
 // the new daemon's pid file replaces the old one nothing names their
 // group any more, and no stop can end them.
 func TestStartEndsWorkersOfDeadDaemon(t *testing.T) {
-	worker := filepath.Join(t.TempDir(), "worker.pid")
-	state := t.TempDir()
-	r := ocftest.NewRunner(t, newAgent(), ocftest.Config{Name: "testd", Params: map[string]string{"binary": testBinary(t), "listen": freeAddr(t), "worker": worker},
-		Env: map[string]string{"HA_RSCTMP": state}})
-	t.Cleanup(func() { r.Run(ocf.ActionStop, nil) })
-	must(t, r, ocf.ActionStart, nil, ocf.Success)
-	pid, err := process.ReadPIDFile(filepath.Join(state, "testd-ocftest.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wpid, err := process.ReadPIDFile(worker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(wpid, syscall.SIGKILL) })
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for alive, _ := process.Alive(pid); alive && ctx.Err() == nil; alive, _ = process.Alive(pid) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	r, wpid := deadDaemonWithWorker(t)
 	must(t, r, ocf.ActionMonitor, probe, ocf.NotRunning)
-	if alive, _ := process.Alive(wpid); !alive {
-		t.Fatal("the worker died with the daemon; the test proves nothing")
-	}
 	must(t, r, ocf.ActionStart, nil, ocf.Success)
 	if alive, _ := process.Alive(wpid); alive {
 		t.Error("start left the dead daemon's worker running")
