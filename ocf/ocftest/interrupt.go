@@ -176,6 +176,18 @@ func (r *Runner) Interrupt(ctx context.Context, in Interruption) (Result, error)
 	}
 }
 
+// Interrupted is Interrupt for a test that needs the kill: it fails t at
+// once (t.Fatal, with what the agent wrote to stderr) unless r's agent
+// was killed at in.At, and otherwise returns the Result Interrupt gives.
+func Interrupted(t testing.TB, ctx context.Context, r *Runner, in Interruption) Result {
+	t.Helper()
+	res, err := r.Interrupt(ctx, in)
+	if err != nil {
+		t.Fatalf("%s not interrupted: %v\n%s", in.Action, err, res.Stderr)
+	}
+	return res
+}
+
 // After returns a point of interruption that comes d after After is
 // called.
 func After(d time.Duration) func() bool {

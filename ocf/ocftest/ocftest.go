@@ -5,11 +5,12 @@
 // steady one. Where the tools are
 // installed, OCFTester runs the real ocf-tester against a built binary,
 // and CrmValidate runs crm_resource --validate against an installed
-// agent. Runner.Interrupt kills an action partway, as pacemaker-execd
-// kills one at its timeout, running the agent as a process of its own
+// agent. Runner.Interrupt (or Interrupted, which fails the test when the
+// kill did not happen) kills an action partway, as pacemaker-execd kills
+// one at its timeout, running the agent as a process of its own
 // (NewExecRunner, or NewSelfRunner with ServeAgent for the test binary),
-// and Recover checks what Pacemaker runs next. It works from any module: nothing in it assumes this
-// repository's layout or provider name.
+// and Recover checks what Pacemaker runs next. It works from any module:
+// nothing in it assumes this repository's layout or provider name.
 //
 // Every Runner (and every Conformance and OCFTester call) gets its own
 // state directory (HA_RSCTMP) and HA_VARLIB under the test's temporary

@@ -56,9 +56,7 @@ func TestInterrupted(t *testing.T) {
 	}
 	interrupt := func(t *testing.T, action string, at func() bool) {
 		t.Helper()
-		if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, At: at}); err != nil {
-			t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
-		}
+		ocftest.Interrupted(t, ctx, killed, ocftest.Interruption{Action: action, At: at})
 	}
 	deregistered := func(t *testing.T) func() {
 		return func() {

@@ -50,9 +50,7 @@ func TestInterrupted(t *testing.T) {
 		}
 		interrupt := func(t *testing.T, action string, extra map[string]string, at func() bool) {
 			t.Helper()
-			if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, Extra: extra, At: at}); err != nil {
-				t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
-			}
+			ocftest.Interrupted(t, ctx, killed, ocftest.Interruption{Action: action, Extra: extra, At: at})
 		}
 		removed := func(t *testing.T) func() {
 			return func() {
@@ -135,9 +133,7 @@ func TestInterruptedRegistration(t *testing.T) {
 	}
 	interrupt := func(t *testing.T, action string, at func() bool) {
 		t.Helper()
-		if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, At: at}); err != nil {
-			t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
-		}
+		ocftest.Interrupted(t, ctx, killed, ocftest.Interruption{Action: action, At: at})
 	}
 	clean := func(t *testing.T) func() {
 		return func() {

@@ -43,9 +43,7 @@ func TestInterrupted(t *testing.T) {
 	}
 	interrupt := func(t *testing.T, action string, extra map[string]string, at func() bool) {
 		t.Helper()
-		if res, err := killed.Interrupt(ctx, ocftest.Interruption{Action: action, Extra: extra, At: at}); err != nil {
-			t.Fatalf("%s not interrupted: %v\n%s", action, err, res.Stderr)
-		}
+		ocftest.Interrupted(t, ctx, killed, ocftest.Interruption{Action: action, Extra: extra, At: at})
 	}
 	gone := func(t *testing.T, pids ...int) func() {
 		return func() {
